@@ -1,0 +1,382 @@
+//! The CPU backend: activations are host `Vec<f32>` matrices, dense weights are candle
+//! tensors multiplied by candle's gemm, block-format weights stay quantized and go through
+//! our int8 kernels. Every op runs inside the backend's own rayon pool, so a partition's
+//! threads never spill into another partition's.
+
+mod attention;
+mod ops;
+
+use std::sync::Arc;
+
+use candle_core::{Device, Tensor};
+
+use crate::backend::*;
+use crate::error::{shape_err, KernelError, Result};
+use crate::ledger::{Cost, Ledger, OpKind};
+use crate::quant::{ActivationPrecision, DType, HostWeight, QMatrix};
+
+/// An f32 matrix in host memory; cloning shares the data.
+#[derive(Clone, Debug)]
+pub struct CpuTensor {
+    data: Arc<Vec<f32>>,
+    rows: usize,
+    cols: usize,
+}
+
+impl CpuTensor {
+    fn new(data: Vec<f32>, rows: usize, cols: usize) -> CpuTensor {
+        debug_assert_eq!(data.len(), rows * cols);
+        CpuTensor {
+            data: Arc::new(data),
+            rows,
+            cols,
+        }
+    }
+
+    pub fn as_slice(&self) -> &[f32] {
+        &self.data
+    }
+}
+
+/// A weight on the CPU: dense f32 (f16 and bf16 are widened on upload) or block-quantized.
+#[derive(Debug)]
+pub enum CpuWeight {
+    Dense {
+        matrix: Tensor,
+        rows: usize,
+        cols: usize,
+    },
+    Quantized(QMatrix),
+}
+
+/// Keys and values of one attention layer, `[position, kv_heads * head_dim]` each.
+#[derive(Debug)]
+pub struct CpuKvCache {
+    spec: KvCacheSpec,
+    keys: Vec<f32>,
+    values: Vec<f32>,
+    len: usize,
+}
+
+/// The CPU implementation of [`Backend`].
+pub struct CpuBackend {
+    pool: rayon::ThreadPool,
+    ledger: Ledger,
+    precision: ActivationPrecision,
+}
+
+impl CpuBackend {
+    /// A backend with its own pool of `threads` worker threads.
+    pub fn new(threads: usize) -> Result<CpuBackend> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("brainstem-cpu-{i}"))
+            .build()
+            .map_err(|e| KernelError::InvalidArgument {
+                op: "CpuBackend::new",
+                message: e.to_string(),
+            })?;
+        Ok(CpuBackend {
+            pool,
+            ledger: Ledger::default(),
+            precision: ActivationPrecision::default(),
+        })
+    }
+
+    /// How activations meet block-quantized weights (int8 by default).
+    pub fn with_activation_precision(mut self, precision: ActivationPrecision) -> CpuBackend {
+        self.precision = precision;
+        self
+    }
+
+    pub fn activation_precision(&self) -> ActivationPrecision {
+        self.precision
+    }
+
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    fn record(&self, kind: OpKind, cost: Cost) {
+        self.ledger.record(kind, cost);
+    }
+}
+
+fn bytes_f32(elems: usize) -> u64 {
+    4 * elems as u64
+}
+
+impl Backend for CpuBackend {
+    type Tensor = CpuTensor;
+    type Weight = CpuWeight;
+    type KvCache = CpuKvCache;
+
+    fn name(&self) -> String {
+        let precision = match self.precision {
+            ActivationPrecision::Int8 => "int8",
+            ActivationPrecision::F32 => "f32",
+        };
+        format!("cpu ({} threads, {precision} activations)", self.threads())
+    }
+
+    fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    fn upload(&self, data: &[f32], rows: usize, cols: usize) -> Result<CpuTensor> {
+        if data.len() != rows * cols {
+            return Err(shape_err(
+                "upload",
+                format!("{rows} x {cols} values"),
+                data.len(),
+            ));
+        }
+        Ok(CpuTensor::new(data.to_vec(), rows, cols))
+    }
+
+    fn upload_weight(&self, weight: &HostWeight) -> Result<CpuWeight> {
+        weight.validate()?;
+        let (rows, cols) = weight.matrix_dims();
+        match weight.dtype {
+            DType::F32 | DType::F16 | DType::BF16 => {
+                let matrix = Tensor::from_vec(weight.to_f32()?, (rows, cols), &Device::Cpu)?;
+                Ok(CpuWeight::Dense { matrix, rows, cols })
+            }
+            _ => Ok(CpuWeight::Quantized(QMatrix::from_host(weight)?)),
+        }
+    }
+
+    fn read(&self, x: &CpuTensor) -> Result<Vec<f32>> {
+        Ok(x.data.as_ref().clone())
+    }
+
+    fn dims(&self, x: &CpuTensor) -> (usize, usize) {
+        (x.rows, x.cols)
+    }
+
+    fn weight_dims(&self, w: &CpuWeight) -> (usize, usize) {
+        match w {
+            CpuWeight::Dense { rows, cols, .. } => (*rows, *cols),
+            CpuWeight::Quantized(q) => (q.rows(), q.cols()),
+        }
+    }
+
+    fn kv_cache(&self, spec: KvCacheSpec) -> Result<CpuKvCache> {
+        Ok(CpuKvCache {
+            spec,
+            keys: Vec::new(),
+            values: Vec::new(),
+            len: 0,
+        })
+    }
+
+    fn kv_len(&self, cache: &CpuKvCache) -> usize {
+        cache.len
+    }
+
+    fn kv_clear(&self, cache: &mut CpuKvCache) {
+        cache.keys.clear();
+        cache.values.clear();
+        cache.len = 0;
+    }
+
+    fn matmul(&self, x: &CpuTensor, w: &CpuWeight) -> Result<CpuTensor> {
+        let (rows, cols) = self.weight_dims(w);
+        if x.cols != cols {
+            return Err(shape_err(
+                "matmul",
+                format!("x with {cols} columns"),
+                format!("{} x {}", x.rows, x.cols),
+            ));
+        }
+        let n = x.rows;
+        let macs = (n * rows * cols) as u64;
+        let io = bytes_f32(n * cols);
+        let out = match w {
+            CpuWeight::Quantized(q) => {
+                let mut out = vec![0f32; n * rows];
+                self.pool
+                    .install(|| q.matmul(&x.data, n, &mut out, self.precision))?;
+                let mut cost = Cost {
+                    bytes_read: q.byte_len() as u64 + io,
+                    bytes_written: bytes_f32(n * rows),
+                    ..Cost::default()
+                };
+                match self.precision {
+                    ActivationPrecision::Int8 => cost.int8_macs = macs,
+                    ActivationPrecision::F32 => cost.f32_macs = macs,
+                }
+                self.record(OpKind::QuantMatmul, cost);
+                out
+            }
+            CpuWeight::Dense { matrix, .. } => {
+                let xs = Tensor::from_slice(x.data.as_slice(), (n, cols), &Device::Cpu)?;
+                let out = self
+                    .pool
+                    .install(|| xs.matmul(&matrix.t()?)?.flatten_all()?.to_vec1::<f32>())?;
+                let cost = Cost {
+                    f32_macs: macs,
+                    bytes_read: bytes_f32(rows * cols) + io,
+                    bytes_written: bytes_f32(n * rows),
+                    ..Cost::default()
+                };
+                self.record(OpKind::DenseMatmul, cost);
+                out
+            }
+        };
+        Ok(CpuTensor::new(out, n, rows))
+    }
+
+    fn embedding(&self, table: &CpuWeight, ids: &[u32]) -> Result<CpuTensor> {
+        let (rows, cols) = self.weight_dims(table);
+        let mut out = vec![0f32; ids.len() * cols];
+        for (&id, row) in ids.iter().zip(out.chunks_exact_mut(cols)) {
+            let r = id as usize;
+            if r >= rows {
+                return Err(KernelError::TokenOutOfRange { id, rows });
+            }
+            match table {
+                CpuWeight::Quantized(q) => q.dequantize_row(r, row)?,
+                CpuWeight::Dense { matrix, .. } => {
+                    row.copy_from_slice(&matrix.get(r)?.to_vec1::<f32>()?)
+                }
+            }
+        }
+        let row_bytes = match table {
+            CpuWeight::Quantized(q) => q.byte_len() / rows,
+            CpuWeight::Dense { .. } => 4 * cols,
+        };
+        let cost = Cost {
+            bytes_read: (ids.len() * row_bytes) as u64,
+            bytes_written: bytes_f32(out.len()),
+            ..Cost::default()
+        };
+        self.record(OpKind::Embedding, cost);
+        Ok(CpuTensor::new(out, ids.len(), cols))
+    }
+
+    fn rms_norm(&self, x: &CpuTensor, gamma: &CpuTensor, eps: f32) -> Result<CpuTensor> {
+        check_row_vector("rms_norm", x, gamma)?;
+        let out = ops::rms_norm(&x.data, &gamma.data, eps);
+        self.record(OpKind::Norm, ops::row_op_cost(x.rows, x.cols, 4));
+        Ok(CpuTensor::new(out, x.rows, x.cols))
+    }
+
+    fn layer_norm(
+        &self,
+        x: &CpuTensor,
+        gamma: &CpuTensor,
+        beta: &CpuTensor,
+        eps: f32,
+    ) -> Result<CpuTensor> {
+        check_row_vector("layer_norm", x, gamma)?;
+        check_row_vector("layer_norm", x, beta)?;
+        let out = ops::layer_norm(&x.data, &gamma.data, &beta.data, eps);
+        self.record(OpKind::Norm, ops::row_op_cost(x.rows, x.cols, 7));
+        Ok(CpuTensor::new(out, x.rows, x.cols))
+    }
+
+    fn rope(&self, x: &CpuTensor, params: RopeParams) -> Result<CpuTensor> {
+        if params.heads * params.head_dim != x.cols || params.head_dim % 2 != 0 {
+            return Err(shape_err(
+                "rope",
+                format!("{} heads of even size {}", params.heads, params.head_dim),
+                x.cols,
+            ));
+        }
+        let out = ops::rope(&x.data, x.cols, params);
+        self.record(OpKind::Rope, ops::row_op_cost(x.rows, x.cols, 3));
+        Ok(CpuTensor::new(out, x.rows, x.cols))
+    }
+
+    fn attention(
+        &self,
+        q: &CpuTensor,
+        k: &CpuTensor,
+        v: &CpuTensor,
+        cache: &mut CpuKvCache,
+        params: AttentionParams,
+    ) -> Result<CpuTensor> {
+        let (out, cost) = self
+            .pool
+            .install(|| attention::attend(q, k, v, cache, params))?;
+        self.record(OpKind::Attention, cost);
+        Ok(out)
+    }
+
+    fn activation(&self, x: &CpuTensor, act: Activation) -> Result<CpuTensor> {
+        let out = x.data.iter().map(|&v| ops::activate(v, act)).collect();
+        self.record(OpKind::Activation, ops::row_op_cost(x.rows, x.cols, 5));
+        Ok(CpuTensor::new(out, x.rows, x.cols))
+    }
+
+    fn gated(&self, gate: &CpuTensor, up: &CpuTensor, act: Activation) -> Result<CpuTensor> {
+        if (gate.rows, gate.cols) != (up.rows, up.cols) {
+            return Err(shape_err(
+                "gated",
+                format!("up {} x {}", gate.rows, gate.cols),
+                format!("{} x {}", up.rows, up.cols),
+            ));
+        }
+        let out = gate
+            .data
+            .iter()
+            .zip(up.data.iter())
+            .map(|(&g, &u)| ops::activate(g, act) * u)
+            .collect();
+        let mut cost = ops::row_op_cost(gate.rows, gate.cols, 6);
+        cost.bytes_read *= 2;
+        self.record(OpKind::Activation, cost);
+        Ok(CpuTensor::new(out, gate.rows, gate.cols))
+    }
+
+    fn binary(&self, a: &CpuTensor, b: &CpuTensor, op: BinaryOp) -> Result<CpuTensor> {
+        let broadcast = b.rows == 1 && b.cols == a.cols;
+        if !broadcast && (a.rows, a.cols) != (b.rows, b.cols) {
+            return Err(shape_err(
+                "binary",
+                format!("{} x {} or 1 x {}", a.rows, a.cols, a.cols),
+                format!("{} x {}", b.rows, b.cols),
+            ));
+        }
+        let out = ops::binary(&a.data, &b.data, a.cols, op);
+        let cost = Cost {
+            float_ops: out.len() as u64,
+            bytes_read: bytes_f32(a.data.len() + b.data.len()),
+            bytes_written: bytes_f32(out.len()),
+            ..Cost::default()
+        };
+        self.record(OpKind::Elementwise, cost);
+        Ok(CpuTensor::new(out, a.rows, a.cols))
+    }
+
+    fn rows(&self, x: &CpuTensor, start: usize, len: usize) -> Result<CpuTensor> {
+        let end = start.checked_add(len).filter(|&e| e <= x.rows);
+        let Some(end) = end else {
+            return Err(shape_err(
+                "rows",
+                format!("a range within {} rows", x.rows),
+                format!("{start}..{start}+{len}"),
+            ));
+        };
+        let out = x.data[start * x.cols..end * x.cols].to_vec();
+        let cost = Cost {
+            bytes_read: bytes_f32(out.len()),
+            bytes_written: bytes_f32(out.len()),
+            ..Cost::default()
+        };
+        self.record(OpKind::Copy, cost);
+        Ok(CpuTensor::new(out, len, x.cols))
+    }
+}
+
+fn check_row_vector(op: &'static str, x: &CpuTensor, v: &CpuTensor) -> Result<()> {
+    if v.rows != 1 || v.cols != x.cols {
+        return Err(shape_err(
+            op,
+            format!("1 x {}", x.cols),
+            format!("{} x {}", v.rows, v.cols),
+        ));
+    }
+    Ok(())
+}

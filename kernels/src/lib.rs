@@ -1,0 +1,17 @@
+//! brainstem-kernels: the op-level backend interface every model is written against, its
+//! CPU implementation, the GGUF block formats with their int8 kernels, and the cost ledger
+//! that every op reports to.
+
+pub mod backend;
+pub mod cpu;
+pub mod error;
+pub mod ledger;
+pub mod quant;
+
+pub use backend::{
+    Activation, AttentionParams, Backend, BinaryOp, KvCacheSpec, RopeParams, RopeStyle,
+};
+pub use cpu::{CpuBackend, CpuTensor, CpuWeight};
+pub use error::{KernelError, Result};
+pub use ledger::{Cost, Ledger, LedgerSnapshot, OpKind};
+pub use quant::{ActivationPrecision, DType, HostWeight, QMatrix};

@@ -1,0 +1,250 @@
+//! `QMatrix`: a weight matrix kept in its file's block format in memory, and the parallel
+//! matmul that multiplies f32 activations with it (activations quantized on the fly to int8
+//! blocks, int8 x int8 -> int32 dot products, per-block scales in f32).
+
+use bytemuck::Zeroable;
+use rayon::prelude::*;
+
+use super::blocks::*;
+use super::format::QuantFormat;
+use super::{DType, HostWeight};
+use crate::error::{shape_err, KernelError, Result};
+
+/// Blocks of a quantized matrix, row-major: each row is `cols / ELEMS` whole blocks.
+#[derive(Clone, Debug)]
+pub enum QData {
+    Q4_0(Vec<BlockQ4_0>),
+    Q4_1(Vec<BlockQ4_1>),
+    Q8_0(Vec<BlockQ8_0>),
+    Q4K(Vec<BlockQ4K>),
+    Q6K(Vec<BlockQ6K>),
+}
+
+/// Runs `$body` with `$b` bound to the block vector, whatever its format.
+macro_rules! with_blocks {
+    ($data:expr, $b:ident => $body:expr) => {
+        match $data {
+            QData::Q4_0($b) => $body,
+            QData::Q4_1($b) => $body,
+            QData::Q8_0($b) => $body,
+            QData::Q4K($b) => $body,
+            QData::Q6K($b) => $body,
+        }
+    };
+}
+
+/// A quantized weight matrix of `rows` outputs by `cols` inputs.
+#[derive(Clone, Debug)]
+pub struct QMatrix {
+    rows: usize,
+    cols: usize,
+    data: QData,
+}
+
+/// Rows per parallel task: enough work to amortise scheduling, enough tasks to balance.
+fn rows_per_task(rows: usize) -> usize {
+    let tasks = 8 * rayon::current_num_threads().max(1);
+    rows.div_ceil(tasks).clamp(4, 256)
+}
+
+impl QMatrix {
+    /// Copies a host weight of a block format into aligned blocks.
+    pub fn from_host(weight: &HostWeight) -> Result<QMatrix> {
+        weight.validate()?;
+        let (rows, cols) = weight.matrix_dims();
+        let bytes: &[u8] = &weight.bytes;
+        let data = match weight.dtype {
+            DType::Q4_0 => QData::Q4_0(bytemuck::pod_collect_to_vec(bytes)),
+            DType::Q4_1 => QData::Q4_1(bytemuck::pod_collect_to_vec(bytes)),
+            DType::Q8_0 => QData::Q8_0(bytemuck::pod_collect_to_vec(bytes)),
+            DType::Q4K => QData::Q4K(bytemuck::pod_collect_to_vec(bytes)),
+            DType::Q6K => QData::Q6K(bytemuck::pod_collect_to_vec(bytes)),
+            dtype => {
+                return Err(KernelError::UnsupportedDType {
+                    op: "QMatrix",
+                    dtype,
+                })
+            }
+        };
+        Ok(QMatrix { rows, cols, data })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    pub fn dtype(&self) -> DType {
+        match &self.data {
+            QData::Q4_0(_) => DType::Q4_0,
+            QData::Q4_1(_) => DType::Q4_1,
+            QData::Q8_0(_) => DType::Q8_0,
+            QData::Q4K(_) => DType::Q4K,
+            QData::Q6K(_) => DType::Q6K,
+        }
+    }
+
+    /// Bytes of weight data, as stored.
+    pub fn byte_len(&self) -> usize {
+        self.rows * self.cols / self.dtype().block_elems() * self.dtype().block_bytes()
+    }
+
+    pub fn data(&self) -> &QData {
+        &self.data
+    }
+
+    /// Dequantizes row `row` into `out` (`out.len() == cols`).
+    pub fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<()> {
+        if row >= self.rows || out.len() != self.cols {
+            return Err(shape_err(
+                "dequantize_row",
+                format!("row < {} and {} outputs", self.rows, self.cols),
+                format!("row {row} and {} outputs", out.len()),
+            ));
+        }
+        fn one<W: QuantFormat>(blocks: &[W], cols: usize, row: usize, out: &mut [f32]) {
+            let per_row = cols / W::ELEMS;
+            W::dequantize(&blocks[row * per_row..(row + 1) * per_row], out)
+        }
+        with_blocks!(&self.data, b => one(b, self.cols, row, out));
+        Ok(())
+    }
+
+    /// `out[n, rows] = xs[n, cols] * self^T` with the fastest kernels this CPU runs, the
+    /// activations either quantized to int8 blocks or kept in f32.
+    pub fn matmul(
+        &self,
+        xs: &[f32],
+        n: usize,
+        out: &mut [f32],
+        precision: ActivationPrecision,
+    ) -> Result<()> {
+        self.check_matmul(xs, n, out)?;
+        let (rows, cols) = (self.rows, self.cols);
+        with_blocks!(&self.data, b => match precision {
+            ActivationPrecision::Int8 => matmul_int8(b, rows, cols, xs, n, out, QuantFormat::dot_kernel()),
+            ActivationPrecision::F32 => matmul_f32(b, rows, cols, xs, n, out, QuantFormat::dot_f32_kernel()),
+        });
+        Ok(())
+    }
+
+    /// The same product with the plain scalar dot products: the reference for `matmul`.
+    pub fn matmul_scalar(
+        &self,
+        xs: &[f32],
+        n: usize,
+        out: &mut [f32],
+        precision: ActivationPrecision,
+    ) -> Result<()> {
+        self.check_matmul(xs, n, out)?;
+        let (rows, cols) = (self.rows, self.cols);
+        with_blocks!(&self.data, b => match precision {
+            ActivationPrecision::Int8 => matmul_int8(b, rows, cols, xs, n, out, QuantFormat::dot_scalar),
+            ActivationPrecision::F32 => matmul_f32(b, rows, cols, xs, n, out, QuantFormat::dot_f32_scalar),
+        });
+        Ok(())
+    }
+
+    fn check_matmul(&self, xs: &[f32], n: usize, out: &[f32]) -> Result<()> {
+        if xs.len() != n * self.cols || out.len() != n * self.rows {
+            return Err(shape_err(
+                "quantized matmul",
+                format!("x [{n}, {}] and out [{n}, {}]", self.cols, self.rows),
+                format!("x of {} and out of {} elements", xs.len(), out.len()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How activations meet block-quantized weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ActivationPrecision {
+    /// Quantized on the fly to int8 blocks; int8 x int8 -> int32 dot products with per-block
+    /// scales, as an NPU's MAC array (and ggml) computes. The fastest.
+    #[default]
+    Int8,
+    /// Kept in f32 and multiplied with each weight block dequantized in registers: the exact
+    /// product with the dequantized weights, as a dequantizing reference computes it.
+    F32,
+}
+
+/// Quantizes each of the `n` activation rows to int8 blocks, then multiplies.
+fn matmul_int8<W: QuantFormat>(
+    blocks: &[W],
+    rows: usize,
+    cols: usize,
+    xs: &[f32],
+    n: usize,
+    out: &mut [f32],
+    dot: fn(&[W], &[W::Act]) -> f32,
+) {
+    let per_row = cols / W::ELEMS;
+    let mut acts = vec![W::Act::zeroed(); n * per_row];
+    for (x, a) in xs.chunks_exact(cols).zip(acts.chunks_exact_mut(per_row)) {
+        W::quantize_activations(x, a);
+    }
+    matmul_rows(blocks, rows, per_row, &acts, per_row, n, out, dot)
+}
+
+/// Multiplies with f32 activations, each weight block dequantized on the fly.
+fn matmul_f32<W: QuantFormat>(
+    blocks: &[W],
+    rows: usize,
+    cols: usize,
+    xs: &[f32],
+    n: usize,
+    out: &mut [f32],
+    dot: fn(&[W], &[f32]) -> f32,
+) {
+    matmul_rows(blocks, rows, cols / W::ELEMS, xs, cols, n, out, dot)
+}
+
+/// Computes output rows in parallel: every task takes a strip of weight rows (`per_row`
+/// blocks each) and dots each with all `n` activation rows (`act_stride` items each) while
+/// the strip is hot in cache.
+#[allow(clippy::too_many_arguments)]
+fn matmul_rows<W: Sync, A: Sync>(
+    blocks: &[W],
+    rows: usize,
+    per_row: usize,
+    acts: &[A],
+    act_stride: usize,
+    n: usize,
+    out: &mut [f32],
+    dot: fn(&[W], &[A]) -> f32,
+) {
+    let strip = rows_per_task(rows);
+    if n == 1 {
+        out.par_chunks_mut(strip)
+            .enumerate()
+            .for_each(|(task, out)| {
+                for (i, o) in out.iter_mut().enumerate() {
+                    let row = task * strip + i;
+                    *o = dot(&blocks[row * per_row..(row + 1) * per_row], acts);
+                }
+            });
+        return;
+    }
+    let mut transposed = vec![0f32; rows * n];
+    transposed
+        .par_chunks_mut(strip * n)
+        .enumerate()
+        .for_each(|(task, out)| {
+            for (i, out_row) in out.chunks_exact_mut(n).enumerate() {
+                let row = task * strip + i;
+                let w = &blocks[row * per_row..(row + 1) * per_row];
+                for (o, a) in out_row.iter_mut().zip(acts.chunks_exact(act_stride)) {
+                    *o = dot(w, a);
+                }
+            }
+        });
+    for (row, values) in transposed.chunks_exact(n).enumerate() {
+        for (t, &v) in values.iter().enumerate() {
+            out[t * rows + row] = v;
+        }
+    }
+}

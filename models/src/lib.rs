@@ -1,0 +1,16 @@
+//! brainstem-models: model architectures written once against the backend interface of
+//! `brainstem-kernels`, the weight files they load (GGUF, safetensors + config.json), the
+//! tokenizers, sampling and generation.
+
+pub mod error;
+pub mod generate;
+pub mod llama;
+pub mod sampling;
+pub mod tokenizer;
+pub mod weights;
+
+pub use brainstem_kernels as kernels;
+pub use error::{ModelError, Result};
+pub use llama::{Llama, LlamaCache, LlamaConfig, LoadOptions, Logits};
+pub use tokenizer::Tokenizer;
+pub use weights::WeightFile;

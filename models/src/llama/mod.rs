@@ -1,0 +1,308 @@
+//! A Llama-family decoder (Llama 2/3, SmolLM2, TinyLlama): grouped-query attention, rotary
+//! position embedding with a configurable theta, RMSNorm, SiLU-gated MLP, tied or untied
+//! embeddings and a key/value cache; written once against [`Backend`].
+//!
+//! Paper: "LLaMA: Open and Efficient Foundation Language Models" (arXiv:2302.13971).
+//! Reference: `transformers/models/llama/modeling_llama.py`, whose tensor names a
+//! safetensors checkpoint uses; GGUF files use llama.cpp's names and a Q/K row order for
+//! interleaved rotary pairs, which the loader records as the rope style.
+
+mod config;
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
+
+use brainstem_kernels::{
+    Activation, AttentionParams, Backend, BinaryOp, DType, HostWeight, KvCacheSpec, RopeParams,
+};
+
+pub use config::LlamaConfig;
+
+use crate::error::{ModelError, Result};
+use crate::weights::{read_file, Container, WeightFile};
+
+/// Tensor naming of the checkpoint a model is loaded from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Naming {
+    HuggingFace,
+    Gguf,
+}
+
+impl Naming {
+    fn global(self, hf: &'static str) -> &'static str {
+        match (self, hf) {
+            (Naming::HuggingFace, name) => name,
+            (Naming::Gguf, "model.embed_tokens.weight") => "token_embd.weight",
+            (Naming::Gguf, "model.norm.weight") => "output_norm.weight",
+            (Naming::Gguf, _) => "output.weight",
+        }
+    }
+
+    fn layer(self, layer: usize, hf: &str) -> String {
+        let gguf = match hf {
+            "self_attn.q_proj" => "attn_q",
+            "self_attn.k_proj" => "attn_k",
+            "self_attn.v_proj" => "attn_v",
+            "self_attn.o_proj" => "attn_output",
+            "mlp.gate_proj" => "ffn_gate",
+            "mlp.up_proj" => "ffn_up",
+            "mlp.down_proj" => "ffn_down",
+            "input_layernorm" => "attn_norm",
+            _ => "ffn_norm",
+        };
+        match self {
+            Naming::HuggingFace => format!("model.layers.{layer}.{hf}.weight"),
+            Naming::Gguf => format!("blk.{layer}.{gguf}.weight"),
+        }
+    }
+}
+
+/// How weights are placed on the backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Widen block-quantized weights to f32 instead of keeping them quantized: the path that
+    /// matches a reference which dequantizes on load (as transformers does with GGUF).
+    pub dequantize: bool,
+}
+
+struct Loader<'a, B: Backend> {
+    backend: &'a B,
+    file: &'a WeightFile,
+    naming: Naming,
+    options: LoadOptions,
+}
+
+impl<B: Backend> Loader<'_, B> {
+    fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<B::Weight> {
+        let host = self.file.tensor_with_shape(name, &[rows, cols])?;
+        if self.options.dequantize && host.dtype.is_quantized() {
+            let values = host.to_f32()?;
+            let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let dense = HostWeight {
+                dtype: DType::F32,
+                shape: host.shape,
+                bytes: Cow::Owned(bytes),
+            };
+            return Ok(self.backend.upload_weight(&dense)?);
+        }
+        Ok(self.backend.upload_weight(&host)?)
+    }
+
+    fn vector(&self, name: &str, len: usize) -> Result<B::Tensor> {
+        let values = self.file.tensor_with_shape(name, &[len])?.to_f32()?;
+        Ok(self.backend.upload(&values, 1, len)?)
+    }
+}
+
+struct Block<B: Backend> {
+    attn_norm: B::Tensor,
+    q: B::Weight,
+    k: B::Weight,
+    v: B::Weight,
+    o: B::Weight,
+    mlp_norm: B::Tensor,
+    gate: B::Weight,
+    up: B::Weight,
+    down: B::Weight,
+}
+
+impl<B: Backend> Block<B> {
+    fn load(l: &Loader<B>, i: usize, cfg: &LlamaConfig) -> Result<Self> {
+        let (h, n) = (cfg.hidden_size, |hf: &str| l.naming.layer(i, hf));
+        Ok(Block {
+            attn_norm: l.vector(&n("input_layernorm"), h)?,
+            q: l.matrix(&n("self_attn.q_proj"), cfg.q_dim(), h)?,
+            k: l.matrix(&n("self_attn.k_proj"), cfg.kv_dim(), h)?,
+            v: l.matrix(&n("self_attn.v_proj"), cfg.kv_dim(), h)?,
+            o: l.matrix(&n("self_attn.o_proj"), h, cfg.q_dim())?,
+            mlp_norm: l.vector(&n("post_attention_layernorm"), h)?,
+            gate: l.matrix(&n("mlp.gate_proj"), cfg.intermediate_size, h)?,
+            up: l.matrix(&n("mlp.up_proj"), cfg.intermediate_size, h)?,
+            down: l.matrix(&n("mlp.down_proj"), h, cfg.intermediate_size)?,
+        })
+    }
+
+    fn forward(
+        &self,
+        b: &B,
+        xs: &B::Tensor,
+        cache: &mut B::KvCache,
+        cfg: &LlamaConfig,
+    ) -> Result<B::Tensor> {
+        let _span = tracing::trace_span!("llama_block").entered();
+        let start_pos = b.kv_len(cache);
+        let rope = |heads| RopeParams {
+            heads,
+            head_dim: cfg.head_dim,
+            theta: cfg.rope_theta,
+            style: cfg.rope_style,
+            start_pos,
+        };
+        let normed = b.rms_norm(xs, &self.attn_norm, cfg.rms_norm_eps)?;
+        let q = b.rope(&b.matmul(&normed, &self.q)?, rope(cfg.num_heads))?;
+        let k = b.rope(&b.matmul(&normed, &self.k)?, rope(cfg.num_kv_heads))?;
+        let v = b.matmul(&normed, &self.v)?;
+        let params = AttentionParams {
+            heads: cfg.num_heads,
+            kv_heads: cfg.num_kv_heads,
+            head_dim: cfg.head_dim,
+            scale: 1.0 / (cfg.head_dim as f32).sqrt(),
+            causal: true,
+        };
+        let attn = b.attention(&q, &k, &v, cache, params)?;
+        let xs = b.binary(xs, &b.matmul(&attn, &self.o)?, BinaryOp::Add)?;
+        let normed = b.rms_norm(&xs, &self.mlp_norm, cfg.rms_norm_eps)?;
+        let hidden = b.gated(
+            &b.matmul(&normed, &self.gate)?,
+            &b.matmul(&normed, &self.up)?,
+            Activation::Silu,
+        )?;
+        Ok(b.binary(&xs, &b.matmul(&hidden, &self.down)?, BinaryOp::Add)?)
+    }
+}
+
+/// The key/value caches of every layer of one sequence.
+pub struct LlamaCache<B: Backend> {
+    layers: Vec<B::KvCache>,
+}
+
+/// Which positions' logits a forward pass returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    /// Only the last position: what generation needs.
+    Last,
+    /// Every position of the input.
+    All,
+}
+
+/// A Llama-family causal language model on backend `B`.
+pub struct Llama<B: Backend> {
+    backend: Arc<B>,
+    cfg: LlamaConfig,
+    embed: B::Weight,
+    blocks: Vec<Block<B>>,
+    norm: B::Tensor,
+    lm_head: Option<B::Weight>,
+}
+
+impl<B: Backend> Llama<B> {
+    /// Loads a GGUF file, or a Hugging Face checkpoint: a directory holding `config.json`
+    /// and `model.safetensors`, or the `.safetensors` file itself with `config.json` beside it.
+    pub fn load(backend: Arc<B>, path: &Path) -> Result<Self> {
+        let weights_path = if path.is_dir() {
+            path.join("model.safetensors")
+        } else {
+            path.to_path_buf()
+        };
+        let file = WeightFile::open(&weights_path)?;
+        Self::from_file(backend, &file, LoadOptions::default())
+    }
+
+    /// Builds the model from an opened weight file.
+    pub fn from_file(backend: Arc<B>, file: &WeightFile, options: LoadOptions) -> Result<Self> {
+        let (cfg, naming) = match file.container() {
+            Container::Gguf(_) => (gguf_config(file)?, Naming::Gguf),
+            Container::SafeTensors(_) => (hf_config(file)?, Naming::HuggingFace),
+        };
+        let _span = tracing::info_span!("llama_load", layers = cfg.num_layers).entered();
+        let l = Loader {
+            backend: backend.as_ref(),
+            file,
+            naming,
+            options,
+        };
+        let h = cfg.hidden_size;
+        let embed = l.matrix(
+            naming.global("model.embed_tokens.weight"),
+            cfg.vocab_size,
+            h,
+        )?;
+        let blocks = (0..cfg.num_layers)
+            .map(|i| Block::load(&l, i, &cfg))
+            .collect::<Result<_>>()?;
+        let norm = l.vector(naming.global("model.norm.weight"), h)?;
+        let lm_head = match cfg.tie_word_embeddings {
+            true => None,
+            false => Some(l.matrix(naming.global("lm_head.weight"), cfg.vocab_size, h)?),
+        };
+        Ok(Llama {
+            backend,
+            cfg,
+            embed,
+            blocks,
+            norm,
+            lm_head,
+        })
+    }
+
+    pub fn config(&self) -> &LlamaConfig {
+        &self.cfg
+    }
+
+    pub fn backend(&self) -> &Arc<B> {
+        &self.backend
+    }
+
+    /// An empty cache for sequences of up to `max_positions` tokens (capped by the config).
+    pub fn new_cache(&self, max_positions: usize) -> Result<LlamaCache<B>> {
+        let spec = KvCacheSpec {
+            kv_heads: self.cfg.num_kv_heads,
+            head_dim: self.cfg.head_dim,
+            max_positions: max_positions.min(self.cfg.max_positions),
+        };
+        let layers = (0..self.cfg.num_layers)
+            .map(|_| self.backend.kv_cache(spec))
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(LlamaCache { layers })
+    }
+
+    /// Positions the cache holds.
+    pub fn cache_len(&self, cache: &LlamaCache<B>) -> usize {
+        cache.layers.first().map_or(0, |c| self.backend.kv_len(c))
+    }
+
+    /// Runs `ids` after whatever the cache holds and returns logits `[rows, vocab]`.
+    pub fn forward(
+        &self,
+        ids: &[u32],
+        cache: &mut LlamaCache<B>,
+        logits: Logits,
+    ) -> Result<B::Tensor> {
+        let _span = tracing::debug_span!("llama_forward", tokens = ids.len()).entered();
+        if ids.is_empty() {
+            return Err(ModelError::Generation(
+                "forward needs at least one token".into(),
+            ));
+        }
+        let b = self.backend.as_ref();
+        let mut xs = b.embedding(&self.embed, ids)?;
+        for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
+            xs = block.forward(b, &xs, layer_cache, &self.cfg)?;
+        }
+        if logits == Logits::Last && ids.len() > 1 {
+            xs = b.rows(&xs, ids.len() - 1, 1)?;
+        }
+        let xs = b.rms_norm(&xs, &self.norm, self.cfg.rms_norm_eps)?;
+        Ok(b.matmul(&xs, self.lm_head.as_ref().unwrap_or(&self.embed))?)
+    }
+}
+
+fn hf_config(file: &WeightFile) -> Result<LlamaConfig> {
+    let config_path = file.path().with_file_name("config.json");
+    let text = String::from_utf8(read_file(&config_path)?).map_err(|_| ModelError::Config {
+        path: config_path.clone(),
+        message: "not UTF-8".into(),
+    })?;
+    LlamaConfig::from_hf_json(&text, &config_path)
+}
+
+fn gguf_config(file: &WeightFile) -> Result<LlamaConfig> {
+    let embed = file.tensor("token_embd.weight")?;
+    let vocab_rows = embed.shape.first().copied().unwrap_or(0);
+    let meta = file.gguf_metadata().ok_or_else(|| ModelError::Malformed {
+        path: file.path().to_path_buf(),
+        message: "GGUF metadata missing".into(),
+    })?;
+    LlamaConfig::from_gguf(&meta, vocab_rows, !file.contains("output.weight"))
+}

@@ -1,0 +1,58 @@
+//! Helpers shared by the model tests: paths of the committed reference data and a reader
+//! for the golden tensors that tools/reference/llama_reference.py wrote.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use brainstem_models::kernels::CpuBackend;
+use safetensors::SafeTensors;
+
+pub fn reference_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/reference/out")
+}
+
+pub fn backend() -> Arc<CpuBackend> {
+    Arc::new(CpuBackend::new(2).expect("thread pool"))
+}
+
+/// Input ids and logits `[positions, vocab]` from a golden file.
+pub struct Golden {
+    pub ids: Vec<u32>,
+    pub logits: Vec<f32>,
+    pub vocab: usize,
+}
+
+pub fn golden(model: &str) -> Golden {
+    let bytes =
+        std::fs::read(reference_dir().join(model).join("golden.safetensors")).expect("golden file");
+    let st = SafeTensors::deserialize(&bytes).expect("golden safetensors");
+    let ids = st.tensor("input_ids").expect("input_ids");
+    let ids = ids
+        .data()
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as u32)
+        .collect();
+    let logits = st.tensor("logits").expect("logits");
+    let vocab = logits.shape()[1];
+    let logits = logits
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    Golden { ids, logits, vocab }
+}
+
+/// Largest absolute difference relative to the largest reference magnitude.
+pub fn max_relative_error(ours: &[f32], reference: &[f32]) -> f32 {
+    assert_eq!(ours.len(), reference.len(), "lengths differ");
+    let scale = reference
+        .iter()
+        .fold(0f32, |m, v| m.max(v.abs()))
+        .max(1e-12);
+    ours.iter()
+        .zip(reference)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+        / scale
+}

@@ -1,0 +1,125 @@
+//! `brainstem generate`: text generation with a Llama-family model, streaming tokens as
+//! they are sampled and reporting prefill and decode speed.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use brainstem_runtime::kernels::{ActivationPrecision, Backend, CpuBackend};
+use brainstem_runtime::models::generate::{generate, GenerateOptions};
+use brainstem_runtime::models::sampling::SamplingParams;
+use brainstem_runtime::models::{Llama, LoadOptions, Tokenizer, WeightFile};
+
+/// Where `tools/fetch-smollm2.sh` puts the default model.
+pub const DEFAULT_MODEL: &str = "weights/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+#[derive(clap::Args)]
+pub struct GenerateArgs {
+    /// A .gguf file, or a directory with config.json, model.safetensors and tokenizer.json.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    model: PathBuf,
+    #[arg(long, default_value = "What is the capital of France?")]
+    prompt: String,
+    /// System message for the chat template (default: the template's own).
+    #[arg(long)]
+    system: Option<String>,
+    /// Feed the prompt as it is, without the chat template.
+    #[arg(long)]
+    raw: bool,
+    #[arg(long, default_value_t = 64)]
+    max_tokens: usize,
+    /// 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Widen quantized weights to f32 on load (slower; for comparing with a dequantizing
+    /// reference).
+    #[arg(long)]
+    dequantize: bool,
+    /// How activations meet quantized weights: f32 (exact with the dequantized weights, as
+    /// transformers computes) or int8 (NPU-style int8 dot products, as llama.cpp computes).
+    #[arg(long, value_enum, default_value_t = Activations::F32)]
+    activations: Activations,
+    /// CPU worker threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Activations {
+    F32,
+    Int8,
+}
+
+pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    let precision = match args.activations {
+        Activations::F32 => ActivationPrecision::F32,
+        Activations::Int8 => ActivationPrecision::Int8,
+    };
+    let backend = Arc::new(CpuBackend::new(args.threads)?.with_activation_precision(precision));
+    let weights_path = if args.model.is_dir() {
+        args.model.join("model.safetensors")
+    } else {
+        args.model.clone()
+    };
+    let file = WeightFile::open(&weights_path).with_context(|| {
+        format!(
+            "loading {} (fetch the default model with tools/fetch-smollm2.sh)",
+            args.model.display()
+        )
+    })?;
+    let model = Llama::from_file(
+        backend.clone(),
+        &file,
+        LoadOptions {
+            dequantize: args.dequantize,
+        },
+    )?;
+    let tokenizer = Tokenizer::for_model(&args.model, Some(&file))?;
+    drop(file);
+    let text = if args.raw {
+        args.prompt.clone()
+    } else {
+        tokenizer.chat_prompt(args.system.as_deref(), &args.prompt)
+    };
+    let prompt = tokenizer.encode(&text)?;
+    let mut stop_ids = tokenizer.stop_ids();
+    stop_ids.extend(&model.config().eos_token_ids);
+    let opts = GenerateOptions {
+        max_tokens: args.max_tokens,
+        sampling: SamplingParams {
+            temperature: args.temperature,
+            top_p: args.top_p,
+            seed: args.seed,
+        },
+        stop_ids,
+    };
+    let mut printed = String::new();
+    let mut tokens = Vec::new();
+    let mut stdout = std::io::stdout();
+    let (_, stats) = generate(&model, &prompt, &opts, |token| {
+        tokens.push(token);
+        if let Ok(text) = tokenizer.decode(&tokens) {
+            if let Some(fresh) = text.strip_prefix(printed.as_str()) {
+                let _ = write!(stdout, "{fresh}");
+                let _ = stdout.flush();
+            }
+            printed = text;
+        }
+    })?;
+    println!();
+    eprintln!(
+        "{}: prefill {} tokens in {:.1} ms ({:.1} tokens/s), decode {} tokens at {:.1} tokens/s",
+        backend.name(),
+        stats.prompt_tokens,
+        stats.prefill.as_secs_f64() * 1e3,
+        stats.prefill_tokens_per_s(),
+        stats.generated_tokens,
+        stats.decode_tokens_per_s()
+    );
+    Ok(())
+}

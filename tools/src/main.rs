@@ -1,0 +1,39 @@
+//! `brainstem`: the command line of the brainstem runtime.
+
+mod generate;
+mod inspect;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "brainstem",
+    version,
+    about = "On-robot inference runtime for VLM, VLT and VLA models"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate text with a language model (GGUF file or Hugging Face checkpoint).
+    Generate(generate::GenerateArgs),
+    /// Show a model file's architecture, metadata and tensors.
+    Inspect(inspect::InspectArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("BRAINSTEM_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Generate(args) => generate::run(args),
+        Command::Inspect(args) => inspect::run(args),
+    }
+}
