@@ -101,13 +101,8 @@ pub trait Backend: Send + Sync {
     /// `x / rms(x) * gamma` over each row; `gamma` is `[1, cols]`.
     fn rms_norm(&self, x: &Self::Tensor, gamma: &Self::Tensor, eps: f32) -> Result<Self::Tensor>;
     /// `(x - mean) / std * gamma + beta` over each row.
-    fn layer_norm(
-        &self,
-        x: &Self::Tensor,
-        gamma: &Self::Tensor,
-        beta: &Self::Tensor,
-        eps: f32,
-    ) -> Result<Self::Tensor>;
+    fn layer_norm(&self, x: &Self::Tensor, gamma: &Self::Tensor, beta: &Self::Tensor, eps: f32)
+        -> Result<Self::Tensor>;
     /// Rotates each head of each row by its position; `x` is `[rows, heads * head_dim]`.
     fn rope(&self, x: &Self::Tensor, params: RopeParams) -> Result<Self::Tensor>;
     /// Appends `k` and `v` (`[rows, kv_heads * head_dim]`) to the cache, then attends from
@@ -123,12 +118,7 @@ pub trait Backend: Send + Sync {
     ) -> Result<Self::Tensor>;
     fn activation(&self, x: &Self::Tensor, act: Activation) -> Result<Self::Tensor>;
     /// `act(gate) * up`, the gated MLP's middle.
-    fn gated(
-        &self,
-        gate: &Self::Tensor,
-        up: &Self::Tensor,
-        act: Activation,
-    ) -> Result<Self::Tensor>;
+    fn gated(&self, gate: &Self::Tensor, up: &Self::Tensor, act: Activation) -> Result<Self::Tensor>;
     /// Elementwise `a op b`; `b` may also be a single row broadcast over `a`'s rows.
     fn binary(&self, a: &Self::Tensor, b: &Self::Tensor, op: BinaryOp) -> Result<Self::Tensor>;
     /// Rows `start..start + len` of `x`.

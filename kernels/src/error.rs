@@ -22,11 +22,7 @@ pub enum KernelError {
         found: usize,
     },
     #[error("{dtype} rows must hold a multiple of {block} elements, found {cols}")]
-    BlockAlignment {
-        dtype: DType,
-        block: usize,
-        cols: usize,
-    },
+    BlockAlignment { dtype: DType, block: usize, cols: usize },
     #[error("embedding: token id {id} is outside the table of {rows} rows")]
     TokenOutOfRange { id: u32, rows: usize },
     #[error("kv cache: {needed} positions needed, capacity is {capacity}")]
@@ -40,11 +36,7 @@ pub enum KernelError {
 /// Result alias for kernel operations.
 pub type Result<T> = std::result::Result<T, KernelError>;
 
-pub(crate) fn shape_err(
-    op: &'static str,
-    expected: impl ToString,
-    found: impl ToString,
-) -> KernelError {
+pub(crate) fn shape_err(op: &'static str, expected: impl ToString, found: impl ToString) -> KernelError {
     KernelError::Shape {
         op,
         expected: expected.to_string(),

@@ -8,9 +8,7 @@ pub mod error;
 pub mod ledger;
 pub mod quant;
 
-pub use backend::{
-    Activation, AttentionParams, Backend, BinaryOp, KvCacheSpec, RopeParams, RopeStyle,
-};
+pub use backend::{Activation, AttentionParams, Backend, BinaryOp, KvCacheSpec, RopeParams, RopeStyle};
 pub use cpu::{CpuBackend, CpuTensor, CpuWeight};
 pub use error::{KernelError, Result};
 pub use ledger::{Cost, Ledger, LedgerSnapshot, OpKind};

@@ -13,17 +13,10 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use safetensors::SafeTensors;
 
-const BLOCK_FORMATS: [DType; 5] = [
-    DType::Q4_0,
-    DType::Q4_1,
-    DType::Q8_0,
-    DType::Q4K,
-    DType::Q6K,
-];
+const BLOCK_FORMATS: [DType; 5] = [DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::Q4K, DType::Q6K];
 
 fn reference_blocks() -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tools/reference/out/quant_blocks.safetensors");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/reference/out/quant_blocks.safetensors");
     std::fs::read(path).expect("reference blocks (run tools/reference/llama_reference.py)")
 }
 
@@ -67,12 +60,7 @@ fn dequantization_matches_gguf_py() {
 }
 
 /// Random block bytes with finite, realistic f16 scales.
-fn random_weight(
-    dtype: DType,
-    rows: usize,
-    cols: usize,
-    rng: &mut SmallRng,
-) -> HostWeight<'static> {
+fn random_weight(dtype: DType, rows: usize, cols: usize, rng: &mut SmallRng) -> HostWeight<'static> {
     let n_blocks = rows * cols / dtype.block_elems();
     let size = dtype.block_bytes();
     let mut bytes = vec![0u8; n_blocks * size];
@@ -138,10 +126,8 @@ fn quantized_matmul_is_exact_in_f32_and_within_the_int8_bound() {
         let w = QMatrix::from_host(&host).unwrap();
         let xs = random_activations(n * cols, &mut rng);
         let (mut out, mut exact_f32) = (vec![0f32; n * rows], vec![0f32; n * rows]);
-        w.matmul(&xs, n, &mut out, ActivationPrecision::Int8)
-            .unwrap();
-        w.matmul(&xs, n, &mut exact_f32, ActivationPrecision::F32)
-            .unwrap();
+        w.matmul(&xs, n, &mut out, ActivationPrecision::Int8).unwrap();
+        w.matmul(&xs, n, &mut exact_f32, ActivationPrecision::F32).unwrap();
         for t in 0..n {
             let x = &xs[t * cols..(t + 1) * cols];
             for r in 0..rows {

@@ -8,10 +8,7 @@ use brainstem_kernels::KernelError;
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a {format} file: expected magic {expected:?}, found {found:?}")]
     BadMagic {
         path: PathBuf,
@@ -19,9 +16,7 @@ pub enum ModelError {
         expected: String,
         found: String,
     },
-    #[error(
-        "{path}: truncated: {what} needs {needed} bytes at offset {offset}, the file has {len}"
-    )]
+    #[error("{path}: truncated: {what} needs {needed} bytes at offset {offset}, the file has {len}")]
     Truncated {
         path: PathBuf,
         what: String,

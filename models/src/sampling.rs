@@ -33,10 +33,8 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn new(params: SamplingParams) -> Result<Sampler> {
-        let ok = params.temperature.is_finite()
-            && params.temperature >= 0.0
-            && params.top_p > 0.0
-            && params.top_p <= 1.0;
+        let ok =
+            params.temperature.is_finite() && params.temperature >= 0.0 && params.top_p > 0.0 && params.top_p <= 1.0;
         if !ok {
             return Err(ModelError::Generation(format!(
                 "temperature must be >= 0 and top_p in (0, 1], found {} and {}",
@@ -51,8 +49,7 @@ impl Sampler {
 
     /// The next token; an error if no logit is finite.
     pub fn sample(&mut self, logits: &[f32]) -> Result<u32> {
-        let best = argmax(logits)
-            .ok_or_else(|| ModelError::Generation("no finite logit to sample from".into()))?;
+        let best = argmax(logits).ok_or_else(|| ModelError::Generation("no finite logit to sample from".into()))?;
         if self.params.temperature == 0.0 {
             return Ok(best);
         }
@@ -124,9 +121,7 @@ mod tests {
                 seed,
             })
             .unwrap();
-            (0..20)
-                .map(|_| s.sample(&logits).unwrap())
-                .collect::<Vec<_>>()
+            (0..20).map(|_| s.sample(&logits).unwrap()).collect::<Vec<_>>()
         };
         assert_eq!(draw(7), draw(7));
         assert!(

@@ -66,9 +66,7 @@ impl Tokenizer {
         let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| tok_err(path, e))?;
         let chat = inner
             .token_to_id("<|im_start|>")
-            .map(|_| ChatTemplate::ChatMl {
-                default_system: None,
-            });
+            .map(|_| ChatTemplate::ChatMl { default_system: None });
         Ok(Tokenizer {
             inner,
             path: path.to_path_buf(),
@@ -95,10 +93,7 @@ impl Tokenizer {
             .collect();
         let merges = merges
             .iter()
-            .map(|m| {
-                m.split_once(' ')
-                    .map(|(a, b)| (a.to_string(), b.to_string()))
-            })
+            .map(|m| m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| tok_err(path, "a merge is not two tokens separated by a space"))?;
         let bpe = BPE::builder()
@@ -106,18 +101,13 @@ impl Tokenizer {
             .build()
             .map_err(|e| tok_err(path, e))?;
         let mut inner = tokenizers::Tokenizer::new(bpe);
-        inner.with_pre_tokenizer(Some(pre_tokenizer(
-            meta.str_opt("tokenizer.ggml.pre")?,
-            path,
-        )?));
+        inner.with_pre_tokenizer(Some(pre_tokenizer(meta.str_opt("tokenizer.ggml.pre")?, path)?));
         inner.with_decoder(Some(tokenizers::decoders::byte_level::ByteLevel::default()));
         let special: Vec<AddedToken> = special_tokens(meta, &tokens)?
             .into_iter()
             .map(|t| AddedToken::from(t, true))
             .collect();
-        inner
-            .add_special_tokens(special)
-            .map_err(|e| tok_err(path, e))?;
+        inner.add_special_tokens(special).map_err(|e| tok_err(path, e))?;
         let template = meta.str_opt("tokenizer.chat_template")?;
         let chat = template
             .filter(|t| t.contains("<|im_start|>"))
@@ -132,17 +122,12 @@ impl Tokenizer {
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .inner
-            .encode(text, false)
-            .map_err(|e| tok_err(&self.path, e))?;
+        let enc = self.inner.encode(text, false).map_err(|e| tok_err(&self.path, e))?;
         Ok(enc.get_ids().to_vec())
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner
-            .decode(ids, true)
-            .map_err(|e| tok_err(&self.path, e))
+        self.inner.decode(ids, true).map_err(|e| tok_err(&self.path, e))
     }
 
     pub fn token_id(&self, token: &str) -> Option<u32> {
@@ -173,9 +158,7 @@ impl Tokenizer {
                 if let Some(system) = system.or(default_system.as_deref()) {
                     out.push_str(&format!("<|im_start|>system\n{system}<|im_end|>\n"));
                 }
-                out.push_str(&format!(
-                    "<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
-                ));
+                out.push_str(&format!("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"));
                 out
             }
             None => user.to_string(),
@@ -197,11 +180,7 @@ fn pre_tokenizer(pre: Option<&str>, path: &Path) -> Result<PreTokenizerWrapper> 
 }
 
 fn special_tokens(meta: &Metadata, tokens: &[&str]) -> Result<Vec<String>> {
-    let Some(types) = meta
-        .map
-        .get("tokenizer.ggml.token_type")
-        .and_then(|v| v.as_array())
-    else {
+    let Some(types) = meta.map.get("tokenizer.ggml.token_type").and_then(|v| v.as_array()) else {
         return Ok(Vec::new());
     };
     if types.len() != tokens.len() {
@@ -213,12 +192,7 @@ fn special_tokens(meta: &Metadata, tokens: &[&str]) -> Result<Vec<String>> {
     Ok(types
         .iter()
         .zip(tokens)
-        .filter(|(t, _)| {
-            matches!(
-                t.as_u64(),
-                Some(TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED)
-            )
-        })
+        .filter(|(t, _)| matches!(t.as_u64(), Some(TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED)))
         .map(|(_, tok)| tok.to_string())
         .collect())
 }

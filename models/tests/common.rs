@@ -25,8 +25,7 @@ pub struct Golden {
 }
 
 pub fn golden(model: &str) -> Golden {
-    let bytes =
-        std::fs::read(reference_dir().join(model).join("golden.safetensors")).expect("golden file");
+    let bytes = std::fs::read(reference_dir().join(model).join("golden.safetensors")).expect("golden file");
     let st = SafeTensors::deserialize(&bytes).expect("golden safetensors");
     let ids = st.tensor("input_ids").expect("input_ids");
     let ids = ids
@@ -47,12 +46,6 @@ pub fn golden(model: &str) -> Golden {
 /// Largest absolute difference relative to the largest reference magnitude.
 pub fn max_relative_error(ours: &[f32], reference: &[f32]) -> f32 {
     assert_eq!(ours.len(), reference.len(), "lengths differ");
-    let scale = reference
-        .iter()
-        .fold(0f32, |m, v| m.max(v.abs()))
-        .max(1e-12);
-    ours.iter()
-        .zip(reference)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
-        / scale
+    let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    ours.iter().zip(reference).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale
 }

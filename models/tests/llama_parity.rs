@@ -14,11 +14,7 @@ const TOLERANCE: f32 = 1e-4;
 fn check_full_sequence(model_name: &str, file: &str) {
     let g = golden(model_name);
     let backend = backend();
-    let model = Llama::load(
-        backend.clone(),
-        &reference_dir().join(model_name).join(file),
-    )
-    .expect("load");
+    let model = Llama::load(backend.clone(), &reference_dir().join(model_name).join(file)).expect("load");
     let mut cache = model.new_cache(64).unwrap();
     let logits = backend
         .read(&model.forward(&g.ids, &mut cache, Logits::All).unwrap())
@@ -30,19 +26,11 @@ fn check_full_sequence(model_name: &str, file: &str) {
 fn check_incremental(model_name: &str, file: &str) {
     let g = golden(model_name);
     let backend = backend();
-    let model = Llama::load(
-        backend.clone(),
-        &reference_dir().join(model_name).join(file),
-    )
-    .expect("load");
+    let model = Llama::load(backend.clone(), &reference_dir().join(model_name).join(file)).expect("load");
     let mut cache = model.new_cache(64).unwrap();
     let split = 7;
     let prefill = backend
-        .read(
-            &model
-                .forward(&g.ids[..split], &mut cache, Logits::Last)
-                .unwrap(),
-        )
+        .read(&model.forward(&g.ids[..split], &mut cache, Logits::Last).unwrap())
         .unwrap();
     let expected = &g.logits[(split - 1) * g.vocab..split * g.vocab];
     assert!(
@@ -51,11 +39,7 @@ fn check_incremental(model_name: &str, file: &str) {
     );
     for pos in split..g.ids.len() {
         let step = backend
-            .read(
-                &model
-                    .forward(&g.ids[pos..pos + 1], &mut cache, Logits::Last)
-                    .unwrap(),
-            )
+            .read(&model.forward(&g.ids[pos..pos + 1], &mut cache, Logits::Last).unwrap())
             .unwrap();
         let err = max_relative_error(&step, &g.logits[pos * g.vocab..(pos + 1) * g.vocab]);
         assert!(

@@ -12,7 +12,9 @@ Writes, under tools/reference/out/ (committed, small):
   quant_blocks.safetensors  random GGUF blocks of every format brainstem reads and their
                    dequantization by gguf-py (the reference for the block formats);
   smollm2_q4_1.json  greedy continuations, top logits and tokenizer ids of the real
-                   SmolLM2-135M-Instruct Q4_1 GGUF as transformers reads it (dequantized).
+                   SmolLM2-135M-Instruct Q4_1 GGUF as transformers reads it (dequantized),
+                   and llama.cpp's greedy continuations of the same prompts when
+                   llama-cpp-python is installed.
 
 Run: python3 tools/reference/llama_reference.py [--gguf models/SmolLM2-135M-Instruct.Q4_1.gguf]
 Needs: torch, transformers, gguf, safetensors, numpy (pip install -r tools/reference/requirements.txt).
@@ -198,7 +200,30 @@ def reference_smollm2(gguf_path: pathlib.Path, new_tokens: int) -> None:
             "first_top_ids": top.indices.tolist(), "first_top_logits": top.values.tolist(),
         })
         print(f"{prompt!r} -> {result['prompts'][-1]['text']!r}")
+    add_llama_cpp_greedy(gguf_path, result)
     (OUT / "smollm2_q4_1.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+
+
+def add_llama_cpp_greedy(gguf_path: pathlib.Path, result: dict) -> None:
+    """llama.cpp's greedy tokens on the same file: its int8-activation kernels are the reference
+    for brainstem's int8 path (llama-cpp-python built without AMX, see BENCHMARKS.md)."""
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        print("llama-cpp-python not installed: skipping the llama.cpp reference")
+        return
+    llm = Llama(str(gguf_path), n_threads=2, verbose=False, logits_all=True)
+    for entry in result["prompts"]:
+        llm.reset()
+        llm.eval(entry["input_ids"])
+        ids = []
+        for _ in range(result["new_tokens"]):
+            token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            ids.append(token)
+            if token == 2:
+                break
+            llm.eval([token])
+        entry["llama_cpp_generated_ids"] = ids
 
 
 def main() -> None:

@@ -28,11 +28,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
                 .get("general.architecture")
                 .map(|v| v.summary())
                 .unwrap_or_default();
-            println!(
-                "{}: GGUF v{}, architecture {arch}",
-                path.display(),
-                header.version
-            );
+            println!("{}: GGUF v{}, architecture {arch}", path.display(), header.version);
             println!("metadata ({} keys):", header.metadata.len());
             for (key, value) in &header.metadata {
                 println!("  {key} = {}", value.summary());
@@ -49,11 +45,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     let listing = file.listing();
     let total: usize = listing.iter().map(|t| t.bytes).sum();
     println!("tensors ({}, {:.1} MB):", listing.len(), total as f64 / 1e6);
-    let shown = if args.all {
-        listing.len()
-    } else {
-        listing.len().min(40)
-    };
+    let shown = if args.all { listing.len() } else { listing.len().min(40) };
     for t in &listing[..shown] {
         println!("  {:<40} {:<6} {:?}", t.name, t.dtype, t.shape);
     }

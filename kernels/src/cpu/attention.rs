@@ -8,13 +8,7 @@ use crate::backend::AttentionParams;
 use crate::error::{shape_err, KernelError, Result};
 use crate::ledger::Cost;
 
-fn check(
-    q: &CpuTensor,
-    k: &CpuTensor,
-    v: &CpuTensor,
-    cache: &CpuKvCache,
-    p: &AttentionParams,
-) -> Result<()> {
+fn check(q: &CpuTensor, k: &CpuTensor, v: &CpuTensor, cache: &CpuKvCache, p: &AttentionParams) -> Result<()> {
     let kv_dim = p.kv_heads * p.head_dim;
     if p.kv_heads == 0 || p.heads % p.kv_heads != 0 {
         return Err(shape_err(
@@ -23,12 +17,7 @@ fn check(
             format!("{} and {}", p.heads, p.kv_heads),
         ));
     }
-    if q.cols != p.heads * p.head_dim
-        || k.cols != kv_dim
-        || v.cols != kv_dim
-        || k.rows != q.rows
-        || v.rows != q.rows
-    {
+    if q.cols != p.heads * p.head_dim || k.cols != kv_dim || v.cols != kv_dim || k.rows != q.rows || v.rows != q.rows {
         return Err(shape_err(
             "attention",
             format!("q [n, {}], k and v [n, {kv_dim}]", p.heads * p.head_dim),

@@ -41,11 +41,7 @@ impl CpuTensor {
 /// A weight on the CPU: dense f32 (f16 and bf16 are widened on upload) or block-quantized.
 #[derive(Debug)]
 pub enum CpuWeight {
-    Dense {
-        matrix: Tensor,
-        rows: usize,
-        cols: usize,
-    },
+    Dense { matrix: Tensor, rows: usize, cols: usize },
     Quantized(QMatrix),
 }
 
@@ -125,11 +121,7 @@ impl Backend for CpuBackend {
 
     fn upload(&self, data: &[f32], rows: usize, cols: usize) -> Result<CpuTensor> {
         if data.len() != rows * cols {
-            return Err(shape_err(
-                "upload",
-                format!("{rows} x {cols} values"),
-                data.len(),
-            ));
+            return Err(shape_err("upload", format!("{rows} x {cols} values"), data.len()));
         }
         Ok(CpuTensor::new(data.to_vec(), rows, cols))
     }
@@ -195,8 +187,7 @@ impl Backend for CpuBackend {
         let out = match w {
             CpuWeight::Quantized(q) => {
                 let mut out = vec![0f32; n * rows];
-                self.pool
-                    .install(|| q.matmul(&x.data, n, &mut out, self.precision))?;
+                self.pool.install(|| q.matmul(&x.data, n, &mut out, self.precision))?;
                 let mut cost = Cost {
                     bytes_read: q.byte_len() as u64 + io,
                     bytes_written: bytes_f32(n * rows),
@@ -237,9 +228,7 @@ impl Backend for CpuBackend {
             }
             match table {
                 CpuWeight::Quantized(q) => q.dequantize_row(r, row)?,
-                CpuWeight::Dense { matrix, .. } => {
-                    row.copy_from_slice(&matrix.get(r)?.to_vec1::<f32>()?)
-                }
+                CpuWeight::Dense { matrix, .. } => row.copy_from_slice(&matrix.get(r)?.to_vec1::<f32>()?),
             }
         }
         let row_bytes = match table {
@@ -262,13 +251,7 @@ impl Backend for CpuBackend {
         Ok(CpuTensor::new(out, x.rows, x.cols))
     }
 
-    fn layer_norm(
-        &self,
-        x: &CpuTensor,
-        gamma: &CpuTensor,
-        beta: &CpuTensor,
-        eps: f32,
-    ) -> Result<CpuTensor> {
+    fn layer_norm(&self, x: &CpuTensor, gamma: &CpuTensor, beta: &CpuTensor, eps: f32) -> Result<CpuTensor> {
         check_row_vector("layer_norm", x, gamma)?;
         check_row_vector("layer_norm", x, beta)?;
         let out = ops::layer_norm(&x.data, &gamma.data, &beta.data, eps);
@@ -297,9 +280,7 @@ impl Backend for CpuBackend {
         cache: &mut CpuKvCache,
         params: AttentionParams,
     ) -> Result<CpuTensor> {
-        let (out, cost) = self
-            .pool
-            .install(|| attention::attend(q, k, v, cache, params))?;
+        let (out, cost) = self.pool.install(|| attention::attend(q, k, v, cache, params))?;
         self.record(OpKind::Attention, cost);
         Ok(out)
     }

@@ -59,12 +59,7 @@ impl QMatrix {
             DType::Q8_0 => QData::Q8_0(bytemuck::pod_collect_to_vec(bytes)),
             DType::Q4K => QData::Q4K(bytemuck::pod_collect_to_vec(bytes)),
             DType::Q6K => QData::Q6K(bytemuck::pod_collect_to_vec(bytes)),
-            dtype => {
-                return Err(KernelError::UnsupportedDType {
-                    op: "QMatrix",
-                    dtype,
-                })
-            }
+            dtype => return Err(KernelError::UnsupportedDType { op: "QMatrix", dtype }),
         };
         Ok(QMatrix { rows, cols, data })
     }
@@ -115,13 +110,7 @@ impl QMatrix {
 
     /// `out[n, rows] = xs[n, cols] * self^T` with the fastest kernels this CPU runs, the
     /// activations either quantized to int8 blocks or kept in f32.
-    pub fn matmul(
-        &self,
-        xs: &[f32],
-        n: usize,
-        out: &mut [f32],
-        precision: ActivationPrecision,
-    ) -> Result<()> {
+    pub fn matmul(&self, xs: &[f32], n: usize, out: &mut [f32], precision: ActivationPrecision) -> Result<()> {
         self.check_matmul(xs, n, out)?;
         let (rows, cols) = (self.rows, self.cols);
         with_blocks!(&self.data, b => match precision {
@@ -132,13 +121,7 @@ impl QMatrix {
     }
 
     /// The same product with the plain scalar dot products: the reference for `matmul`.
-    pub fn matmul_scalar(
-        &self,
-        xs: &[f32],
-        n: usize,
-        out: &mut [f32],
-        precision: ActivationPrecision,
-    ) -> Result<()> {
+    pub fn matmul_scalar(&self, xs: &[f32], n: usize, out: &mut [f32], precision: ActivationPrecision) -> Result<()> {
         self.check_matmul(xs, n, out)?;
         let (rows, cols) = (self.rows, self.cols);
         with_blocks!(&self.data, b => match precision {
@@ -219,14 +202,12 @@ fn matmul_rows<W: Sync, A: Sync>(
 ) {
     let strip = rows_per_task(rows);
     if n == 1 {
-        out.par_chunks_mut(strip)
-            .enumerate()
-            .for_each(|(task, out)| {
-                for (i, o) in out.iter_mut().enumerate() {
-                    let row = task * strip + i;
-                    *o = dot(&blocks[row * per_row..(row + 1) * per_row], acts);
-                }
-            });
+        out.par_chunks_mut(strip).enumerate().for_each(|(task, out)| {
+            for (i, o) in out.iter_mut().enumerate() {
+                let row = task * strip + i;
+                *o = dot(&blocks[row * per_row..(row + 1) * per_row], acts);
+            }
+        });
         return;
     }
     let mut transposed = vec![0f32; rows * n];

@@ -186,9 +186,7 @@ pub fn quantize_q8_0(xs: &[f32]) -> Vec<BlockQ8_0> {
 pub fn quantize_q4_0(xs: &[f32]) -> Vec<BlockQ4_0> {
     xs.chunks_exact(QK)
         .map(|x| {
-            let max = x
-                .iter()
-                .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+            let max = x.iter().fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
             let d = max / -8.0;
             let inv = if d != 0.0 { 1.0 / d } else { 0.0 };
             let q = |v: f32| ((v * inv + 8.5) as i32).clamp(0, 15) as u8;
@@ -289,9 +287,7 @@ pub fn dot_q6k(w: &[BlockQ6K], a: &[ActQ8K]) -> f32 {
         .map(|(w, a)| {
             let q = q6k_values(w);
             let sumi: i32 = (0..16)
-                .map(|g| {
-                    w.scales[g] as i32 * dot_i8(&q[16 * g..16 * g + 16], &a.qs[16 * g..16 * g + 16])
-                })
+                .map(|g| w.scales[g] as i32 * dot_i8(&q[16 * g..16 * g + 16], &a.qs[16 * g..16 * g + 16]))
                 .sum();
             a.d * w.d.to_f32() * sumi as f32
         })

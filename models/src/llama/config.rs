@@ -84,8 +84,7 @@ fn config_err(path: &Path, message: impl Into<String>) -> ModelError {
 impl LlamaConfig {
     /// Parses and validates a Hugging Face `config.json`.
     pub fn from_hf_json(text: &str, path: &Path) -> Result<LlamaConfig> {
-        let hf: HfLlamaConfig =
-            serde_json::from_str(text).map_err(|e| config_err(path, e.to_string()))?;
+        let hf: HfLlamaConfig = serde_json::from_str(text).map_err(|e| config_err(path, e.to_string()))?;
         if let Some(t) = hf.model_type.as_deref().filter(|t| *t != "llama") {
             return Err(ModelError::UnsupportedArchitecture {
                 path: path.into(),
@@ -94,16 +93,10 @@ impl LlamaConfig {
             });
         }
         if let Some(act) = hf.hidden_act.as_deref().filter(|a| *a != "silu") {
-            return Err(config_err(
-                path,
-                format!("hidden_act must be \"silu\", found {act:?}"),
-            ));
+            return Err(config_err(path, format!("hidden_act must be \"silu\", found {act:?}")));
         }
         if hf.attention_bias || hf.mlp_bias {
-            return Err(config_err(
-                path,
-                "attention_bias and mlp_bias are not supported",
-            ));
+            return Err(config_err(path, "attention_bias and mlp_bias are not supported"));
         }
         if hf.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
             return Err(config_err(path, "rope_scaling is not supported"));
@@ -131,9 +124,7 @@ impl LlamaConfig {
             num_layers: hf.num_hidden_layers,
             num_heads: hf.num_attention_heads,
             num_kv_heads: hf.num_key_value_heads.unwrap_or(hf.num_attention_heads),
-            head_dim: hf
-                .head_dim
-                .unwrap_or(hf.hidden_size / hf.num_attention_heads.max(1)),
+            head_dim: hf.head_dim.unwrap_or(hf.hidden_size / hf.num_attention_heads.max(1)),
             rms_norm_eps: hf.rms_norm_eps,
             rope_theta,
             rope_style: RopeStyle::HalfSplit,
@@ -166,9 +157,7 @@ impl LlamaConfig {
         };
         let eos = meta.u64_opt("tokenizer.ggml.eos_token_id")?;
         let cfg = LlamaConfig {
-            vocab_size: meta
-                .u64_opt("llama.vocab_size")?
-                .map_or(vocab_rows, |v| v as usize),
+            vocab_size: meta.u64_opt("llama.vocab_size")?.map_or(vocab_rows, |v| v as usize),
             hidden_size,
             intermediate_size: meta.usize("llama.feed_forward_length")?,
             num_layers: meta.usize("llama.block_count")?,
@@ -177,16 +166,12 @@ impl LlamaConfig {
                 .u64_opt("llama.attention.head_count_kv")?
                 .map_or(num_heads, |v| v as usize),
             head_dim,
-            rms_norm_eps: meta
-                .f32_opt("llama.attention.layer_norm_rms_epsilon")?
-                .unwrap_or(1e-5),
+            rms_norm_eps: meta.f32_opt("llama.attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5),
             rope_theta: meta.f32_opt("llama.rope.freq_base")?.unwrap_or(10_000.0),
             rope_style: RopeStyle::Interleaved,
             max_positions: meta.usize("llama.context_length")?,
             tie_word_embeddings: tied,
-            bos_token_id: meta
-                .u64_opt("tokenizer.ggml.bos_token_id")?
-                .map(|v| v as u32),
+            bos_token_id: meta.u64_opt("tokenizer.ggml.bos_token_id")?.map(|v| v as u32),
             eos_token_ids: eos.map(|v| vec![v as u32]).unwrap_or_default(),
         };
         cfg.validate(path)?;
@@ -224,10 +209,7 @@ impl LlamaConfig {
         if self.head_dim % 2 != 0 {
             return Err(config_err(
                 path,
-                format!(
-                    "head_dim must be even for rotary embedding, found {}",
-                    self.head_dim
-                ),
+                format!("head_dim must be even for rotary embedding, found {}", self.head_dim),
             ));
         }
         if !(self.rms_norm_eps.is_finite()

@@ -13,9 +13,7 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
-use brainstem_kernels::{
-    Activation, AttentionParams, Backend, BinaryOp, DType, HostWeight, KvCacheSpec, RopeParams,
-};
+use brainstem_kernels::{Activation, AttentionParams, Backend, BinaryOp, DType, HostWeight, KvCacheSpec, RopeParams};
 
 pub use config::LlamaConfig;
 
@@ -123,13 +121,7 @@ impl<B: Backend> Block<B> {
         })
     }
 
-    fn forward(
-        &self,
-        b: &B,
-        xs: &B::Tensor,
-        cache: &mut B::KvCache,
-        cfg: &LlamaConfig,
-    ) -> Result<B::Tensor> {
+    fn forward(&self, b: &B, xs: &B::Tensor, cache: &mut B::KvCache, cfg: &LlamaConfig) -> Result<B::Tensor> {
         let _span = tracing::trace_span!("llama_block").entered();
         let start_pos = b.kv_len(cache);
         let rope = |heads| RopeParams {
@@ -213,11 +205,7 @@ impl<B: Backend> Llama<B> {
             options,
         };
         let h = cfg.hidden_size;
-        let embed = l.matrix(
-            naming.global("model.embed_tokens.weight"),
-            cfg.vocab_size,
-            h,
-        )?;
+        let embed = l.matrix(naming.global("model.embed_tokens.weight"), cfg.vocab_size, h)?;
         let blocks = (0..cfg.num_layers)
             .map(|i| Block::load(&l, i, &cfg))
             .collect::<Result<_>>()?;
@@ -263,17 +251,10 @@ impl<B: Backend> Llama<B> {
     }
 
     /// Runs `ids` after whatever the cache holds and returns logits `[rows, vocab]`.
-    pub fn forward(
-        &self,
-        ids: &[u32],
-        cache: &mut LlamaCache<B>,
-        logits: Logits,
-    ) -> Result<B::Tensor> {
+    pub fn forward(&self, ids: &[u32], cache: &mut LlamaCache<B>, logits: Logits) -> Result<B::Tensor> {
         let _span = tracing::debug_span!("llama_forward", tokens = ids.len()).entered();
         if ids.is_empty() {
-            return Err(ModelError::Generation(
-                "forward needs at least one token".into(),
-            ));
+            return Err(ModelError::Generation("forward needs at least one token".into()));
         }
         let b = self.backend.as_ref();
         let mut xs = b.embedding(&self.embed, ids)?;

@@ -182,8 +182,7 @@ impl<'a> Reader<'a> {
         let len = self.u64(what)?;
         self.limit("a string length", len, MAX_STRING)?;
         let bytes = self.take(len, what)?;
-        String::from_utf8(bytes.to_vec())
-            .map_err(|_| self.malformed(format!("{what} is not UTF-8")))
+        String::from_utf8(bytes.to_vec()).map_err(|_| self.malformed(format!("{what} is not UTF-8")))
     }
 
     fn malformed(&self, message: String) -> ModelError {
@@ -217,11 +216,7 @@ impl<'a> Reader<'a> {
     }
 
     fn array_value(&mut self, depth: usize, key: &str) -> Result<GgufValue> {
-        self.limit(
-            "array nesting depth",
-            depth as u64 + 1,
-            MAX_ARRAY_DEPTH as u64,
-        )?;
+        self.limit("array nesting depth", depth as u64 + 1, MAX_ARRAY_DEPTH as u64)?;
         let kind = self.u32(key)?;
         let count = self.u64(key)?;
         // Every element takes at least one byte, so the count can never exceed what is left.
@@ -241,9 +236,7 @@ impl<'a> Reader<'a> {
         let mut shape = Vec::with_capacity(n_dims as usize);
         for _ in 0..n_dims {
             let d = self.u64("tensor dimension")?;
-            shape.push(
-                usize::try_from(d).map_err(|_| self.malformed(format!("{name}: dimension {d}")))?,
-            );
+            shape.push(usize::try_from(d).map_err(|_| self.malformed(format!("{name}: dimension {d}")))?);
         }
         shape.reverse();
         let ggml_type = self.u32("tensor type")?;
@@ -254,25 +247,16 @@ impl<'a> Reader<'a> {
 
 /// Byte size of a tensor of a GGML type; `None` for types brainstem cannot size.
 fn tensor_bytes(ggml_type: u32, shape: &[usize]) -> Option<u64> {
-    let elems = shape
-        .iter()
-        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))?;
+    let elems = shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))?;
     let dtype = DType::from_ggml_id(ggml_type)?;
-    dtype
-        .bytes_for(usize::try_from(elems).ok()?)
-        .ok()
-        .map(|b| b as u64)
+    dtype.bytes_for(usize::try_from(elems).ok()?).ok().map(|b| b as u64)
 }
 
 impl GgufHeader {
     /// Parses the header of `bytes` (a whole GGUF file) and checks that every tensor of a
     /// known type lies inside the file.
     pub fn parse(bytes: &[u8], path: &Path) -> Result<GgufHeader> {
-        let mut r = Reader {
-            bytes,
-            pos: 0,
-            path,
-        };
+        let mut r = Reader { bytes, pos: 0, path };
         let magic = r.take(4, "magic")?;
         if magic != MAGIC {
             return Err(ModelError::BadMagic {
@@ -297,16 +281,13 @@ impl GgufHeader {
             let value = r.value(kind, 0, &key)?;
             metadata.insert(key, value);
         }
-        let infos = (0..tensor_count)
-            .map(|_| r.tensor_info())
-            .collect::<Result<Vec<_>>>()?;
+        let infos = (0..tensor_count).map(|_| r.tensor_info()).collect::<Result<Vec<_>>>()?;
         let alignment = match metadata.get("general.alignment") {
             None => DEFAULT_ALIGNMENT,
-            Some(v) => v.as_u64().filter(|a| a.is_power_of_two()).ok_or_else(|| {
-                r.malformed(format!(
-                    "general.alignment must be a power of two, found {v:?}"
-                ))
-            })?,
+            Some(v) => v
+                .as_u64()
+                .filter(|a| a.is_power_of_two())
+                .ok_or_else(|| r.malformed(format!("general.alignment must be a power of two, found {v:?}")))?,
         };
         let data_start = (r.pos as u64).div_ceil(alignment) * alignment;
         let tensors = infos
@@ -357,10 +338,7 @@ impl Metadata<'_> {
     pub fn u64_opt(&self, key: &str) -> Result<Option<u64>> {
         self.map
             .get(key)
-            .map(|v| {
-                v.as_u64()
-                    .ok_or_else(|| self.missing(key, "an unsigned integer"))
-            })
+            .map(|v| v.as_u64().ok_or_else(|| self.missing(key, "an unsigned integer")))
             .transpose()
     }
 
@@ -393,10 +371,7 @@ impl Metadata<'_> {
             .ok_or_else(|| self.missing(key, "an array of strings"))?;
         items
             .iter()
-            .map(|v| {
-                v.as_str()
-                    .ok_or_else(|| self.missing(key, "an array of strings"))
-            })
+            .map(|v| v.as_str().ok_or_else(|| self.missing(key, "an array of strings")))
             .collect::<Result<Vec<_>>>()
             .map(Some)
     }

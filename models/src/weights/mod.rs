@@ -53,12 +53,11 @@ impl WeightFile {
 
     /// Parses a file's bytes (`path` only names it in errors).
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<WeightFile> {
-        let container =
-            if bytes.starts_with(b"GGUF") || path.extension().is_some_and(|e| e == "gguf") {
-                Container::Gguf(GgufHeader::parse(&bytes, path)?)
-            } else {
-                Container::SafeTensors(safetensors::parse(&bytes, path)?)
-            };
+        let container = if bytes.starts_with(b"GGUF") || path.extension().is_some_and(|e| e == "gguf") {
+            Container::Gguf(GgufHeader::parse(&bytes, path)?)
+        } else {
+            Container::SafeTensors(safetensors::parse(&bytes, path)?)
+        };
         Ok(WeightFile {
             path: path.to_path_buf(),
             bytes,
@@ -125,11 +124,7 @@ impl WeightFile {
         };
         let (dtype, shape, range, dtype_name) = match &self.container {
             Container::Gguf(h) => {
-                let t = h
-                    .tensors
-                    .iter()
-                    .find(|t| t.name == name)
-                    .ok_or_else(missing)?;
+                let t = h.tensors.iter().find(|t| t.name == name).ok_or_else(missing)?;
                 (t.dtype(), t.shape.clone(), t.range.clone(), t.type_name())
             }
             Container::SafeTensors(m) => {

@@ -1,0 +1,90 @@
+//! Property-based fuzzing of the weight-file readers: arbitrary bytes, and valid files with
+//! random truncation and byte corruption, must give `Ok` or a typed error, never a panic,
+//! and every tensor a parsed file hands out must lie inside it and convert cleanly.
+
+mod common;
+
+use std::path::Path;
+
+use brainstem_models::WeightFile;
+use common::reference_dir;
+use proptest::prelude::*;
+
+/// Opens `bytes` as `name` and touches every tensor the file claims to hold.
+fn exercise(name: &str, bytes: Vec<u8>) {
+    let Ok(file) = WeightFile::from_bytes(Path::new(name), bytes) else {
+        return;
+    };
+    for entry in file.listing() {
+        if let Ok(weight) = file.tensor(&entry.name) {
+            let values = weight.to_f32().expect("a validated tensor converts");
+            assert_eq!(values.len(), weight.elems());
+        }
+    }
+}
+
+fn valid(file: &str) -> Vec<u8> {
+    std::fs::read(reference_dir().join("tiny-smollm2").join(file)).unwrap()
+}
+
+/// A valid file with its header region corrupted: `flips` (offset, xor) pairs land in the
+/// first `window` bytes, then the file is cut to `keep` of its length.
+fn corrupt(mut bytes: Vec<u8>, flips: &[(usize, u8)], keep: f64, window: usize) -> Vec<u8> {
+    let window = window.min(bytes.len());
+    for &(offset, xor) in flips {
+        bytes[offset % window] ^= xor;
+    }
+    let len = (bytes.len() as f64 * keep) as usize;
+    bytes.truncate(len);
+    bytes
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(mut bytes in proptest::collection::vec(any::<u8>(), 0..512), gguf in any::<bool>()) {
+        if gguf && bytes.len() >= 8 {
+            bytes[..4].copy_from_slice(b"GGUF");
+            bytes[4..8].copy_from_slice(&3u32.to_le_bytes());
+        }
+        exercise(if gguf { "fuzz.gguf" } else { "fuzz.safetensors" }, bytes);
+    }
+
+    #[test]
+    fn corrupted_gguf_never_panics(flips in proptest::collection::vec((any::<usize>(), 1u8..), 1..8), keep in 0.0f64..1.0) {
+        exercise("corrupt.gguf", corrupt(valid("model.gguf"), &flips, keep, 4096));
+    }
+
+    #[test]
+    fn corrupted_safetensors_never_panics(flips in proptest::collection::vec((any::<usize>(), 1u8..), 1..8), keep in 0.0f64..1.0) {
+        exercise("corrupt.safetensors", corrupt(valid("model.safetensors"), &flips, keep, 2048));
+    }
+}
+
+#[test]
+fn huge_declared_lengths_are_refused_before_allocating() {
+    let mut bytes = b"GGUF".to_vec();
+    bytes.extend(3u32.to_le_bytes());
+    bytes.extend(0u64.to_le_bytes()); // tensors
+    bytes.extend(1u64.to_le_bytes()); // one metadata pair
+    bytes.extend(u64::MAX.to_le_bytes()); // with a key of 2^64 - 1 bytes
+    let err = WeightFile::from_bytes(Path::new("huge.gguf"), bytes)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("over the limit"), "{err}");
+
+    let mut bytes = b"GGUF".to_vec();
+    bytes.extend(3u32.to_le_bytes());
+    bytes.extend(0u64.to_le_bytes());
+    bytes.extend(1u64.to_le_bytes());
+    bytes.extend(3u64.to_le_bytes());
+    bytes.extend(b"key");
+    bytes.extend(9u32.to_le_bytes()); // an array
+    bytes.extend(4u32.to_le_bytes()); // of u32
+    bytes.extend((1u64 << 40).to_le_bytes()); // claiming 2^40 items
+    let err = WeightFile::from_bytes(Path::new("huge.gguf"), bytes)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("array length"), "{err}");
+}

@@ -1,0 +1,141 @@
+//! The real SmolLM2-135M-Instruct Q4_1 GGUF (fetched by tools/fetch-smollm2.sh on first use)
+//! against transformers, which dequantizes it to f32, and llama.cpp, which runs it with int8
+//! activations: tokenizer ids, the chat template, the first logits, and greedy continuations.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+use brainstem_models::generate::{generate, GenerateOptions};
+use brainstem_models::kernels::{ActivationPrecision, Backend, CpuBackend};
+use brainstem_models::{Llama, LoadOptions, Logits, Tokenizer, WeightFile};
+use common::reference_dir;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Reference {
+    new_tokens: usize,
+    prompts: Vec<PromptReference>,
+    tokenizer: Vec<TokenizerProbe>,
+}
+
+#[derive(Deserialize)]
+struct PromptReference {
+    prompt: String,
+    chat: String,
+    input_ids: Vec<u32>,
+    generated_ids: Vec<u32>,
+    first_top_ids: Vec<u32>,
+    first_top_logits: Vec<f32>,
+    llama_cpp_generated_ids: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct TokenizerProbe {
+    text: String,
+    ids: Vec<u32>,
+}
+
+fn reference() -> Reference {
+    let text = std::fs::read_to_string(reference_dir().join("smollm2_q4_1.json")).expect("reference json");
+    serde_json::from_str(&text).expect("reference json")
+}
+
+/// The GGUF in ./weights, fetched when missing.
+fn smollm2_file() -> WeightFile {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let path = root.join("weights/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !path.is_file() {
+        let status = Command::new("bash")
+            .arg(root.join("tools/fetch-smollm2.sh"))
+            .status()
+            .expect("run fetch script");
+        assert!(status.success(), "tools/fetch-smollm2.sh failed");
+    }
+    WeightFile::open(&path).expect("open the SmolLM2 GGUF")
+}
+
+fn model(file: &WeightFile, precision: ActivationPrecision) -> Llama<CpuBackend> {
+    let backend = Arc::new(CpuBackend::new(2).unwrap().with_activation_precision(precision));
+    Llama::from_file(backend, file, LoadOptions::default()).expect("load SmolLM2")
+}
+
+fn greedy(model: &Llama<CpuBackend>, prompt: &[u32], max_tokens: usize) -> Vec<u32> {
+    let opts = GenerateOptions {
+        max_tokens,
+        sampling: Default::default(),
+        stop_ids: vec![2],
+    };
+    generate(model, prompt, &opts, |_| {}).expect("generate").0
+}
+
+fn matching_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+#[test]
+fn smollm2_matches_transformers_and_llama_cpp() {
+    let reference = reference();
+    let file = smollm2_file();
+    let tokenizer = Tokenizer::for_model(file.path(), Some(&file)).expect("tokenizer from GGUF metadata");
+    for probe in &reference.tokenizer {
+        assert_eq!(
+            tokenizer.encode(&probe.text).unwrap(),
+            probe.ids,
+            "tokenizer ids of {:?}",
+            probe.text
+        );
+    }
+    let exact = model(&file, ActivationPrecision::F32);
+    let int8 = model(&file, ActivationPrecision::Int8);
+    let mut longest = 0;
+    for p in &reference.prompts {
+        let chat = tokenizer.chat_prompt(None, &p.prompt);
+        assert_eq!(chat, p.chat, "chat template");
+        assert_eq!(tokenizer.encode(&chat).unwrap(), p.input_ids, "prompt ids");
+
+        let mut cache = exact.new_cache(p.input_ids.len()).unwrap();
+        let logits = exact
+            .backend()
+            .read(&exact.forward(&p.input_ids, &mut cache, Logits::Last).unwrap())
+            .unwrap();
+        for (&id, &expected) in p.first_top_ids.iter().zip(&p.first_top_logits) {
+            let got = logits[id as usize];
+            assert!(
+                (got - expected).abs() < 2e-3,
+                "{:?}: logit of {id}: {got} vs {expected}",
+                p.prompt
+            );
+        }
+
+        let ours = greedy(&exact, &p.input_ids, reference.new_tokens);
+        assert_eq!(
+            ours, p.generated_ids,
+            "{:?}: greedy tokens (f32 activations) differ from transformers",
+            p.prompt
+        );
+        longest = longest.max(ours.len());
+
+        let ours = greedy(&int8, &p.input_ids, reference.new_tokens);
+        let agree = matching_prefix(&ours, &p.llama_cpp_generated_ids);
+        eprintln!(
+            "{:?}: int8 path agrees with llama.cpp for {agree} of {} tokens",
+            p.prompt,
+            ours.len()
+        );
+        assert!(
+            agree >= 8,
+            "{:?}: int8 greedy tokens {ours:?} vs llama.cpp {:?}",
+            p.prompt,
+            p.llama_cpp_generated_ids
+        );
+    }
+    assert!(longest >= 16, "no continuation compared over 16 tokens");
+    let answer = greedy(&exact, &reference.prompts[0].input_ids, 16);
+    assert!(
+        tokenizer.decode(&answer).unwrap().contains("Paris"),
+        "the capital of France is not Paris"
+    );
+}
