@@ -1,6 +1,8 @@
 //! Shared pieces of the benchmark binaries: timing statistics and a description of the
 //! machine a figure was measured on.
 
+pub mod roofline;
+
 use std::time::Duration;
 
 /// The median of some durations (the mean of the middle two for an even count).

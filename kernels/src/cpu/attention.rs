@@ -3,6 +3,7 @@
 
 use rayon::prelude::*;
 
+use super::ops::dot;
 use super::{CpuKvCache, CpuTensor};
 use crate::backend::AttentionParams;
 use crate::error::{shape_err, KernelError, Result};
@@ -10,7 +11,7 @@ use crate::ledger::Cost;
 
 fn check(q: &CpuTensor, k: &CpuTensor, v: &CpuTensor, cache: &CpuKvCache, p: &AttentionParams) -> Result<()> {
     let kv_dim = p.kv_heads * p.head_dim;
-    if p.kv_heads == 0 || p.heads % p.kv_heads != 0 {
+    if p.kv_heads == 0 || !p.heads.is_multiple_of(p.kv_heads) {
         return Err(shape_err(
             "attention",
             "heads a multiple of kv_heads",
@@ -92,8 +93,4 @@ pub fn attend(
         ..Cost::default()
     };
     Ok((CpuTensor::new(out, q.rows, q.cols), cost))
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }

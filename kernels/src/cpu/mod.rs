@@ -260,7 +260,7 @@ impl Backend for CpuBackend {
     }
 
     fn rope(&self, x: &CpuTensor, params: RopeParams) -> Result<CpuTensor> {
-        if params.heads * params.head_dim != x.cols || params.head_dim % 2 != 0 {
+        if params.heads * params.head_dim != x.cols || !params.head_dim.is_multiple_of(2) {
             return Err(shape_err(
                 "rope",
                 format!("{} heads of even size {}", params.heads, params.head_dim),

@@ -5,8 +5,8 @@
 //! when the CPU reports every feature it needs; the scalar versions in `scalar.rs` and
 //! `format.rs` are the reference.
 
-use super::blocks::{ActQ8, BlockQ4_0, BlockQ4_1, BlockQ8_0};
-use super::format::{DotF32Fn, DotFn};
+use super::blocks::{ActQ8, ActQ8K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8_0};
+use super::format::{Dot4F32Fn, Dot4Fn, DotF32Fn, DotFn};
 
 #[cfg(target_arch = "x86_64")]
 fn has_avx2() -> bool {
@@ -27,6 +27,86 @@ pub fn dot_q4_1() -> Option<DotFn<BlockQ4_1>> {
 #[cfg(target_arch = "x86_64")]
 pub fn dot_q8_0() -> Option<DotFn<BlockQ8_0>> {
     has_avx2().then_some((|w, a| unsafe { x86::dot_q8_0(w, a) }) as DotFn<BlockQ8_0>)
+}
+
+#[cfg(target_arch = "x86_64")]
+pub fn dot4_q4_0() -> Option<Dot4Fn<BlockQ4_0>> {
+    has_avx2().then_some((|w, a| unsafe { x86::dot4_q4_0(w, a) }) as Dot4Fn<BlockQ4_0>)
+}
+
+#[cfg(target_arch = "x86_64")]
+pub fn dot4_q4_1() -> Option<Dot4Fn<BlockQ4_1>> {
+    has_avx2().then_some((|w, a| unsafe { x86::dot4_q4_1(w, a) }) as Dot4Fn<BlockQ4_1>)
+}
+
+#[cfg(target_arch = "x86_64")]
+pub fn dot4_q8_0() -> Option<Dot4Fn<BlockQ8_0>> {
+    has_avx2().then_some((|w, a| unsafe { x86::dot4_q8_0(w, a) }) as Dot4Fn<BlockQ8_0>)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub fn dot4_q4_0() -> Option<Dot4Fn<BlockQ4_0>> {
+    None
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub fn dot4_q4_1() -> Option<Dot4Fn<BlockQ4_1>> {
+    None
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub fn dot4_q8_0() -> Option<Dot4Fn<BlockQ8_0>> {
+    None
+}
+
+#[cfg(target_arch = "x86_64")]
+pub fn dot4_f32_q4_0() -> Option<Dot4F32Fn<BlockQ4_0>> {
+    has_avx2().then_some((|w, x| unsafe { x86::dot4_f32(w, x) }) as Dot4F32Fn<BlockQ4_0>)
+}
+
+#[cfg(target_arch = "x86_64")]
+pub fn dot4_f32_q4_1() -> Option<Dot4F32Fn<BlockQ4_1>> {
+    has_avx2().then_some((|w, x| unsafe { x86::dot4_f32(w, x) }) as Dot4F32Fn<BlockQ4_1>)
+}
+
+#[cfg(target_arch = "x86_64")]
+pub fn dot4_f32_q8_0() -> Option<Dot4F32Fn<BlockQ8_0>> {
+    has_avx2().then_some((|w, x| unsafe { x86::dot4_f32(w, x) }) as Dot4F32Fn<BlockQ8_0>)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub fn dot4_f32_q4_0() -> Option<Dot4F32Fn<BlockQ4_0>> {
+    None
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub fn dot4_f32_q4_1() -> Option<Dot4F32Fn<BlockQ4_1>> {
+    None
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub fn dot4_f32_q8_0() -> Option<Dot4F32Fn<BlockQ8_0>> {
+    None
+}
+
+#[cfg(target_arch = "x86_64")]
+pub fn dot_q4k() -> Option<DotFn<BlockQ4K>> {
+    has_avx2().then_some((|w, a| unsafe { x86::dot_q4k(w, a) }) as DotFn<BlockQ4K>)
+}
+
+#[cfg(target_arch = "x86_64")]
+pub fn dot_q6k() -> Option<DotFn<BlockQ6K>> {
+    has_avx2().then_some((|w, a| unsafe { x86::dot_q6k(w, a) }) as DotFn<BlockQ6K>)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub fn dot_q4k() -> Option<DotFn<BlockQ4K>> {
+    None
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub fn dot_q6k() -> Option<DotFn<BlockQ6K>> {
+    None
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -78,7 +158,8 @@ pub fn dot_q8_0() -> Option<DotFn<BlockQ8_0>> {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{ActQ8, BlockQ4_0, BlockQ4_1, BlockQ8_0};
+    use super::{ActQ8, ActQ8K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8_0};
+    use crate::quant::scalar::q4k_scale_min;
 
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -155,6 +236,20 @@ mod x86 {
         hsum(acc)
     }
 
+    /// The low 8 bytes of `v` as 8 f32 lanes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn widen_u8(v: __m128i) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v))
+    }
+
+    /// Bits 0..2 of each byte of `bits`, moved to bits 4..6: the high part of a 6-bit value.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn q6_high(bits: __m256i, low2: __m256i) -> __m256i {
+        _mm256_slli_epi16(_mm256_and_si256(bits, low2), 4)
+    }
+
     /// Sum of `q * x` over a block of 32 unsigned nibbles (lanes as `nibbles_to_bytes`), and
     /// the sum of `x`, both as 8 f32 lanes.
     #[inline]
@@ -164,12 +259,11 @@ mod x86 {
         let mask = _mm_set1_epi8(0xF);
         let lo = _mm_and_si128(packed, mask);
         let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
-        let widen = |v: __m128i| _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
         let q = [
-            widen(lo),
-            widen(_mm_srli_si128(lo, 8)),
-            widen(hi),
-            widen(_mm_srli_si128(hi, 8)),
+            widen_u8(lo),
+            widen_u8(_mm_srli_si128(lo, 8)),
+            widen_u8(hi),
+            widen_u8(_mm_srli_si128(hi, 8)),
         ];
         let xs = [
             _mm256_loadu_ps(x),
@@ -221,5 +315,214 @@ mod x86 {
             acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(w.d)), qx, acc);
         }
         hsum(acc)
+    }
+
+    /// Q4_K against Q8_K: per 64-element chunk, low nibbles are one sub-block and high
+    /// nibbles the next; byte products are weighted by the 6-bit sub-block scales in int16
+    /// (`vpmaddwd`), and the mins are applied once per block through the activation sums.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_q4k(w: &[BlockQ4K], a: &[ActQ8K]) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        let mut mins = 0f32;
+        let low = _mm256_set1_epi8(0xF);
+        for (w, a) in w.iter().zip(a) {
+            let mut sumi = _mm256_setzero_si256();
+            let mut summ = 0i32;
+            for chunk in 0..4 {
+                let (sc_lo, m_lo) = q4k_scale_min(2 * chunk, &w.scales);
+                let (sc_hi, m_hi) = q4k_scale_min(2 * chunk + 1, &w.scales);
+                summ += m_lo as i32 * (a.bsums[4 * chunk] as i32 + a.bsums[4 * chunk + 1] as i32);
+                summ += m_hi as i32 * (a.bsums[4 * chunk + 2] as i32 + a.bsums[4 * chunk + 3] as i32);
+                let q = _mm256_loadu_si256(w.qs.as_ptr().add(32 * chunk).cast());
+                let a_lo = _mm256_loadu_si256(a.qs.as_ptr().add(64 * chunk).cast());
+                let a_hi = _mm256_loadu_si256(a.qs.as_ptr().add(64 * chunk + 32).cast());
+                let p_lo = _mm256_maddubs_epi16(_mm256_and_si256(q, low), a_lo);
+                let p_hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), low), a_hi);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p_lo, _mm256_set1_epi16(sc_lo as i16)));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p_hi, _mm256_set1_epi16(sc_hi as i16)));
+            }
+            let d = f16_to_f32(w.d) * a.d;
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+            mins += f16_to_f32(w.dmin) * a.d * summ as f32;
+        }
+        hsum(acc) - mins
+    }
+
+    /// Q6_K against Q8_K: the 6-bit values are rebuilt from `ql` nibbles and `qh` bit pairs
+    /// as unsigned 0..64; `sum((q - 32) * x)` is `sum(q * x) - 32 * sum(x)`, both by
+    /// `vpmaddubsw`, then weighted by the signed 8-bit group scales.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_q6k(w: &[BlockQ6K], a: &[ActQ8K]) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        let (low4, low2, bias) = (_mm256_set1_epi8(0xF), _mm256_set1_epi8(3), _mm256_set1_epi8(32));
+        for (w, a) in w.iter().zip(a) {
+            let mut sumi = _mm256_setzero_si256();
+            for half in 0..2 {
+                let ql0 = _mm256_loadu_si256(w.ql.as_ptr().add(64 * half).cast());
+                let ql1 = _mm256_loadu_si256(w.ql.as_ptr().add(64 * half + 32).cast());
+                let qh = _mm256_loadu_si256(w.qh.as_ptr().add(32 * half).cast());
+                let q = [
+                    _mm256_or_si256(_mm256_and_si256(ql0, low4), q6_high(qh, low2)),
+                    _mm256_or_si256(_mm256_and_si256(ql1, low4), q6_high(_mm256_srli_epi16(qh, 2), low2)),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                        q6_high(_mm256_srli_epi16(qh, 4), low2),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                        q6_high(_mm256_srli_epi16(qh, 6), low2),
+                    ),
+                ];
+                for (k, q) in q.into_iter().enumerate() {
+                    let x = _mm256_loadu_si256(a.qs.as_ptr().add(128 * half + 32 * k).cast());
+                    let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, x), _mm256_maddubs_epi16(bias, x));
+                    let g = 8 * half + 2 * k;
+                    let scales = _mm256_set_m128i(
+                        _mm_set1_epi16(w.scales[g + 1] as i16),
+                        _mm_set1_epi16(w.scales[g] as i16),
+                    );
+                    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scales));
+                }
+            }
+            let d = f16_to_f32(w.d) * a.d;
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        }
+        hsum(acc)
+    }
+
+    /// One weight row against four activation rows: each weight block is loaded, unpacked
+    /// and made unsigned once (`|q|`), and each activation row takes q's sign.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot4_signed<W>(w: &[W], a: [&[ActQ8]; 4], unpack: impl Fn(&W) -> (__m256i, f32)) -> [f32; 4] {
+        let n = w.len();
+        assert!(
+            a.iter().all(|a| a.len() >= n),
+            "activation rows shorter than the weight row"
+        );
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (i, w) in w.iter().enumerate() {
+            let (qw, d) = unpack(w);
+            let magnitude = _mm256_sign_epi8(qw, qw);
+            for (acc, a) in acc.iter_mut().zip(a) {
+                let a = a.get_unchecked(i);
+                let qa = _mm256_sign_epi8(_mm256_loadu_si256(a.qs.as_ptr().cast()), qw);
+                let sum = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, qa), _mm256_set1_epi16(1));
+                *acc = _mm256_fmadd_ps(_mm256_set1_ps(d * a.d), _mm256_cvtepi32_ps(sum), *acc);
+            }
+        }
+        acc.map(|v| hsum(v))
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot4_q4_0(w: &[BlockQ4_0], a: [&[ActQ8]; 4]) -> [f32; 4] {
+        dot4_signed(w, a, |w| {
+            (
+                _mm256_sub_epi8(nibbles_to_bytes(&w.qs), _mm256_set1_epi8(8)),
+                f16_to_f32(w.d),
+            )
+        })
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot4_q8_0(w: &[BlockQ8_0], a: [&[ActQ8]; 4]) -> [f32; 4] {
+        dot4_signed(w, a, |w| (_mm256_loadu_si256(w.qs.as_ptr().cast()), f16_to_f32(w.d)))
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot4_q4_1(w: &[BlockQ4_1], a: [&[ActQ8]; 4]) -> [f32; 4] {
+        let n = w.len();
+        assert!(
+            a.iter().all(|a| a.len() >= n),
+            "activation rows shorter than the weight row"
+        );
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut offsets = [0f32; 4];
+        for (i, w) in w.iter().enumerate() {
+            let qw = nibbles_to_bytes(&w.qs);
+            let (d, m) = (f16_to_f32(w.d), f16_to_f32(w.m));
+            for ((acc, off), a) in acc.iter_mut().zip(offsets.iter_mut()).zip(a) {
+                let a = a.get_unchecked(i);
+                let sum = dot_u8_i8(qw, _mm256_loadu_si256(a.qs.as_ptr().cast()));
+                *acc = _mm256_fmadd_ps(_mm256_set1_ps(d * a.d), _mm256_cvtepi32_ps(sum), *acc);
+                *off += m * a.sum;
+            }
+        }
+        let mut out = [0f32; 4];
+        for ((o, acc), off) in out.iter_mut().zip(acc).zip(offsets) {
+            *o = hsum(acc) + off;
+        }
+        out
+    }
+
+    /// A legacy block widened to 32 f32 weights in four registers, scales applied.
+    pub trait WidenF32 {
+        /// # Safety
+        /// The CPU must support AVX2, FMA and F16C.
+        unsafe fn widen(&self) -> [__m256; 4];
+    }
+
+    /// The 32 nibbles of a block as f32, in element order (low nibbles first).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn nibbles_f32(qs: &[u8; 16]) -> [__m256; 4] {
+        let packed = _mm_loadu_si128(qs.as_ptr().cast());
+        let mask = _mm_set1_epi8(0xF);
+        let lo = _mm_and_si128(packed, mask);
+        let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
+        [
+            widen_u8(lo),
+            widen_u8(_mm_srli_si128(lo, 8)),
+            widen_u8(hi),
+            widen_u8(_mm_srli_si128(hi, 8)),
+        ]
+    }
+
+    impl WidenF32 for BlockQ4_0 {
+        #[inline]
+        unsafe fn widen(&self) -> [__m256; 4] {
+            let d = _mm256_set1_ps(f16_to_f32(self.d));
+            let offset = _mm256_set1_ps(-8.0 * f16_to_f32(self.d));
+            nibbles_f32(&self.qs).map(|q| _mm256_fmadd_ps(q, d, offset))
+        }
+    }
+
+    impl WidenF32 for BlockQ4_1 {
+        #[inline]
+        unsafe fn widen(&self) -> [__m256; 4] {
+            let (d, m) = (_mm256_set1_ps(f16_to_f32(self.d)), _mm256_set1_ps(f16_to_f32(self.m)));
+            nibbles_f32(&self.qs).map(|q| _mm256_fmadd_ps(q, d, m))
+        }
+    }
+
+    impl WidenF32 for BlockQ8_0 {
+        #[inline]
+        unsafe fn widen(&self) -> [__m256; 4] {
+            let d = _mm256_set1_ps(f16_to_f32(self.d));
+            std::array::from_fn(|i| {
+                let q8 = _mm_loadl_epi64(self.qs.as_ptr().add(8 * i).cast());
+                _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)), d)
+            })
+        }
+    }
+
+    /// One weight row against four f32 activation rows: each block is widened once.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot4_f32<W: WidenF32>(w: &[W], x: [&[f32]; 4]) -> [f32; 4] {
+        assert!(
+            x.iter().all(|x| x.len() >= 32 * w.len()),
+            "activation rows shorter than the weight row"
+        );
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (i, w) in w.iter().enumerate() {
+            let v = w.widen();
+            for (acc, x) in acc.iter_mut().zip(x) {
+                let x = x.as_ptr().add(32 * i);
+                for (k, v) in v.iter().enumerate() {
+                    *acc = _mm256_fmadd_ps(*v, _mm256_loadu_ps(x.add(8 * k)), *acc);
+                }
+            }
+        }
+        acc.map(|v| hsum(v))
     }
 }

@@ -45,7 +45,24 @@ pub trait QuantFormat: Pod + Send + Sync {
     fn dot_f32_kernel() -> DotF32Fn<Self> {
         Self::dot_f32_scalar
     }
+
+    /// One weight row against four activation rows at once, where this CPU has a kernel
+    /// that shares the weight unpacking between them (the prefill path).
+    fn dot4_kernel() -> Option<Dot4Fn<Self>> {
+        None
+    }
+
+    /// One weight row against four f32 activation rows, sharing the block widening.
+    fn dot4_f32_kernel() -> Option<Dot4F32Fn<Self>> {
+        None
+    }
 }
+
+/// A dot product of one row of weight blocks with four f32 activation rows.
+pub type Dot4F32Fn<W> = fn(&[W], [&[f32]; 4]) -> [f32; 4];
+
+/// A dot product of one row of weight blocks with four rows of activation blocks.
+pub type Dot4Fn<W> = fn(&[W], [&[<W as QuantFormat>::Act]; 4]) -> [f32; 4];
 
 /// A dot product of one row of weight blocks with f32 activations.
 pub type DotF32Fn<W> = fn(&[W], &[f32]) -> f32;
@@ -69,6 +86,12 @@ impl QuantFormat for BlockQ4_0 {
     fn dot_f32_kernel() -> DotF32Fn<Self> {
         avx2::dot_f32_q4_0().unwrap_or(Self::dot_f32_scalar)
     }
+    fn dot4_kernel() -> Option<Dot4Fn<Self>> {
+        avx2::dot4_q4_0()
+    }
+    fn dot4_f32_kernel() -> Option<Dot4F32Fn<Self>> {
+        avx2::dot4_f32_q4_0()
+    }
 }
 
 impl QuantFormat for BlockQ4_1 {
@@ -89,6 +112,12 @@ impl QuantFormat for BlockQ4_1 {
     }
     fn dot_f32_kernel() -> DotF32Fn<Self> {
         avx2::dot_f32_q4_1().unwrap_or(Self::dot_f32_scalar)
+    }
+    fn dot4_kernel() -> Option<Dot4Fn<Self>> {
+        avx2::dot4_q4_1()
+    }
+    fn dot4_f32_kernel() -> Option<Dot4F32Fn<Self>> {
+        avx2::dot4_f32_q4_1()
     }
 }
 
@@ -111,6 +140,12 @@ impl QuantFormat for BlockQ8_0 {
     fn dot_f32_kernel() -> DotF32Fn<Self> {
         avx2::dot_f32_q8_0().unwrap_or(Self::dot_f32_scalar)
     }
+    fn dot4_kernel() -> Option<Dot4Fn<Self>> {
+        avx2::dot4_q8_0()
+    }
+    fn dot4_f32_kernel() -> Option<Dot4F32Fn<Self>> {
+        avx2::dot4_f32_q8_0()
+    }
 }
 
 impl QuantFormat for BlockQ4K {
@@ -126,6 +161,9 @@ impl QuantFormat for BlockQ4K {
     fn dot_scalar(w: &[Self], a: &[ActQ8K]) -> f32 {
         scalar::dot_q4k(w, a)
     }
+    fn dot_kernel() -> DotFn<Self> {
+        avx2::dot_q4k().unwrap_or(Self::dot_scalar)
+    }
 }
 
 impl QuantFormat for BlockQ6K {
@@ -140,5 +178,8 @@ impl QuantFormat for BlockQ6K {
     }
     fn dot_scalar(w: &[Self], a: &[ActQ8K]) -> f32 {
         scalar::dot_q6k(w, a)
+    }
+    fn dot_kernel() -> DotFn<Self> {
+        avx2::dot_q6k().unwrap_or(Self::dot_scalar)
     }
 }

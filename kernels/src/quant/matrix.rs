@@ -43,8 +43,8 @@ pub struct QMatrix {
 
 /// Rows per parallel task: enough work to amortise scheduling, enough tasks to balance.
 fn rows_per_task(rows: usize) -> usize {
-    let tasks = 8 * rayon::current_num_threads().max(1);
-    rows.div_ceil(tasks).clamp(4, 256)
+    let tasks = 4 * rayon::current_num_threads().max(1);
+    rows.div_ceil(tasks).max(4)
 }
 
 impl QMatrix {
@@ -114,8 +114,14 @@ impl QMatrix {
         self.check_matmul(xs, n, out)?;
         let (rows, cols) = (self.rows, self.cols);
         with_blocks!(&self.data, b => match precision {
-            ActivationPrecision::Int8 => matmul_int8(b, rows, cols, xs, n, out, QuantFormat::dot_kernel()),
-            ActivationPrecision::F32 => matmul_f32(b, rows, cols, xs, n, out, QuantFormat::dot_f32_kernel()),
+            ActivationPrecision::Int8 => {
+                let kernels = Kernels { dot: QuantFormat::dot_kernel(), dot4: QuantFormat::dot4_kernel() };
+                matmul_int8(b, rows, cols, xs, n, out, kernels)
+            }
+            ActivationPrecision::F32 => {
+                let kernels = Kernels { dot: QuantFormat::dot_f32_kernel(), dot4: QuantFormat::dot4_f32_kernel() };
+                matmul_f32(b, rows, cols, xs, n, out, kernels)
+            }
         });
         Ok(())
     }
@@ -125,8 +131,12 @@ impl QMatrix {
         self.check_matmul(xs, n, out)?;
         let (rows, cols) = (self.rows, self.cols);
         with_blocks!(&self.data, b => match precision {
-            ActivationPrecision::Int8 => matmul_int8(b, rows, cols, xs, n, out, QuantFormat::dot_scalar),
-            ActivationPrecision::F32 => matmul_f32(b, rows, cols, xs, n, out, QuantFormat::dot_f32_scalar),
+            ActivationPrecision::Int8 => {
+                matmul_int8(b, rows, cols, xs, n, out, Kernels { dot: QuantFormat::dot_scalar, dot4: None })
+            }
+            ActivationPrecision::F32 => {
+                matmul_f32(b, rows, cols, xs, n, out, Kernels { dot: QuantFormat::dot_f32_scalar, dot4: None })
+            }
         });
         Ok(())
     }
@@ -155,6 +165,29 @@ pub enum ActivationPrecision {
     F32,
 }
 
+/// The dot products one matmul runs: one weight row with one activation row, and, where
+/// the CPU has it, one weight row with four activation rows sharing the weight unpacking.
+struct Kernels<W, A> {
+    dot: fn(&[W], &[A]) -> f32,
+    dot4: Option<RowsDot4<W, A>>,
+}
+
+/// One weight row against four activation rows.
+type RowsDot4<W, A> = fn(&[W], [&[A]; 4]) -> [f32; 4];
+
+/// `n` activation rows of `stride` items each.
+struct ActRows<'a, A> {
+    data: &'a [A],
+    stride: usize,
+    n: usize,
+}
+
+impl<A> ActRows<'_, A> {
+    fn row(&self, t: usize) -> &[A] {
+        &self.data[t * self.stride..(t + 1) * self.stride]
+    }
+}
+
 /// Quantizes each of the `n` activation rows to int8 blocks, then multiplies.
 fn matmul_int8<W: QuantFormat>(
     blocks: &[W],
@@ -163,14 +196,19 @@ fn matmul_int8<W: QuantFormat>(
     xs: &[f32],
     n: usize,
     out: &mut [f32],
-    dot: fn(&[W], &[W::Act]) -> f32,
+    kernels: Kernels<W, W::Act>,
 ) {
     let per_row = cols / W::ELEMS;
     let mut acts = vec![W::Act::zeroed(); n * per_row];
     for (x, a) in xs.chunks_exact(cols).zip(acts.chunks_exact_mut(per_row)) {
         W::quantize_activations(x, a);
     }
-    matmul_rows(blocks, rows, per_row, &acts, per_row, n, out, dot)
+    let acts = ActRows {
+        data: &acts,
+        stride: per_row,
+        n,
+    };
+    matmul_rows(blocks, rows, per_row, &acts, out, &kernels)
 }
 
 /// Multiplies with f32 activations, each weight block dequantized on the fly.
@@ -181,31 +219,48 @@ fn matmul_f32<W: QuantFormat>(
     xs: &[f32],
     n: usize,
     out: &mut [f32],
-    dot: fn(&[W], &[f32]) -> f32,
+    kernels: Kernels<W, f32>,
 ) {
-    matmul_rows(blocks, rows, cols / W::ELEMS, xs, cols, n, out, dot)
+    let acts = ActRows {
+        data: xs,
+        stride: cols,
+        n,
+    };
+    matmul_rows(blocks, rows, cols / W::ELEMS, &acts, out, &kernels)
+}
+
+/// Dots one weight row with every activation row, four at a time where a kernel allows.
+fn dot_all<W, A>(w: &[W], acts: &ActRows<A>, out: &mut [f32], k: &Kernels<W, A>) {
+    let mut t = 0;
+    if let Some(dot4) = k.dot4 {
+        while t + 4 <= acts.n {
+            let group = [acts.row(t), acts.row(t + 1), acts.row(t + 2), acts.row(t + 3)];
+            out[t..t + 4].copy_from_slice(&dot4(w, group));
+            t += 4;
+        }
+    }
+    for (t, o) in out.iter_mut().enumerate().skip(t) {
+        *o = (k.dot)(w, acts.row(t));
+    }
 }
 
 /// Computes output rows in parallel: every task takes a strip of weight rows (`per_row`
-/// blocks each) and dots each with all `n` activation rows (`act_stride` items each) while
-/// the strip is hot in cache.
-#[allow(clippy::too_many_arguments)]
+/// blocks each) and dots each with all activation rows while the strip is hot in cache.
 fn matmul_rows<W: Sync, A: Sync>(
     blocks: &[W],
     rows: usize,
     per_row: usize,
-    acts: &[A],
-    act_stride: usize,
-    n: usize,
+    acts: &ActRows<A>,
     out: &mut [f32],
-    dot: fn(&[W], &[A]) -> f32,
+    kernels: &Kernels<W, A>,
 ) {
     let strip = rows_per_task(rows);
+    let n = acts.n;
     if n == 1 {
         out.par_chunks_mut(strip).enumerate().for_each(|(task, out)| {
             for (i, o) in out.iter_mut().enumerate() {
                 let row = task * strip + i;
-                *o = dot(&blocks[row * per_row..(row + 1) * per_row], acts);
+                *o = (kernels.dot)(&blocks[row * per_row..(row + 1) * per_row], acts.data);
             }
         });
         return;
@@ -217,10 +272,7 @@ fn matmul_rows<W: Sync, A: Sync>(
         .for_each(|(task, out)| {
             for (i, out_row) in out.chunks_exact_mut(n).enumerate() {
                 let row = task * strip + i;
-                let w = &blocks[row * per_row..(row + 1) * per_row];
-                for (o, a) in out_row.iter_mut().zip(acts.chunks_exact(act_stride)) {
-                    *o = dot(w, a);
-                }
+                dot_all(&blocks[row * per_row..(row + 1) * per_row], acts, out_row, kernels);
             }
         });
     for (row, values) in transposed.chunks_exact(n).enumerate() {

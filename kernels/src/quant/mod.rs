@@ -90,7 +90,7 @@ impl DType {
     /// or the size overflows.
     pub fn bytes_for(self, elems: usize) -> Result<usize> {
         let block = self.block_elems();
-        if elems % block != 0 {
+        if !elems.is_multiple_of(block) {
             return Err(KernelError::BlockAlignment {
                 dtype: self,
                 block,

@@ -197,7 +197,7 @@ impl LlamaConfig {
                 ));
             }
         }
-        if self.num_heads % self.num_kv_heads != 0 {
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return Err(config_err(
                 path,
                 format!(
@@ -206,7 +206,7 @@ impl LlamaConfig {
                 ),
             ));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return Err(config_err(
                 path,
                 format!("head_dim must be even for rotary embedding, found {}", self.head_dim),

@@ -1,0 +1,163 @@
+//! Quantized matvec and matmul, brainstem against candle's `QMatMul` on the same weights, in
+//! one run, with this machine's roofline measured alongside: GB/s of weights, GFLOP/s, and
+//! their fractions of the measured read bandwidth and FMA peak.
+//!
+//! cargo run --release -p brainstem-benches --bin qmatmul
+
+use std::time::{Duration, Instant};
+
+use brainstem_benches::roofline::{self, Roofline};
+use brainstem_benches::{machine_description, median};
+use brainstem_runtime::kernels::{ActivationPrecision, DType, HostWeight, QMatrix};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Module, Tensor};
+use clap::Parser;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Timed repetitions per case (the median is reported).
+    #[arg(long, default_value_t = 15)]
+    reps: usize,
+    /// Only formats whose name contains this (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K).
+    #[arg(long)]
+    only: Option<String>,
+}
+
+const FORMATS: [(DType, GgmlDType); 5] = [
+    (DType::Q4_0, GgmlDType::Q4_0),
+    (DType::Q4_1, GgmlDType::Q4_1),
+    (DType::Q8_0, GgmlDType::Q8_0),
+    (DType::Q4K, GgmlDType::Q4K),
+    (DType::Q6K, GgmlDType::Q6K),
+];
+
+/// (name, output rows, input columns, activation rows)
+const CASES: [(&str, usize, usize, usize); 8] = [
+    ("4096x4096 matvec", 4096, 4096, 1),
+    ("smollm2 q/o 576x576", 576, 576, 1),
+    ("smollm2 gate/up 1536x576", 1536, 576, 1),
+    ("smollm2 down 576x1536", 576, 1536, 1),
+    ("smollm2 output 49152x576", 49152, 576, 1),
+    ("4096x4096 matmul n=64", 4096, 4096, 64),
+    ("4096x4096 matmul n=128", 4096, 4096, 128),
+    ("smollm2 gate 1536x576 n=128", 1536, 576, 128),
+];
+
+fn time(reps: usize, mut f: impl FnMut()) -> Duration {
+    f();
+    median(
+        &(0..reps)
+            .map(|_| {
+                let start = Instant::now();
+                f();
+                start.elapsed()
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+struct Case {
+    rows: usize,
+    cols: usize,
+    n: usize,
+    ours: QMatrix,
+    candle: QMatMul,
+    xs: Vec<f32>,
+}
+
+fn build(dtype: DType, ggml: GgmlDType, rows: usize, cols: usize, n: usize) -> anyhow::Result<Case> {
+    let weights = Tensor::randn(0f32, 0.05, (rows, cols), &Device::Cpu)?;
+    let q = QTensor::quantize(&weights, ggml)?;
+    let host = HostWeight {
+        dtype,
+        shape: vec![rows, cols],
+        bytes: q.data()?.into_owned().into(),
+    };
+    let ours = QMatrix::from_host(&host)?;
+    let xs = Tensor::randn(0f32, 1.0, (n, cols), &Device::Cpu)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    Ok(Case {
+        rows,
+        cols,
+        n,
+        ours,
+        candle: QMatMul::from_qtensor(q)?,
+        xs,
+    })
+}
+
+fn row(name: &str, dtype: DType, case: &Case, ours: Duration, candle: Duration, roof: &Roofline) {
+    let bytes = case.ours.byte_len() as f64;
+    let flops = 2.0 * (case.n * case.rows * case.cols) as f64;
+    let gbs = |t: Duration| bytes / t.as_secs_f64() / 1e9;
+    let gflops = |t: Duration| flops / t.as_secs_f64() / 1e9;
+    let (frac_bw, frac_fma) = (
+        gbs(ours) * 1e9 / roof.read_bytes_per_s,
+        gflops(ours) * 1e9 / roof.f32_flops,
+    );
+    println!(
+        "| {dtype:<5} | {name:<28} | {:>8.1} | {:>7.1} | {:>7.1} | {:>5.0}% | {:>6.1} | {:>5.1}% | {:>8.1} | {:>5.2}x |",
+        ours.as_secs_f64() * 1e6,
+        gbs(ours),
+        gbs(candle),
+        100.0 * frac_bw,
+        gflops(ours),
+        100.0 * frac_fma,
+        candle.as_secs_f64() * 1e6,
+        candle.as_secs_f64() / ours.as_secs_f64(),
+    );
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build_global()?;
+    println!("machine: {}", machine_description());
+    let roof = roofline::measure();
+    println!(
+        "roofline ({} threads): read {:.1} GB/s, triad {:.1} GB/s, f32 FMA peak {:.1} GFLOP/s\n",
+        args.threads,
+        roof.read_bytes_per_s / 1e9,
+        roof.triad_bytes_per_s / 1e9,
+        roof.f32_flops / 1e9
+    );
+    println!(
+        "brainstem: int8 activations; candle: QMatMul (its own int8 vec-dot). Median of {} runs.\n",
+        args.reps
+    );
+    println!("| fmt   | case                         | ours us  | ours GB/s | candle GB/s | of read BW | ours GFLOP/s | of FMA peak | candle us | speedup |");
+    println!("|-------|------------------------------|---------:|--------:|--------:|------:|-------:|------:|---------:|-------:|");
+    for (dtype, ggml) in FORMATS {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|o| !dtype.to_string().contains(o.as_str()))
+        {
+            continue;
+        }
+        for (name, rows, cols, n) in CASES {
+            if cols % dtype.block_elems() != 0 {
+                println!("| {dtype:<5} | {name:<28} | rows of {cols} are not whole {dtype} blocks | | | | | | | |");
+                continue;
+            }
+            let case = build(dtype, ggml, rows, cols, n)?;
+            let mut out = vec![0f32; n * rows];
+            let ours = time(args.reps, || {
+                case.ours
+                    .matmul(&case.xs, n, &mut out, ActivationPrecision::Int8)
+                    .expect("matmul")
+            });
+            let x = Tensor::from_slice(&case.xs, (n, cols), &Device::Cpu)?;
+            let candle = time(args.reps, || {
+                std::hint::black_box(case.candle.forward(&x).expect("candle matmul"));
+            });
+            row(name, dtype, &case, ours, candle, &roof);
+        }
+    }
+    println!("\nmachine after the run: {}", machine_description());
+    Ok(())
+}
