@@ -198,42 +198,52 @@ mod x86 {
         _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
     }
 
+    /// Sums the scaled int32 products of every block pair (`block` gives one block's 8-lane
+    /// product sum and its scale), two blocks per step into two accumulators so that the
+    /// multiply-add chains overlap.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn sum_blocks<W>(w: &[W], a: &[ActQ8], block: impl Fn(&W, &ActQ8) -> (__m256i, f32)) -> f32 {
+        assert!(a.len() >= w.len(), "activation row shorter than the weight row");
+        let mut acc = [_mm256_setzero_ps(); 2];
+        for (i, w) in w.iter().enumerate() {
+            let (dot, scale) = block(w, a.get_unchecked(i));
+            let lane = &mut acc[i & 1];
+            *lane = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(dot), *lane);
+        }
+        hsum(_mm256_add_ps(acc[0], acc[1]))
+    }
+
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_q4_0(w: &[BlockQ4_0], a: &[ActQ8]) -> f32 {
-        let mut acc = _mm256_setzero_ps();
-        for (w, a) in w.iter().zip(a) {
+        sum_blocks(w, a, |w, a| {
             let qw = _mm256_sub_epi8(nibbles_to_bytes(&w.qs), _mm256_set1_epi8(8));
-            let qa = _mm256_loadu_si256(a.qs.as_ptr().cast());
-            let scale = _mm256_set1_ps(f16_to_f32(w.d) * a.d);
-            acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot_i8_i8(qw, qa)), acc);
-        }
-        hsum(acc)
+            (
+                dot_i8_i8(qw, _mm256_loadu_si256(a.qs.as_ptr().cast())),
+                f16_to_f32(w.d) * a.d,
+            )
+        })
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_q4_1(w: &[BlockQ4_1], a: &[ActQ8]) -> f32 {
-        let mut acc = _mm256_setzero_ps();
-        let mut offsets = 0f32;
-        for (w, a) in w.iter().zip(a) {
-            let qw = nibbles_to_bytes(&w.qs);
+        let offsets: f32 = w.iter().zip(a).map(|(w, a)| f16_to_f32(w.m) * a.sum).sum();
+        let products = sum_blocks(w, a, |w, a| {
             let qa = _mm256_loadu_si256(a.qs.as_ptr().cast());
-            let scale = _mm256_set1_ps(f16_to_f32(w.d) * a.d);
-            acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot_u8_i8(qw, qa)), acc);
-            offsets += f16_to_f32(w.m) * a.sum;
-        }
-        hsum(acc) + offsets
+            (dot_u8_i8(nibbles_to_bytes(&w.qs), qa), f16_to_f32(w.d) * a.d)
+        });
+        products + offsets
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_q8_0(w: &[BlockQ8_0], a: &[ActQ8]) -> f32 {
-        let mut acc = _mm256_setzero_ps();
-        for (w, a) in w.iter().zip(a) {
+        sum_blocks(w, a, |w, a| {
             let qw = _mm256_loadu_si256(w.qs.as_ptr().cast());
-            let qa = _mm256_loadu_si256(a.qs.as_ptr().cast());
-            let scale = _mm256_set1_ps(f16_to_f32(w.d) * a.d);
-            acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot_i8_i8(qw, qa)), acc);
-        }
-        hsum(acc)
+            (
+                dot_i8_i8(qw, _mm256_loadu_si256(a.qs.as_ptr().cast())),
+                f16_to_f32(w.d) * a.d,
+            )
+        })
     }
 
     /// The low 8 bytes of `v` as 8 f32 lanes.
