@@ -1,10 +1,11 @@
 //! brainstem-models: model architectures written once against the backend interface of
 //! `brainstem-kernels`, the weight files they load (GGUF, safetensors + config.json), the
-//! tokenizers, sampling and generation.
+//! tokenizers, sampling and generation, and quantization of a model into a llama GGUF.
 
 pub mod error;
 pub mod generate;
 pub mod llama;
+pub mod quantize;
 pub mod sampling;
 pub mod tokenizer;
 pub mod weights;

@@ -1,6 +1,9 @@
 //! Tokenizers: a Hugging Face `tokenizer.json`, or a GPT-2-style byte-level BPE rebuilt from a
 //! GGUF file's `tokenizer.ggml.*` metadata (tokens, merges, token types, pre-tokenizer name)
-//! with the `tokenizers` crate; and the ChatML chat template that SmolLM2 uses.
+//! with the `tokenizers` crate, and the reverse ([`gguf_vocab_from_json`]); and the ChatML
+//! chat template that SmolLM2 uses.
+
+mod gguf_vocab;
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +16,7 @@ use tokenizers::{AddedToken, PreTokenizerWrapper};
 use crate::error::{ModelError, Result};
 use crate::weights::gguf::Metadata;
 use crate::weights::WeightFile;
+pub use gguf_vocab::{gguf_vocab_from_json, GgufVocab};
 
 /// GGUF token types of tokens that are matched whole, before BPE (control, user-defined).
 const TOKEN_TYPE_CONTROL: u64 = 3;

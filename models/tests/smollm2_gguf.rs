@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 
 use brainstem_models::generate::{generate, GenerateOptions};
@@ -46,16 +44,7 @@ fn reference() -> Reference {
 
 /// The GGUF in ./weights, fetched when missing.
 fn smollm2_file() -> WeightFile {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let path = root.join("weights/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !path.is_file() {
-        let status = Command::new("bash")
-            .arg(root.join("tools/fetch-smollm2.sh"))
-            .status()
-            .expect("run fetch script");
-        assert!(status.success(), "tools/fetch-smollm2.sh failed");
-    }
-    WeightFile::open(&path).expect("open the SmolLM2 GGUF")
+    WeightFile::open(&common::smollm2_gguf()).expect("open the SmolLM2 GGUF")
 }
 
 fn model(file: &WeightFile, precision: ActivationPrecision) -> Llama<CpuBackend> {
@@ -122,14 +111,25 @@ fn smollm2_matches_transformers_and_llama_cpp() {
         // int8 activations carry quantization noise of a few tenths of a logit (llama.cpp's
         // too), so near-ties may break either way: bound the logits, report the agreement.
         let mut cache = int8.new_cache(p.input_ids.len()).unwrap();
-        let logits = int8.backend().read(&int8.forward(&p.input_ids, &mut cache, Logits::Last).unwrap()).unwrap();
+        let logits = int8
+            .backend()
+            .read(&int8.forward(&p.input_ids, &mut cache, Logits::Last).unwrap())
+            .unwrap();
         for (&id, &expected) in p.first_top_ids.iter().zip(&p.first_top_logits) {
             let got = logits[id as usize];
-            assert!((got - expected).abs() < 1.0, "{:?}: int8 logit of {id}: {got} vs {expected}", p.prompt);
+            assert!(
+                (got - expected).abs() < 1.0,
+                "{:?}: int8 logit of {id}: {got} vs {expected}",
+                p.prompt
+            );
         }
         let ours = greedy(&int8, &p.input_ids, reference.new_tokens);
         let agree = matching_prefix(&ours, &p.llama_cpp_generated_ids);
-        eprintln!("{:?}: int8 path agrees with llama.cpp for {agree} of {} tokens", p.prompt, ours.len());
+        eprintln!(
+            "{:?}: int8 path agrees with llama.cpp for {agree} of {} tokens",
+            p.prompt,
+            ours.len()
+        );
     }
     assert!(longest >= 16, "no continuation compared over 16 tokens");
     let answer = greedy(&exact, &reference.prompts[0].input_ids, 16);

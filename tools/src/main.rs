@@ -2,6 +2,7 @@
 
 mod generate;
 mod inspect;
+mod quantize;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -23,6 +24,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Show a model file's architecture, metadata and tensors.
     Inspect(inspect::InspectArgs),
+    /// Write a llama GGUF (from a GGUF or a Hugging Face checkpoint) in a block format.
+    Quantize(quantize::QuantizeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,5 +36,6 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Generate(args) => generate::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Quantize(args) => quantize::run(args),
     }
 }

@@ -5,6 +5,7 @@ mod avx2;
 pub mod blocks;
 mod format;
 mod matrix;
+pub mod quantize;
 pub mod scalar;
 
 use std::borrow::Cow;

@@ -27,31 +27,54 @@ enum Naming {
     Gguf,
 }
 
+/// Tensors outside the layers: the Hugging Face name and llama.cpp's.
+const GLOBAL_TENSORS: [(&str, &str); 3] = [
+    ("model.embed_tokens.weight", "token_embd.weight"),
+    ("model.norm.weight", "output_norm.weight"),
+    ("lm_head.weight", "output.weight"),
+];
+
+/// Tensors of each layer: the Hugging Face role and llama.cpp's name for it.
+const LAYER_TENSORS: [(&str, &str); 9] = [
+    ("self_attn.q_proj", "attn_q"),
+    ("self_attn.k_proj", "attn_k"),
+    ("self_attn.v_proj", "attn_v"),
+    ("self_attn.o_proj", "attn_output"),
+    ("mlp.gate_proj", "ffn_gate"),
+    ("mlp.up_proj", "ffn_up"),
+    ("mlp.down_proj", "ffn_down"),
+    ("input_layernorm", "attn_norm"),
+    ("post_attention_layernorm", "ffn_norm"),
+];
+
+/// The llama.cpp (GGUF) name of a Hugging Face Llama tensor name; `None` for a name a
+/// Llama does not use.
+pub fn gguf_tensor_name(hf: &str) -> Option<String> {
+    if let Some((_, gguf)) = GLOBAL_TENSORS.iter().find(|(h, _)| *h == hf) {
+        return Some(gguf.to_string());
+    }
+    let (layer, role) = hf.strip_prefix("model.layers.")?.split_once('.')?;
+    let role = role.strip_suffix(".weight")?;
+    let layer: usize = layer.parse().ok()?;
+    let (_, gguf) = LAYER_TENSORS.iter().find(|(h, _)| *h == role)?;
+    Some(format!("blk.{layer}.{gguf}.weight"))
+}
+
 impl Naming {
     fn global(self, hf: &'static str) -> &'static str {
-        match (self, hf) {
-            (Naming::HuggingFace, name) => name,
-            (Naming::Gguf, "model.embed_tokens.weight") => "token_embd.weight",
-            (Naming::Gguf, "model.norm.weight") => "output_norm.weight",
-            (Naming::Gguf, _) => "output.weight",
+        match self {
+            Naming::HuggingFace => hf,
+            Naming::Gguf => GLOBAL_TENSORS.iter().find(|(h, _)| *h == hf).map_or(hf, |(_, g)| g),
         }
     }
 
     fn layer(self, layer: usize, hf: &str) -> String {
-        let gguf = match hf {
-            "self_attn.q_proj" => "attn_q",
-            "self_attn.k_proj" => "attn_k",
-            "self_attn.v_proj" => "attn_v",
-            "self_attn.o_proj" => "attn_output",
-            "mlp.gate_proj" => "ffn_gate",
-            "mlp.up_proj" => "ffn_up",
-            "mlp.down_proj" => "ffn_down",
-            "input_layernorm" => "attn_norm",
-            _ => "ffn_norm",
-        };
         match self {
             Naming::HuggingFace => format!("model.layers.{layer}.{hf}.weight"),
-            Naming::Gguf => format!("blk.{layer}.{gguf}.weight"),
+            Naming::Gguf => {
+                let gguf = LAYER_TENSORS.iter().find(|(h, _)| *h == hf).map_or(hf, |(_, g)| g);
+                format!("blk.{layer}.{gguf}.weight")
+            }
         }
     }
 }

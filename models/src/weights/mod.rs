@@ -1,8 +1,9 @@
 //! Weight files: a GGUF file, or a Hugging Face checkpoint (`model.safetensors`, beside its
 //! `config.json`). Both are read whole into memory, validated once, and hand out borrowed
-//! host weights by their own tensor names.
+//! host weights by their own tensor names. [`gguf_writer`] writes GGUF files.
 
 pub mod gguf;
+pub mod gguf_writer;
 pub mod safetensors;
 
 use std::borrow::Cow;

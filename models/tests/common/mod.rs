@@ -49,3 +49,18 @@ pub fn max_relative_error(ours: &[f32], reference: &[f32]) -> f32 {
     let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
     ours.iter().zip(reference).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale
 }
+
+/// The real SmolLM2-135M-Instruct Q4_1 GGUF in ./weights, fetched by
+/// tools/fetch-smollm2.sh when missing.
+pub fn smollm2_gguf() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let path = root.join("weights/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !path.is_file() {
+        let status = std::process::Command::new("bash")
+            .arg(root.join("tools/fetch-smollm2.sh"))
+            .status()
+            .expect("run fetch script");
+        assert!(status.success(), "tools/fetch-smollm2.sh failed");
+    }
+    path
+}
