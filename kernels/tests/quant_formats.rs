@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::path::PathBuf;
 
-use brainstem_kernels::quant::scalar;
+use brainstem_kernels::quant::{self, scalar};
 use brainstem_kernels::{ActivationPrecision, DType, HostWeight, QMatrix};
 use half::f16;
 use rand::rngs::SmallRng;
@@ -98,18 +98,28 @@ fn fast_matmul_matches_scalar_reference_on_odd_shapes() {
             (7, 3 * block, 1),
             (37, 5 * block, 3),
             (130, 2 * block, 9),
+            (48, block, 2),
         ] {
-            let w = QMatrix::from_host(&random_weight(dtype, rows, cols, &mut rng)).unwrap();
+            let tiled = QMatrix::from_host(&random_weight(dtype, rows, cols, &mut rng)).unwrap();
+            let legacy = matches!(dtype, DType::Q4_0 | DType::Q4_1 | DType::Q8_0);
+            assert_eq!(
+                tiled.is_tiled(),
+                legacy && quant::vnni_tiles_available(),
+                "{dtype}: tiled path"
+            );
             let xs = random_activations(n * cols, &mut rng);
-            for precision in [ActivationPrecision::Int8, ActivationPrecision::F32] {
-                let (mut fast, mut reference) = (vec![0f32; n * rows], vec![0f32; n * rows]);
-                w.matmul(&xs, n, &mut fast, precision).unwrap();
-                w.matmul_scalar(&xs, n, &mut reference, precision).unwrap();
-                for (i, (a, b)) in fast.iter().zip(&reference).enumerate() {
-                    assert!(
-                        (a - b).abs() <= 1e-4 * b.abs().max(1.0),
-                        "{dtype} {precision:?} {rows}x{cols} n={n} [{i}]: {a} vs {b}"
-                    );
+            for w in [tiled.without_tiles(), tiled] {
+                for precision in [ActivationPrecision::Int8, ActivationPrecision::F32] {
+                    let (mut fast, mut reference) = (vec![0f32; n * rows], vec![0f32; n * rows]);
+                    w.matmul(&xs, n, &mut fast, precision).unwrap();
+                    w.matmul_scalar(&xs, n, &mut reference, precision).unwrap();
+                    let kernel = if w.is_tiled() { "tiled" } else { "row-wise" };
+                    for (i, (a, b)) in fast.iter().zip(&reference).enumerate() {
+                        assert!(
+                            (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                            "{dtype} {kernel} {precision:?} {rows}x{cols} n={n} [{i}]: {a} vs {b}"
+                        );
+                    }
                 }
             }
         }

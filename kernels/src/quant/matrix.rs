@@ -2,11 +2,14 @@
 //! matmul that multiplies f32 activations with it (activations quantized on the fly to int8
 //! blocks, int8 x int8 -> int32 dot products, per-block scales in f32).
 
+use std::sync::Arc;
+
 use bytemuck::Zeroable;
 use rayon::prelude::*;
 
 use super::blocks::*;
 use super::format::QuantFormat;
+use super::tiles::{self, TiledMatrix};
 use super::{DType, HostWeight};
 use crate::error::{shape_err, KernelError, Result};
 
@@ -33,12 +36,15 @@ macro_rules! with_blocks {
     };
 }
 
-/// A quantized weight matrix of `rows` outputs by `cols` inputs.
+/// A quantized weight matrix of `rows` outputs by `cols` inputs: the blocks as the file
+/// holds them and, where the CPU has AVX-512 VNNI, the same blocks repacked into 16-row
+/// tiles for the int8 path.
 #[derive(Clone, Debug)]
 pub struct QMatrix {
     rows: usize,
     cols: usize,
     data: QData,
+    tiled: Option<Arc<TiledMatrix>>,
 }
 
 /// Rows per parallel task: enough work to amortise scheduling, enough tasks to balance.
@@ -61,7 +67,29 @@ impl QMatrix {
             DType::Q6K => QData::Q6K(bytemuck::pod_collect_to_vec(bytes)),
             dtype => return Err(KernelError::UnsupportedDType { op: "QMatrix", dtype }),
         };
-        Ok(QMatrix { rows, cols, data })
+        let tiled = tiles::available()
+            .then(|| TiledMatrix::repack(&data, rows, cols))
+            .flatten()
+            .map(Arc::new);
+        Ok(QMatrix {
+            rows,
+            cols,
+            data,
+            tiled,
+        })
+    }
+
+    /// The same matrix without its tiled copy: the row-wise kernels, for tests and benches.
+    pub fn without_tiles(&self) -> QMatrix {
+        QMatrix {
+            tiled: None,
+            ..self.clone()
+        }
+    }
+
+    /// Whether the int8 path runs on VNNI tiles.
+    pub fn is_tiled(&self) -> bool {
+        self.tiled.is_some()
     }
 
     pub fn rows(&self) -> usize {
@@ -112,6 +140,10 @@ impl QMatrix {
     /// activations either quantized to int8 blocks or kept in f32.
     pub fn matmul(&self, xs: &[f32], n: usize, out: &mut [f32], precision: ActivationPrecision) -> Result<()> {
         self.check_matmul(xs, n, out)?;
+        if let (ActivationPrecision::Int8, Some(tiled)) = (precision, &self.tiled) {
+            tiled.matmul(xs, n, out);
+            return Ok(());
+        }
         let (rows, cols) = (self.rows, self.cols);
         with_blocks!(&self.data, b => match precision {
             ActivationPrecision::Int8 => {

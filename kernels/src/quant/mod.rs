@@ -7,6 +7,7 @@ mod format;
 mod matrix;
 pub mod quantize;
 pub mod scalar;
+mod tiles;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -14,6 +15,7 @@ use std::fmt;
 use crate::error::{KernelError, Result};
 pub use format::QuantFormat;
 pub use matrix::{ActivationPrecision, QData, QMatrix};
+pub use tiles::available as vnni_tiles_available;
 
 /// Element formats of a weight tensor. Block formats are bit-compatible with GGUF.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,0 +1,251 @@
+//! Legacy block formats (Q4_0, Q4_1, Q8_0) repacked into tiles of 16 rows for AVX-512 VNNI,
+//! the way an NPU lays weights out for its MAC array: one `vpdpbusd` multiplies 4 unsigned
+//! weight bytes of each of 16 rows with the same 4 signed activation bytes and accumulates
+//! 16 int32 sums, so a 32-value block of 16 rows costs 8 instructions instead of 16 row-wise
+//! dot products. Scales stay f16 as in the file; Q4 tiles keep 4-bit packing, so a tile
+//! holds exactly the bytes of the 16 blocks it came from.
+//!
+//! Every format is stored as unsigned values `u` with `weight = d * u + m`: Q4_1 as it is,
+//! Q4_0 with `m = -8 d`, Q8_0 with `u = q + 128` and `m = -128 d`; a block's sum is then
+//! `d * d_x * sum(u * x_q) + m * d_x * sum(x_q)`, the second term from the activation
+//! block's precomputed sum.
+
+use bytemuck::{Pod, Zeroable};
+use half::f16;
+use rayon::prelude::*;
+
+use super::blocks::{ActQ8, BlockQ4_0, BlockQ4_1, BlockQ8_0, QK};
+use super::matrix::QData;
+use super::scalar;
+
+/// Rows per tile: one 512-bit register of int32 sums.
+pub const TILE_ROWS: usize = 16;
+
+/// 16 rows of one 32-value 4-bit block: `qs` is `[k8 group (4)][row (16)][4 bytes]`, byte
+/// `j` of a group holding value `8g + j` in its low nibble and `8g + 4 + j` in its high one.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct TileQ4 {
+    pub qs: [u8; QK / 2 * TILE_ROWS],
+    pub d: [f16; TILE_ROWS],
+    pub m: [f16; TILE_ROWS],
+}
+const _: () = assert!(std::mem::size_of::<TileQ4>() == 16 * 20);
+
+/// 16 rows of one 32-value 8-bit block, offset to unsigned: `qs` is
+/// `[k4 group (8)][row (16)][4 bytes]`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct TileQ8 {
+    pub qs: [u8; QK * TILE_ROWS],
+    pub d: [f16; TILE_ROWS],
+}
+const _: () = assert!(std::mem::size_of::<TileQ8>() == 16 * 34);
+
+#[derive(Clone, Debug)]
+enum Tiles {
+    Q4(Vec<TileQ4>),
+    Q8(Vec<TileQ8>),
+}
+
+/// A matrix of `rows` by `cols` in tiles, `[strip][block]`; the last strip is padded with
+/// zero rows.
+#[derive(Clone, Debug)]
+pub struct TiledMatrix {
+    rows: usize,
+    blocks_per_row: usize,
+    tiles: Tiles,
+}
+
+/// Whether this CPU runs the tiled kernels.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// A block's 32 values as unsigned integers in element order, with its scale and offset.
+fn unsigned_q4_0(b: &BlockQ4_0) -> ([u8; QK], f16, f16) {
+    (nibbles(&b.qs), b.d, f16::from_f32(-8.0 * b.d.to_f32()))
+}
+
+fn unsigned_q4_1(b: &BlockQ4_1) -> ([u8; QK], f16, f16) {
+    (nibbles(&b.qs), b.d, b.m)
+}
+
+fn nibbles(qs: &[u8; QK / 2]) -> [u8; QK] {
+    std::array::from_fn(|k| if k < QK / 2 { qs[k] & 0xF } else { qs[k - QK / 2] >> 4 })
+}
+
+fn repack_q4<B: Sync>(blocks: &[B], rows: usize, bpr: usize, unsigned: fn(&B) -> ([u8; QK], f16, f16)) -> Vec<TileQ4> {
+    let strips = rows.div_ceil(TILE_ROWS);
+    let mut tiles = vec![TileQ4::zeroed(); strips * bpr];
+    tiles.par_chunks_mut(bpr).enumerate().for_each(|(strip, tiles)| {
+        for (b, tile) in tiles.iter_mut().enumerate() {
+            for r in 0..TILE_ROWS.min(rows - strip * TILE_ROWS) {
+                let (u, d, m) = unsigned(&blocks[(strip * TILE_ROWS + r) * bpr + b]);
+                for g in 0..QK / 8 {
+                    for j in 0..4 {
+                        tile.qs[64 * g + 4 * r + j] = u[8 * g + j] | (u[8 * g + 4 + j] << 4);
+                    }
+                }
+                (tile.d[r], tile.m[r]) = (d, m);
+            }
+        }
+    });
+    tiles
+}
+
+fn repack_q8(blocks: &[BlockQ8_0], rows: usize, bpr: usize) -> Vec<TileQ8> {
+    let strips = rows.div_ceil(TILE_ROWS);
+    let mut tiles = vec![TileQ8::zeroed(); strips * bpr];
+    tiles.par_chunks_mut(bpr).enumerate().for_each(|(strip, tiles)| {
+        for (b, tile) in tiles.iter_mut().enumerate() {
+            for r in 0..TILE_ROWS.min(rows - strip * TILE_ROWS) {
+                let block = &blocks[(strip * TILE_ROWS + r) * bpr + b];
+                for g in 0..QK / 4 {
+                    for j in 0..4 {
+                        tile.qs[64 * g + 4 * r + j] = (block.qs[4 * g + j] as u8) ^ 0x80;
+                    }
+                }
+                tile.d[r] = block.d;
+            }
+        }
+    });
+    tiles
+}
+
+impl TiledMatrix {
+    /// Repacks a legacy-format matrix; `None` for the k-quant formats.
+    pub fn repack(data: &QData, rows: usize, cols: usize) -> Option<TiledMatrix> {
+        let bpr = cols / QK;
+        let tiles = match data {
+            QData::Q4_0(b) => Tiles::Q4(repack_q4(b, rows, bpr, unsigned_q4_0)),
+            QData::Q4_1(b) => Tiles::Q4(repack_q4(b, rows, bpr, unsigned_q4_1)),
+            QData::Q8_0(b) => Tiles::Q8(repack_q8(b, rows, bpr)),
+            QData::Q4K(_) | QData::Q6K(_) => return None,
+        };
+        Some(TiledMatrix {
+            rows,
+            blocks_per_row: bpr,
+            tiles,
+        })
+    }
+
+    /// `out[n, rows] = xs[n, cols] * W^T` with int8 activations. The caller checks shapes
+    /// and that [`available`] is true.
+    pub fn matmul(&self, xs: &[f32], n: usize, out: &mut [f32]) {
+        let bpr = self.blocks_per_row;
+        let mut acts = vec![ActQ8::zeroed(); n * bpr];
+        for (x, a) in xs.chunks_exact(bpr * QK).zip(acts.chunks_exact_mut(bpr)) {
+            scalar::quantize_act_q8(x, a);
+        }
+        let strips = self.rows.div_ceil(TILE_ROWS);
+        let per_task = strips.div_ceil(4 * rayon::current_num_threads().max(1)).max(1);
+        let mut sums = vec![0f32; strips * n * TILE_ROWS];
+        sums.par_chunks_mut(per_task * n * TILE_ROWS)
+            .enumerate()
+            .for_each(|(task, sums)| {
+                for (i, strip_sums) in sums.chunks_exact_mut(n * TILE_ROWS).enumerate() {
+                    let strip = task * per_task + i;
+                    for (a, o) in acts.chunks_exact(bpr).zip(strip_sums.chunks_exact_mut(TILE_ROWS)) {
+                        self.strip_dot(strip, a, o);
+                    }
+                }
+            });
+        for (strip, strip_sums) in sums.chunks_exact(n * TILE_ROWS).enumerate() {
+            let valid = TILE_ROWS.min(self.rows - strip * TILE_ROWS);
+            for (t, s) in strip_sums.chunks_exact(TILE_ROWS).enumerate() {
+                out[t * self.rows + strip * TILE_ROWS..][..valid].copy_from_slice(&s[..valid]);
+            }
+        }
+    }
+
+    /// The 16 outputs of strip `strip` for one activation row.
+    fn strip_dot(&self, strip: usize, acts: &[ActQ8], out: &mut [f32]) {
+        let range = strip * self.blocks_per_row..(strip + 1) * self.blocks_per_row;
+        let out: &mut [f32; TILE_ROWS] = out.try_into().expect("a tile's worth of outputs");
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `matmul` runs only where `available()` holds; slices are sized above.
+        unsafe {
+            match &self.tiles {
+                Tiles::Q4(t) => vnni::strip_q4(&t[range], acts, out),
+                Tiles::Q8(t) => vnni::strip_q8(&t[range], acts, out),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (range, acts, out);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    use std::arch::x86_64::*;
+
+    use super::{ActQ8, TileQ4, TileQ8, TILE_ROWS};
+
+    /// Four activation bytes broadcast to every 32-bit lane.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn broadcast4(qs: &[i8], at: usize) -> __m512i {
+        _mm512_set1_epi32(std::ptr::read_unaligned(qs.as_ptr().add(at).cast::<i32>()))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    fn sum4(v: [__m512i; 4]) -> __m512i {
+        _mm512_add_epi32(_mm512_add_epi32(v[0], v[1]), _mm512_add_epi32(v[2], v[3]))
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn strip_q4(tiles: &[TileQ4], acts: &[ActQ8], out: &mut [f32; TILE_ROWS]) {
+        assert!(acts.len() >= tiles.len(), "activation row shorter than the strip");
+        let low = _mm512_set1_epi8(0xF);
+        let mut acc = _mm512_setzero_ps();
+        for (tile, a) in tiles.iter().zip(acts) {
+            // Four independent chains: vpdpbusd's latency would otherwise bound the loop.
+            let mut dots = [_mm512_setzero_si512(); 4];
+            for g in 0..4 {
+                let v = _mm512_loadu_si512(tile.qs.as_ptr().add(64 * g).cast());
+                let (lo, hi) = (2 * (g & 1), 2 * (g & 1) + 1);
+                dots[lo] = _mm512_dpbusd_epi32(dots[lo], _mm512_and_si512(v, low), broadcast4(&a.qs, 8 * g));
+                let high = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+                dots[hi] = _mm512_dpbusd_epi32(dots[hi], high, broadcast4(&a.qs, 8 * g + 4));
+            }
+            let dot = sum4(dots);
+            let d = _mm512_cvtph_ps(_mm256_loadu_si256(tile.d.as_ptr().cast()));
+            let m = _mm512_cvtph_ps(_mm256_loadu_si256(tile.m.as_ptr().cast()));
+            acc = _mm512_fmadd_ps(d, _mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(a.d)), acc);
+            acc = _mm512_fmadd_ps(m, _mm512_set1_ps(a.sum), acc);
+        }
+        _mm512_storeu_ps(out.as_mut_ptr(), acc);
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn strip_q8(tiles: &[TileQ8], acts: &[ActQ8], out: &mut [f32; TILE_ROWS]) {
+        assert!(acts.len() >= tiles.len(), "activation row shorter than the strip");
+        let mut acc = _mm512_setzero_ps();
+        for (tile, a) in tiles.iter().zip(acts) {
+            let mut dots = [_mm512_setzero_si512(); 4];
+            for g in 0..8 {
+                let v = _mm512_loadu_si512(tile.qs.as_ptr().add(64 * g).cast());
+                dots[g & 3] = _mm512_dpbusd_epi32(dots[g & 3], v, broadcast4(&a.qs, 4 * g));
+            }
+            let dot = sum4(dots);
+            let d = _mm512_cvtph_ps(_mm256_loadu_si256(tile.d.as_ptr().cast()));
+            // d * (d_x * sum(u x_q) - 128 * d_x * sum(x_q)), u = q + 128.
+            let scaled = _mm512_fmsub_ps(
+                _mm512_cvtepi32_ps(dot),
+                _mm512_set1_ps(a.d),
+                _mm512_set1_ps(128.0 * a.sum),
+            );
+            acc = _mm512_fmadd_ps(d, scaled, acc);
+        }
+        _mm512_storeu_ps(out.as_mut_ptr(), acc);
+    }
+}
