@@ -101,12 +101,7 @@ fn fast_matmul_matches_scalar_reference_on_odd_shapes() {
             (48, block, 2),
         ] {
             let tiled = QMatrix::from_host(&random_weight(dtype, rows, cols, &mut rng)).unwrap();
-            let legacy = matches!(dtype, DType::Q4_0 | DType::Q4_1 | DType::Q8_0);
-            assert_eq!(
-                tiled.is_tiled(),
-                legacy && quant::vnni_tiles_available(),
-                "{dtype}: tiled path"
-            );
+            assert_eq!(tiled.is_tiled(), quant::vnni_tiles_available(), "{dtype}: tiled path");
             let xs = random_activations(n * cols, &mut rng);
             for w in [tiled.without_tiles(), tiled] {
                 for precision in [ActivationPrecision::Int8, ActivationPrecision::F32] {

@@ -67,10 +67,7 @@ impl QMatrix {
             DType::Q6K => QData::Q6K(bytemuck::pod_collect_to_vec(bytes)),
             dtype => return Err(KernelError::UnsupportedDType { op: "QMatrix", dtype }),
         };
-        let tiled = tiles::available()
-            .then(|| TiledMatrix::repack(&data, rows, cols))
-            .flatten()
-            .map(Arc::new);
+        let tiled = tiles::available().then(|| Arc::new(TiledMatrix::repack(&data, rows, cols)));
         Ok(QMatrix {
             rows,
             cols,
@@ -140,7 +137,10 @@ impl QMatrix {
     /// activations either quantized to int8 blocks or kept in f32.
     pub fn matmul(&self, xs: &[f32], n: usize, out: &mut [f32], precision: ActivationPrecision) -> Result<()> {
         self.check_matmul(xs, n, out)?;
-        if let (ActivationPrecision::Int8, Some(tiled)) = (precision, &self.tiled) {
+        // Q6_K tiles hold a byte per value (22% more than the file), which costs more than
+        // the tiles save when every weight is read once (matvec); see BENCHMARKS.md.
+        let tiles_pay = !(n == 1 && self.dtype() == DType::Q6K);
+        if let (ActivationPrecision::Int8, Some(tiled), true) = (precision, &self.tiled, tiles_pay) {
             tiled.matmul(xs, n, out);
             return Ok(());
         }

@@ -77,7 +77,7 @@ pub fn q4k_scale_min(j: usize, s: &[u8; K_SCALE_SIZE]) -> (u8, u8) {
 }
 
 /// The 256 unsigned 4-bit values of a Q4_K block in element order.
-fn q4k_values(b: &BlockQ4K) -> [u8; QK_K] {
+pub(crate) fn q4k_values(b: &BlockQ4K) -> [u8; QK_K] {
     let mut q = [0u8; QK_K];
     for chunk in 0..QK_K / 64 {
         for l in 0..32 {
@@ -104,7 +104,7 @@ pub fn dequantize_q4k(blocks: &[BlockQ4K], out: &mut [f32]) {
 }
 
 /// The 256 signed 6-bit values (-32..32) of a Q6_K block in element order.
-fn q6k_values(b: &BlockQ6K) -> [i8; QK_K] {
+pub(crate) fn q6k_values(b: &BlockQ6K) -> [i8; QK_K] {
     let mut q = [0i8; QK_K];
     for half in 0..2 {
         let (ql, qh) = (&b.ql[64 * half..], &b.qh[32 * half..]);

@@ -1,11 +1,12 @@
-//! Legacy block formats (Q4_0, Q4_1, Q8_0) repacked into tiles of 16 rows for AVX-512 VNNI,
+//! Block-format matrices repacked into tiles of 16 rows for AVX-512 VNNI,
 //! the way an NPU lays weights out for its MAC array: one `vpdpbusd` multiplies 4 unsigned
 //! weight bytes of each of 16 rows with the same 4 signed activation bytes and accumulates
 //! 16 int32 sums, so a 32-value block of 16 rows costs 8 instructions instead of 16 row-wise
 //! dot products. Scales stay f16 as in the file; Q4 tiles keep 4-bit packing, so a tile
-//! holds exactly the bytes of the 16 blocks it came from.
+//! holds exactly the bytes of the 16 blocks it came from. This file holds the tiled matrix
+//! and the legacy formats (Q4_0, Q4_1, Q8_0); the k-quant tiles live in `tiles_k.rs`.
 //!
-//! Every format is stored as unsigned values `u` with `weight = d * u + m`: Q4_1 as it is,
+//! Every legacy format is stored as unsigned values `u` with `weight = d * u + m`: Q4_1 as it is,
 //! Q4_0 with `m = -8 d`, Q8_0 with `u = q + 128` and `m = -128 d`; a block's sum is then
 //! `d * d_x * sum(u * x_q) + m * d_x * sum(x_q)`, the second term from the activation
 //! block's precomputed sum.
@@ -14,9 +15,10 @@ use bytemuck::{Pod, Zeroable};
 use half::f16;
 use rayon::prelude::*;
 
-use super::blocks::{ActQ8, BlockQ4_0, BlockQ4_1, BlockQ8_0, QK};
+use super::blocks::{ActQ8, BlockQ4_0, BlockQ4_1, BlockQ8_0, QK, QK_K};
 use super::matrix::QData;
 use super::scalar;
+use super::tiles_k::{repack_q4k, repack_q6k, vnni_k, TileQ4K, TileQ6K};
 
 /// Rows per tile: one 512-bit register of int32 sums.
 pub const TILE_ROWS: usize = 16;
@@ -46,6 +48,8 @@ const _: () = assert!(std::mem::size_of::<TileQ8>() == 16 * 34);
 enum Tiles {
     Q4(Vec<TileQ4>),
     Q8(Vec<TileQ8>),
+    Q4K(Vec<TileQ4K>),
+    Q6K(Vec<TileQ6K>),
 }
 
 /// A matrix of `rows` by `cols` in tiles, `[strip][block]`; the last strip is padded with
@@ -53,9 +57,12 @@ enum Tiles {
 #[derive(Clone, Debug)]
 pub struct TiledMatrix {
     rows: usize,
-    blocks_per_row: usize,
+    cols: usize,
     tiles: Tiles,
 }
+
+/// A strip kernel: 16 outputs from one strip's tiles and one row of activation blocks.
+type StripFn<T, A> = unsafe fn(&[T], &[A], &mut [f32; TILE_ROWS]);
 
 /// Whether this CPU runs the tiled kernels.
 pub fn available() -> bool {
@@ -121,29 +128,46 @@ fn repack_q8(blocks: &[BlockQ8_0], rows: usize, bpr: usize) -> Vec<TileQ8> {
 }
 
 impl TiledMatrix {
-    /// Repacks a legacy-format matrix; `None` for the k-quant formats.
-    pub fn repack(data: &QData, rows: usize, cols: usize) -> Option<TiledMatrix> {
-        let bpr = cols / QK;
+    /// Repacks a matrix into tiles (any block format brainstem reads).
+    pub fn repack(data: &QData, rows: usize, cols: usize) -> TiledMatrix {
         let tiles = match data {
-            QData::Q4_0(b) => Tiles::Q4(repack_q4(b, rows, bpr, unsigned_q4_0)),
-            QData::Q4_1(b) => Tiles::Q4(repack_q4(b, rows, bpr, unsigned_q4_1)),
-            QData::Q8_0(b) => Tiles::Q8(repack_q8(b, rows, bpr)),
-            QData::Q4K(_) | QData::Q6K(_) => return None,
+            QData::Q4_0(b) => Tiles::Q4(repack_q4(b, rows, cols / QK, unsigned_q4_0)),
+            QData::Q4_1(b) => Tiles::Q4(repack_q4(b, rows, cols / QK, unsigned_q4_1)),
+            QData::Q8_0(b) => Tiles::Q8(repack_q8(b, rows, cols / QK)),
+            QData::Q4K(b) => Tiles::Q4K(repack_q4k(b, rows, cols / QK_K)),
+            QData::Q6K(b) => Tiles::Q6K(repack_q6k(b, rows, cols / QK_K)),
         };
-        Some(TiledMatrix {
-            rows,
-            blocks_per_row: bpr,
-            tiles,
-        })
+        TiledMatrix { rows, cols, tiles }
     }
 
     /// `out[n, rows] = xs[n, cols] * W^T` with int8 activations. The caller checks shapes
     /// and that [`available`] is true.
     pub fn matmul(&self, xs: &[f32], n: usize, out: &mut [f32]) {
-        let bpr = self.blocks_per_row;
-        let mut acts = vec![ActQ8::zeroed(); n * bpr];
-        for (x, a) in xs.chunks_exact(bpr * QK).zip(acts.chunks_exact_mut(bpr)) {
-            scalar::quantize_act_q8(x, a);
+        match &self.tiles {
+            Tiles::Q4(t) => self.run(t, xs, n, out, scalar::quantize_act_q8, QK, vnni::strip_q4),
+            Tiles::Q8(t) => self.run(t, xs, n, out, scalar::quantize_act_q8, QK, vnni::strip_q8),
+            Tiles::Q4K(t) => self.run(t, xs, n, out, scalar::quantize_act_q8k, QK_K, vnni_k::strip_q4k),
+            Tiles::Q6K(t) => self.run(t, xs, n, out, scalar::quantize_act_q8k, QK_K, vnni_k::strip_q6k),
+        }
+    }
+
+    /// Quantizes the activations, runs `strip` over every (strip, activation row) in
+    /// parallel, then scatters the 16-row results into `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn run<T: Sync, A: Pod + Send + Sync>(
+        &self,
+        tiles: &[T],
+        xs: &[f32],
+        n: usize,
+        out: &mut [f32],
+        quantize: fn(&[f32], &mut [A]),
+        elems: usize,
+        strip: StripFn<T, A>,
+    ) {
+        let bpr = self.cols / elems;
+        let mut acts = vec![A::zeroed(); n * bpr];
+        for (x, a) in xs.chunks_exact(self.cols).zip(acts.chunks_exact_mut(bpr)) {
+            quantize(x, a);
         }
         let strips = self.rows.div_ceil(TILE_ROWS);
         let per_task = strips.div_ceil(4 * rayon::current_num_threads().max(1)).max(1);
@@ -152,34 +176,22 @@ impl TiledMatrix {
             .enumerate()
             .for_each(|(task, sums)| {
                 for (i, strip_sums) in sums.chunks_exact_mut(n * TILE_ROWS).enumerate() {
-                    let strip = task * per_task + i;
+                    let s = task * per_task + i;
+                    let strip_tiles = &tiles[s * bpr..(s + 1) * bpr];
                     for (a, o) in acts.chunks_exact(bpr).zip(strip_sums.chunks_exact_mut(TILE_ROWS)) {
-                        self.strip_dot(strip, a, o);
+                        let o: &mut [f32; TILE_ROWS] = o.try_into().expect("a tile's worth of outputs");
+                        // SAFETY: `matmul` runs only where `available()` holds; every slice is
+                        // sized from the same block count.
+                        unsafe { strip(strip_tiles, a, o) };
                     }
                 }
             });
-        for (strip, strip_sums) in sums.chunks_exact(n * TILE_ROWS).enumerate() {
-            let valid = TILE_ROWS.min(self.rows - strip * TILE_ROWS);
-            for (t, s) in strip_sums.chunks_exact(TILE_ROWS).enumerate() {
-                out[t * self.rows + strip * TILE_ROWS..][..valid].copy_from_slice(&s[..valid]);
+        for (s, strip_sums) in sums.chunks_exact(n * TILE_ROWS).enumerate() {
+            let valid = TILE_ROWS.min(self.rows - s * TILE_ROWS);
+            for (t, sums) in strip_sums.chunks_exact(TILE_ROWS).enumerate() {
+                out[t * self.rows + s * TILE_ROWS..][..valid].copy_from_slice(&sums[..valid]);
             }
         }
-    }
-
-    /// The 16 outputs of strip `strip` for one activation row.
-    fn strip_dot(&self, strip: usize, acts: &[ActQ8], out: &mut [f32]) {
-        let range = strip * self.blocks_per_row..(strip + 1) * self.blocks_per_row;
-        let out: &mut [f32; TILE_ROWS] = out.try_into().expect("a tile's worth of outputs");
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `matmul` runs only where `available()` holds; slices are sized above.
-        unsafe {
-            match &self.tiles {
-                Tiles::Q4(t) => vnni::strip_q4(&t[range], acts, out),
-                Tiles::Q8(t) => vnni::strip_q8(&t[range], acts, out),
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (range, acts, out);
     }
 }
 
@@ -247,5 +259,18 @@ mod vnni {
             acc = _mm512_fmadd_ps(d, scaled, acc);
         }
         _mm512_storeu_ps(out.as_mut_ptr(), acc);
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod vnni {
+    use super::{ActQ8, TileQ4, TileQ8, TILE_ROWS};
+
+    pub unsafe fn strip_q4(_: &[TileQ4], _: &[ActQ8], _: &mut [f32; TILE_ROWS]) {
+        unreachable!("tiles are built only where AVX-512 VNNI runs")
+    }
+
+    pub unsafe fn strip_q8(_: &[TileQ8], _: &[ActQ8], _: &mut [f32; TILE_ROWS]) {
+        unreachable!("tiles are built only where AVX-512 VNNI runs")
     }
 }

@@ -1,0 +1,183 @@
+//! The k-quant formats (Q4_K, Q6_K) in 16-row VNNI tiles, against Q8_K activations.
+//!
+//! Q4_K: the 4-bit values stay packed (`[k8 group (32)][row][4 bytes]` as the legacy Q4
+//! tiles), each row's eight 6-bit sub-block scales and mins unpacked to bytes
+//! `[sub-block][row]`, `d` and `dmin` as f16 `[row]`; the mins reach the result through the
+//! activation block's 16-value sums. Q6_K: values offset to unsigned (`q + 32`) one byte
+//! each (`[k4 group (64)][row][4 bytes]`), the 16 signed group scales `[group][row]`, `d`
+//! per row; the offset returns through the same sums. Scale products are summed in int32,
+//! as the scalar reference does, so the tiled result matches it to f32 rounding.
+
+use bytemuck::{Pod, Zeroable};
+use half::f16;
+use rayon::prelude::*;
+
+use super::blocks::{BlockQ4K, BlockQ6K, QK_K};
+use super::scalar::{q4k_scale_min, q4k_values, q6k_values};
+use super::tiles::TILE_ROWS;
+
+/// 16 rows of one Q4_K super-block.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct TileQ4K {
+    pub qs: [u8; QK_K / 2 * TILE_ROWS],
+    pub scales: [[u8; TILE_ROWS]; 8],
+    pub mins: [[u8; TILE_ROWS]; 8],
+    pub d: [f16; TILE_ROWS],
+    pub dmin: [f16; TILE_ROWS],
+}
+const _: () = assert!(std::mem::size_of::<TileQ4K>() == 2048 + 256 + 64);
+
+/// 16 rows of one Q6_K super-block.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct TileQ6K {
+    pub qs: [u8; QK_K * TILE_ROWS],
+    pub scales: [[i8; TILE_ROWS]; 16],
+    pub d: [f16; TILE_ROWS],
+}
+const _: () = assert!(std::mem::size_of::<TileQ6K>() == 4096 + 256 + 32);
+
+/// Fills the tiles of one strip per task; `fill` writes row `r` of a tile from a block.
+fn repack<B: Sync, T: Pod + Send>(blocks: &[B], rows: usize, bpr: usize, fill: fn(&B, usize, &mut T)) -> Vec<T> {
+    let strips = rows.div_ceil(TILE_ROWS);
+    let mut tiles = vec![T::zeroed(); strips * bpr];
+    tiles.par_chunks_mut(bpr).enumerate().for_each(|(strip, tiles)| {
+        for (b, tile) in tiles.iter_mut().enumerate() {
+            for r in 0..TILE_ROWS.min(rows - strip * TILE_ROWS) {
+                fill(&blocks[(strip * TILE_ROWS + r) * bpr + b], r, tile);
+            }
+        }
+    });
+    tiles
+}
+
+pub fn repack_q4k(blocks: &[BlockQ4K], rows: usize, bpr: usize) -> Vec<TileQ4K> {
+    repack(blocks, rows, bpr, |block, r, tile: &mut TileQ4K| {
+        let u = q4k_values(block);
+        for g in 0..QK_K / 8 {
+            for j in 0..4 {
+                tile.qs[64 * g + 4 * r + j] = u[8 * g + j] | (u[8 * g + 4 + j] << 4);
+            }
+        }
+        for sub in 0..8 {
+            (tile.scales[sub][r], tile.mins[sub][r]) = q4k_scale_min(sub, &block.scales);
+        }
+        (tile.d[r], tile.dmin[r]) = (block.d, block.dmin);
+    })
+}
+
+pub fn repack_q6k(blocks: &[BlockQ6K], rows: usize, bpr: usize) -> Vec<TileQ6K> {
+    repack(blocks, rows, bpr, |block, r, tile: &mut TileQ6K| {
+        let q = q6k_values(block);
+        for g in 0..QK_K / 4 {
+            for j in 0..4 {
+                tile.qs[64 * g + 4 * r + j] = (q[4 * g + j] + 32) as u8;
+            }
+        }
+        for (group, &scale) in block.scales.iter().enumerate() {
+            tile.scales[group][r] = scale;
+        }
+        tile.d[r] = block.d;
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+pub mod vnni_k {
+    use std::arch::x86_64::*;
+
+    use super::{TileQ4K, TileQ6K, TILE_ROWS};
+    use crate::quant::blocks::ActQ8K;
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn broadcast4(qs: &[i8], at: usize) -> __m512i {
+        _mm512_set1_epi32(std::ptr::read_unaligned(qs.as_ptr().add(at).cast::<i32>()))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn f16x16(v: &[half::f16; TILE_ROWS]) -> __m512 {
+        _mm512_cvtph_ps(_mm256_loadu_si256(v.as_ptr().cast()))
+    }
+
+    /// 16 bytes (one per row) widened to int32 lanes, unsigned or signed.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn u8x16(v: &[u8; TILE_ROWS]) -> __m512i {
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(v.as_ptr().cast()))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn i8x16(v: &[i8; TILE_ROWS]) -> __m512i {
+        _mm512_cvtepi8_epi32(_mm_loadu_si128(v.as_ptr().cast()))
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn strip_q4k(tiles: &[TileQ4K], acts: &[ActQ8K], out: &mut [f32; TILE_ROWS]) {
+        assert!(acts.len() >= tiles.len(), "activation row shorter than the strip");
+        let low = _mm512_set1_epi8(0xF);
+        let mut acc = _mm512_setzero_ps();
+        for (tile, a) in tiles.iter().zip(acts) {
+            let (mut sumi, mut summ) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+            for sub in 0..8 {
+                let mut dots = [_mm512_setzero_si512(); 2];
+                for g in 4 * sub..4 * sub + 4 {
+                    let v = _mm512_loadu_si512(tile.qs.as_ptr().add(64 * g).cast());
+                    dots[0] = _mm512_dpbusd_epi32(dots[0], _mm512_and_si512(v, low), broadcast4(&a.qs, 8 * g));
+                    let high = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+                    dots[1] = _mm512_dpbusd_epi32(dots[1], high, broadcast4(&a.qs, 8 * g + 4));
+                }
+                let dot = _mm512_add_epi32(dots[0], dots[1]);
+                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(u8x16(&tile.scales[sub]), dot));
+                let bsum = a.bsums[2 * sub] as i32 + a.bsums[2 * sub + 1] as i32;
+                summ = _mm512_add_epi32(
+                    summ,
+                    _mm512_mullo_epi32(u8x16(&tile.mins[sub]), _mm512_set1_epi32(bsum)),
+                );
+            }
+            let products = _mm512_mul_ps(f16x16(&tile.d), _mm512_cvtepi32_ps(sumi));
+            let offsets = _mm512_mul_ps(f16x16(&tile.dmin), _mm512_cvtepi32_ps(summ));
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(a.d), _mm512_sub_ps(products, offsets), acc);
+        }
+        _mm512_storeu_ps(out.as_mut_ptr(), acc);
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn strip_q6k(tiles: &[TileQ6K], acts: &[ActQ8K], out: &mut [f32; TILE_ROWS]) {
+        assert!(acts.len() >= tiles.len(), "activation row shorter than the strip");
+        let mut acc = _mm512_setzero_ps();
+        for (tile, a) in tiles.iter().zip(acts) {
+            let mut sumi = _mm512_setzero_si512();
+            for group in 0..16 {
+                let mut dots = [_mm512_setzero_si512(); 2];
+                for g in 4 * group..4 * group + 4 {
+                    let v = _mm512_loadu_si512(tile.qs.as_ptr().add(64 * g).cast());
+                    dots[g & 1] = _mm512_dpbusd_epi32(dots[g & 1], v, broadcast4(&a.qs, 4 * g));
+                }
+                // sum((u - 32) x) = sum(u x) - 32 sum(x)
+                let offset = _mm512_set1_epi32(32 * a.bsums[group] as i32);
+                let centred = _mm512_sub_epi32(_mm512_add_epi32(dots[0], dots[1]), offset);
+                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(i8x16(&tile.scales[group]), centred));
+            }
+            let scale = _mm512_mul_ps(_mm512_set1_ps(a.d), f16x16(&tile.d));
+            acc = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sumi), acc);
+        }
+        _mm512_storeu_ps(out.as_mut_ptr(), acc);
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub mod vnni_k {
+    use super::{TileQ4K, TileQ6K, TILE_ROWS};
+    use crate::quant::blocks::ActQ8K;
+
+    pub unsafe fn strip_q4k(_: &[TileQ4K], _: &[ActQ8K], _: &mut [f32; TILE_ROWS]) {
+        unreachable!("tiles are built only where AVX-512 VNNI runs")
+    }
+
+    pub unsafe fn strip_q6k(_: &[TileQ6K], _: &[ActQ8K], _: &mut [f32; TILE_ROWS]) {
+        unreachable!("tiles are built only where AVX-512 VNNI runs")
+    }
+}
