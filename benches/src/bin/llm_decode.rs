@@ -157,19 +157,18 @@ fn prompt_ids(file: &WeightFile, len: usize) -> anyhow::Result<Vec<u32>> {
 
 fn report(name: &str, reps: &[Rep], prompt: usize, baseline: Option<f64>) -> f64 {
     let prefill = median(&reps.iter().map(|r| r.prefill).collect::<Vec<_>>());
-    let per_token = median(
-        &reps
-            .iter()
-            .map(|r| r.decode / r.decoded.max(1) as u32)
-            .collect::<Vec<_>>(),
-    );
-    let tps = 1.0 / per_token.as_secs_f64();
+    let per_token: Vec<Duration> = reps.iter().map(|r| r.decode / r.decoded.max(1) as u32).collect();
+    let tps = 1.0 / median(&per_token).as_secs_f64();
+    let slowest = per_token.iter().max().map_or(0.0, |t| 1.0 / t.as_secs_f64());
+    let fastest = per_token.iter().min().map_or(0.0, |t| 1.0 / t.as_secs_f64());
     let ratio = baseline.map_or(String::new(), |b| format!("{:.2}x", tps / b));
     println!(
-        "| {name:<34} | {:>9.1} | {:>12.0} | {:>9.1} | {ratio:>9} |",
+        "| {name:<35} | {:>10.1} | {:>13.0} | {:>12.1} | {:>5.0} to {:<5.0} | {ratio:>9} |",
         prefill.as_secs_f64() * 1e3,
         prompt as f64 / prefill.as_secs_f64(),
-        tps
+        tps,
+        slowest,
+        fastest
     );
     tps
 }
@@ -190,8 +189,8 @@ fn main() -> anyhow::Result<()> {
         args.threads,
         args.reps
     );
-    println!("| engine                             | prefill ms | prefill tok/s | decode tok/s | vs candle |");
-    println!("|------------------------------------|-----------:|--------------:|-------------:|----------:|");
+    println!("| engine                              | prefill ms | prefill tok/s | decode tok/s | decode range  | vs candle |");
+    println!("|-------------------------------------|-----------:|--------------:|-------------:|---------------|----------:|");
     let candle = candle_reps(&args, &ids)?;
     let base = report("candle-transformers quantized_llama", &candle, ids.len(), None);
     let int8 = brainstem_reps(&args, &file, &ids, ActivationPrecision::Int8)?;

@@ -126,7 +126,7 @@ fn main() -> anyhow::Result<()> {
         roof.f32_flops / 1e9
     );
     println!(
-        "brainstem: int8 activations; candle: QMatMul (its own int8 vec-dot). Median of {} runs.\n",
+        "brainstem: int8 activations; candle: QMatMul on the same blocks. Median of {} runs.\n",
         args.reps
     );
     println!("| fmt   | case                         | ours us  | ours GB/s | candle GB/s | of read BW | ours GFLOP/s | of FMA peak | candle us | speedup |");
