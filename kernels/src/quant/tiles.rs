@@ -89,42 +89,55 @@ fn nibbles(qs: &[u8; QK / 2]) -> [u8; QK] {
     std::array::from_fn(|k| if k < QK / 2 { qs[k] & 0xF } else { qs[k - QK / 2] >> 4 })
 }
 
-fn repack_q4<B: Sync>(blocks: &[B], rows: usize, bpr: usize, unsigned: fn(&B) -> ([u8; QK], f16, f16)) -> Vec<TileQ4> {
+/// Builds the tiles of every strip in parallel; `fill` writes row `r` of a tile from the
+/// block of that row (rows past the matrix stay zero).
+pub(super) fn repack_strips<B: Sync, T: Pod + Send>(
+    blocks: &[B],
+    rows: usize,
+    bpr: usize,
+    fill: impl Fn(&B, usize, &mut T) + Sync,
+) -> Vec<T> {
     let strips = rows.div_ceil(TILE_ROWS);
-    let mut tiles = vec![TileQ4::zeroed(); strips * bpr];
+    let mut tiles = vec![T::zeroed(); strips * bpr];
     tiles.par_chunks_mut(bpr).enumerate().for_each(|(strip, tiles)| {
         for (b, tile) in tiles.iter_mut().enumerate() {
             for r in 0..TILE_ROWS.min(rows - strip * TILE_ROWS) {
-                let (u, d, m) = unsigned(&blocks[(strip * TILE_ROWS + r) * bpr + b]);
-                for g in 0..QK / 8 {
-                    for j in 0..4 {
-                        tile.qs[64 * g + 4 * r + j] = u[8 * g + j] | (u[8 * g + 4 + j] << 4);
-                    }
-                }
-                (tile.d[r], tile.m[r]) = (d, m);
+                fill(&blocks[(strip * TILE_ROWS + r) * bpr + b], r, tile);
             }
         }
     });
     tiles
 }
 
-fn repack_q8(blocks: &[BlockQ8_0], rows: usize, bpr: usize) -> Vec<TileQ8> {
-    let strips = rows.div_ceil(TILE_ROWS);
-    let mut tiles = vec![TileQ8::zeroed(); strips * bpr];
-    tiles.par_chunks_mut(bpr).enumerate().for_each(|(strip, tiles)| {
-        for (b, tile) in tiles.iter_mut().enumerate() {
-            for r in 0..TILE_ROWS.min(rows - strip * TILE_ROWS) {
-                let block = &blocks[(strip * TILE_ROWS + r) * bpr + b];
-                for g in 0..QK / 4 {
-                    for j in 0..4 {
-                        tile.qs[64 * g + 4 * r + j] = (block.qs[4 * g + j] as u8) ^ 0x80;
-                    }
-                }
-                tile.d[r] = block.d;
-            }
+/// Writes row `r`'s unsigned 4-bit values `u` into `[k8 group][row][4 bytes]` nibble tiles.
+pub(super) fn pack_nibbles(u: &[u8], r: usize, qs: &mut [u8]) {
+    for g in 0..u.len() / 8 {
+        for j in 0..4 {
+            qs[64 * g + 4 * r + j] = u[8 * g + j] | (u[8 * g + 4 + j] << 4);
         }
-    });
-    tiles
+    }
+}
+
+/// Writes row `r`'s byte values `u` into `[k4 group][row][4 bytes]` tiles.
+pub(super) fn pack_bytes(u: impl Iterator<Item = u8>, r: usize, qs: &mut [u8]) {
+    for (k, v) in u.enumerate() {
+        qs[64 * (k / 4) + 4 * r + k % 4] = v;
+    }
+}
+
+fn repack_q4<B: Sync>(blocks: &[B], rows: usize, bpr: usize, unsigned: fn(&B) -> ([u8; QK], f16, f16)) -> Vec<TileQ4> {
+    repack_strips(blocks, rows, bpr, |block, r, tile: &mut TileQ4| {
+        let (u, d, m) = unsigned(block);
+        pack_nibbles(&u, r, &mut tile.qs);
+        (tile.d[r], tile.m[r]) = (d, m);
+    })
+}
+
+fn repack_q8(blocks: &[BlockQ8_0], rows: usize, bpr: usize) -> Vec<TileQ8> {
+    repack_strips(blocks, rows, bpr, |block, r, tile: &mut TileQ8| {
+        pack_bytes(block.qs.iter().map(|&q| (q as u8) ^ 0x80), r, &mut tile.qs);
+        tile.d[r] = block.d;
+    })
 }
 
 impl TiledMatrix {
@@ -196,7 +209,7 @@ impl TiledMatrix {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod vnni {
+pub(super) mod vnni {
     use std::arch::x86_64::*;
 
     use super::{ActQ8, TileQ4, TileQ8, TILE_ROWS};
@@ -204,7 +217,7 @@ mod vnni {
     /// Four activation bytes broadcast to every 32-bit lane.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn broadcast4(qs: &[i8], at: usize) -> __m512i {
+    pub(crate) unsafe fn broadcast4(qs: &[i8], at: usize) -> __m512i {
         _mm512_set1_epi32(std::ptr::read_unaligned(qs.as_ptr().add(at).cast::<i32>()))
     }
 

@@ -10,11 +10,10 @@
 
 use bytemuck::{Pod, Zeroable};
 use half::f16;
-use rayon::prelude::*;
 
 use super::blocks::{BlockQ4K, BlockQ6K, QK_K};
 use super::scalar::{q4k_scale_min, q4k_values, q6k_values};
-use super::tiles::TILE_ROWS;
+use super::tiles::{pack_bytes, pack_nibbles, repack_strips, TILE_ROWS};
 
 /// 16 rows of one Q4_K super-block.
 #[repr(C)]
@@ -38,28 +37,9 @@ pub struct TileQ6K {
 }
 const _: () = assert!(std::mem::size_of::<TileQ6K>() == 4096 + 256 + 32);
 
-/// Fills the tiles of one strip per task; `fill` writes row `r` of a tile from a block.
-fn repack<B: Sync, T: Pod + Send>(blocks: &[B], rows: usize, bpr: usize, fill: fn(&B, usize, &mut T)) -> Vec<T> {
-    let strips = rows.div_ceil(TILE_ROWS);
-    let mut tiles = vec![T::zeroed(); strips * bpr];
-    tiles.par_chunks_mut(bpr).enumerate().for_each(|(strip, tiles)| {
-        for (b, tile) in tiles.iter_mut().enumerate() {
-            for r in 0..TILE_ROWS.min(rows - strip * TILE_ROWS) {
-                fill(&blocks[(strip * TILE_ROWS + r) * bpr + b], r, tile);
-            }
-        }
-    });
-    tiles
-}
-
 pub fn repack_q4k(blocks: &[BlockQ4K], rows: usize, bpr: usize) -> Vec<TileQ4K> {
-    repack(blocks, rows, bpr, |block, r, tile: &mut TileQ4K| {
-        let u = q4k_values(block);
-        for g in 0..QK_K / 8 {
-            for j in 0..4 {
-                tile.qs[64 * g + 4 * r + j] = u[8 * g + j] | (u[8 * g + 4 + j] << 4);
-            }
-        }
+    repack_strips(blocks, rows, bpr, |block, r, tile: &mut TileQ4K| {
+        pack_nibbles(&q4k_values(block), r, &mut tile.qs);
         for sub in 0..8 {
             (tile.scales[sub][r], tile.mins[sub][r]) = q4k_scale_min(sub, &block.scales);
         }
@@ -68,13 +48,8 @@ pub fn repack_q4k(blocks: &[BlockQ4K], rows: usize, bpr: usize) -> Vec<TileQ4K> 
 }
 
 pub fn repack_q6k(blocks: &[BlockQ6K], rows: usize, bpr: usize) -> Vec<TileQ6K> {
-    repack(blocks, rows, bpr, |block, r, tile: &mut TileQ6K| {
-        let q = q6k_values(block);
-        for g in 0..QK_K / 4 {
-            for j in 0..4 {
-                tile.qs[64 * g + 4 * r + j] = (q[4 * g + j] + 32) as u8;
-            }
-        }
+    repack_strips(blocks, rows, bpr, |block, r, tile: &mut TileQ6K| {
+        pack_bytes(q6k_values(block).iter().map(|&q| (q + 32) as u8), r, &mut tile.qs);
         for (group, &scale) in block.scales.iter().enumerate() {
             tile.scales[group][r] = scale;
         }
@@ -88,12 +63,7 @@ pub mod vnni_k {
 
     use super::{TileQ4K, TileQ6K, TILE_ROWS};
     use crate::quant::blocks::ActQ8K;
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn broadcast4(qs: &[i8], at: usize) -> __m512i {
-        _mm512_set1_epi32(std::ptr::read_unaligned(qs.as_ptr().add(at).cast::<i32>()))
-    }
+    use crate::quant::tiles::vnni::broadcast4;
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
