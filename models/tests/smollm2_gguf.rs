@@ -61,6 +61,21 @@ fn greedy(model: &Llama<CpuBackend>, prompt: &[u32], max_tokens: usize) -> Vec<u
     generate(model, prompt, &opts, |_| {}).expect("generate").0
 }
 
+/// The logits after the prompt, at the reference's top ids, within `tolerance`.
+fn check_first_logits(model: &Llama<CpuBackend>, p: &PromptReference, tolerance: f32) {
+    let mut cache = model.new_cache(p.input_ids.len()).unwrap();
+    let logits = model.forward(&p.input_ids, &mut cache, Logits::Last).unwrap();
+    let logits = model.backend().read(&logits).unwrap();
+    for (&id, &expected) in p.first_top_ids.iter().zip(&p.first_top_logits) {
+        let got = logits[id as usize];
+        assert!(
+            (got - expected).abs() < tolerance,
+            "{:?}: logit of {id}: {got} vs {expected}",
+            p.prompt
+        );
+    }
+}
+
 fn matching_prefix(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
@@ -86,19 +101,7 @@ fn smollm2_matches_transformers_and_llama_cpp() {
         assert_eq!(chat, p.chat, "chat template");
         assert_eq!(tokenizer.encode(&chat).unwrap(), p.input_ids, "prompt ids");
 
-        let mut cache = exact.new_cache(p.input_ids.len()).unwrap();
-        let logits = exact
-            .backend()
-            .read(&exact.forward(&p.input_ids, &mut cache, Logits::Last).unwrap())
-            .unwrap();
-        for (&id, &expected) in p.first_top_ids.iter().zip(&p.first_top_logits) {
-            let got = logits[id as usize];
-            assert!(
-                (got - expected).abs() < 2e-3,
-                "{:?}: logit of {id}: {got} vs {expected}",
-                p.prompt
-            );
-        }
+        check_first_logits(&exact, p, 2e-3);
 
         let ours = greedy(&exact, &p.input_ids, reference.new_tokens);
         assert_eq!(
@@ -110,19 +113,7 @@ fn smollm2_matches_transformers_and_llama_cpp() {
 
         // int8 activations carry quantization noise of a few tenths of a logit (llama.cpp's
         // too), so near-ties may break either way: bound the logits, report the agreement.
-        let mut cache = int8.new_cache(p.input_ids.len()).unwrap();
-        let logits = int8
-            .backend()
-            .read(&int8.forward(&p.input_ids, &mut cache, Logits::Last).unwrap())
-            .unwrap();
-        for (&id, &expected) in p.first_top_ids.iter().zip(&p.first_top_logits) {
-            let got = logits[id as usize];
-            assert!(
-                (got - expected).abs() < 1.0,
-                "{:?}: int8 logit of {id}: {got} vs {expected}",
-                p.prompt
-            );
-        }
+        check_first_logits(&int8, p, 1.0);
         let ours = greedy(&int8, &p.input_ids, reference.new_tokens);
         let agree = matching_prefix(&ours, &p.llama_cpp_generated_ids);
         eprintln!(

@@ -1,7 +1,8 @@
-//! AVX2 + FMA + F16C dot products for the legacy block formats (Q4_0, Q4_1, Q8_0):
+//! AVX2 + FMA + F16C row-wise dot products: the legacy block formats (Q4_0, Q4_1, Q8_0)
 //! against int8 activation blocks (unsigned x signed byte products, `vpmaddubsw`, summed into
 //! int32, then scaled per block in f32), and against f32 activations (each block widened to
-//! f32 in registers, then fused multiply-adds). Each public function returns the kernel only
+//! f32 in registers, then fused multiply-adds); Q4_K and Q6_K against int8 super-blocks.
+//! These run where the VNNI tiles (`tiles.rs`) do not. Each public function returns the kernel only
 //! when the CPU reports every feature it needs; the scalar versions in `scalar.rs` and
 //! `format.rs` are the reference.
 
@@ -13,146 +14,35 @@ fn has_avx2() -> bool {
     is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
 }
 
-#[cfg(target_arch = "x86_64")]
-pub fn dot_q4_0() -> Option<DotFn<BlockQ4_0>> {
-    // SAFETY of the closure: it is handed out only after the features were detected.
-    has_avx2().then_some((|w, a| unsafe { x86::dot_q4_0(w, a) }) as DotFn<BlockQ4_0>)
+/// Declares `pub fn $name() -> Option<$ty>`, handing out `$kernel` once the CPU reports
+/// AVX2, FMA and F16C (the closure exists only behind that check), and `None` elsewhere.
+macro_rules! avx2_kernel {
+    ($name:ident: $ty:ty = $kernel:path) => {
+        pub fn $name() -> Option<$ty> {
+            #[cfg(target_arch = "x86_64")]
+            {
+                has_avx2().then_some((|w, a| unsafe { $kernel(w, a) }) as $ty)
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            None
+        }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-pub fn dot_q4_1() -> Option<DotFn<BlockQ4_1>> {
-    has_avx2().then_some((|w, a| unsafe { x86::dot_q4_1(w, a) }) as DotFn<BlockQ4_1>)
-}
-
-#[cfg(target_arch = "x86_64")]
-pub fn dot_q8_0() -> Option<DotFn<BlockQ8_0>> {
-    has_avx2().then_some((|w, a| unsafe { x86::dot_q8_0(w, a) }) as DotFn<BlockQ8_0>)
-}
-
-#[cfg(target_arch = "x86_64")]
-pub fn dot4_q4_0() -> Option<Dot4Fn<BlockQ4_0>> {
-    has_avx2().then_some((|w, a| unsafe { x86::dot4_q4_0(w, a) }) as Dot4Fn<BlockQ4_0>)
-}
-
-#[cfg(target_arch = "x86_64")]
-pub fn dot4_q4_1() -> Option<Dot4Fn<BlockQ4_1>> {
-    has_avx2().then_some((|w, a| unsafe { x86::dot4_q4_1(w, a) }) as Dot4Fn<BlockQ4_1>)
-}
-
-#[cfg(target_arch = "x86_64")]
-pub fn dot4_q8_0() -> Option<Dot4Fn<BlockQ8_0>> {
-    has_avx2().then_some((|w, a| unsafe { x86::dot4_q8_0(w, a) }) as Dot4Fn<BlockQ8_0>)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub fn dot4_q4_0() -> Option<Dot4Fn<BlockQ4_0>> {
-    None
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub fn dot4_q4_1() -> Option<Dot4Fn<BlockQ4_1>> {
-    None
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub fn dot4_q8_0() -> Option<Dot4Fn<BlockQ8_0>> {
-    None
-}
-
-#[cfg(target_arch = "x86_64")]
-pub fn dot4_f32_q4_0() -> Option<Dot4F32Fn<BlockQ4_0>> {
-    has_avx2().then_some((|w, x| unsafe { x86::dot4_f32(w, x) }) as Dot4F32Fn<BlockQ4_0>)
-}
-
-#[cfg(target_arch = "x86_64")]
-pub fn dot4_f32_q4_1() -> Option<Dot4F32Fn<BlockQ4_1>> {
-    has_avx2().then_some((|w, x| unsafe { x86::dot4_f32(w, x) }) as Dot4F32Fn<BlockQ4_1>)
-}
-
-#[cfg(target_arch = "x86_64")]
-pub fn dot4_f32_q8_0() -> Option<Dot4F32Fn<BlockQ8_0>> {
-    has_avx2().then_some((|w, x| unsafe { x86::dot4_f32(w, x) }) as Dot4F32Fn<BlockQ8_0>)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub fn dot4_f32_q4_0() -> Option<Dot4F32Fn<BlockQ4_0>> {
-    None
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub fn dot4_f32_q4_1() -> Option<Dot4F32Fn<BlockQ4_1>> {
-    None
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub fn dot4_f32_q8_0() -> Option<Dot4F32Fn<BlockQ8_0>> {
-    None
-}
-
-#[cfg(target_arch = "x86_64")]
-pub fn dot_q4k() -> Option<DotFn<BlockQ4K>> {
-    has_avx2().then_some((|w, a| unsafe { x86::dot_q4k(w, a) }) as DotFn<BlockQ4K>)
-}
-
-#[cfg(target_arch = "x86_64")]
-pub fn dot_q6k() -> Option<DotFn<BlockQ6K>> {
-    has_avx2().then_some((|w, a| unsafe { x86::dot_q6k(w, a) }) as DotFn<BlockQ6K>)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub fn dot_q4k() -> Option<DotFn<BlockQ4K>> {
-    None
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub fn dot_q6k() -> Option<DotFn<BlockQ6K>> {
-    None
-}
-
-#[cfg(target_arch = "x86_64")]
-pub fn dot_f32_q4_0() -> Option<DotF32Fn<BlockQ4_0>> {
-    has_avx2().then_some((|w, x| unsafe { x86::dot_f32_q4_0(w, x) }) as DotF32Fn<BlockQ4_0>)
-}
-
-#[cfg(target_arch = "x86_64")]
-pub fn dot_f32_q4_1() -> Option<DotF32Fn<BlockQ4_1>> {
-    has_avx2().then_some((|w, x| unsafe { x86::dot_f32_q4_1(w, x) }) as DotF32Fn<BlockQ4_1>)
-}
-
-#[cfg(target_arch = "x86_64")]
-pub fn dot_f32_q8_0() -> Option<DotF32Fn<BlockQ8_0>> {
-    has_avx2().then_some((|w, x| unsafe { x86::dot_f32_q8_0(w, x) }) as DotF32Fn<BlockQ8_0>)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub fn dot_f32_q4_0() -> Option<DotF32Fn<BlockQ4_0>> {
-    None
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub fn dot_f32_q4_1() -> Option<DotF32Fn<BlockQ4_1>> {
-    None
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub fn dot_f32_q8_0() -> Option<DotF32Fn<BlockQ8_0>> {
-    None
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub fn dot_q4_0() -> Option<DotFn<BlockQ4_0>> {
-    None
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub fn dot_q4_1() -> Option<DotFn<BlockQ4_1>> {
-    None
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub fn dot_q8_0() -> Option<DotFn<BlockQ8_0>> {
-    None
-}
+avx2_kernel!(dot_q4_0: DotFn<BlockQ4_0> = x86::dot_q4_0);
+avx2_kernel!(dot_q4_1: DotFn<BlockQ4_1> = x86::dot_q4_1);
+avx2_kernel!(dot_q8_0: DotFn<BlockQ8_0> = x86::dot_q8_0);
+avx2_kernel!(dot4_q4_0: Dot4Fn<BlockQ4_0> = x86::dot4_q4_0);
+avx2_kernel!(dot4_q4_1: Dot4Fn<BlockQ4_1> = x86::dot4_q4_1);
+avx2_kernel!(dot4_q8_0: Dot4Fn<BlockQ8_0> = x86::dot4_q8_0);
+avx2_kernel!(dot4_f32_q4_0: Dot4F32Fn<BlockQ4_0> = x86::dot4_f32);
+avx2_kernel!(dot4_f32_q4_1: Dot4F32Fn<BlockQ4_1> = x86::dot4_f32);
+avx2_kernel!(dot4_f32_q8_0: Dot4F32Fn<BlockQ8_0> = x86::dot4_f32);
+avx2_kernel!(dot_q4k: DotFn<BlockQ4K> = x86::dot_q4k);
+avx2_kernel!(dot_q6k: DotFn<BlockQ6K> = x86::dot_q6k);
+avx2_kernel!(dot_f32_q4_0: DotF32Fn<BlockQ4_0> = x86::dot_f32_q4_0);
+avx2_kernel!(dot_f32_q4_1: DotF32Fn<BlockQ4_1> = x86::dot_f32_q4_1);
+avx2_kernel!(dot_f32_q8_0: DotF32Fn<BlockQ8_0> = x86::dot_f32_q8_0);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
