@@ -123,4 +123,6 @@ pub trait Backend: Send + Sync {
     fn binary(&self, a: &Self::Tensor, b: &Self::Tensor, op: BinaryOp) -> Result<Self::Tensor>;
     /// Rows `start..start + len` of `x`.
     fn rows(&self, x: &Self::Tensor, start: usize, len: usize) -> Result<Self::Tensor>;
+    /// Columns `start..start + len` of every row of `x` (splits a fused projection).
+    fn columns(&self, x: &Self::Tensor, start: usize, len: usize) -> Result<Self::Tensor>;
 }

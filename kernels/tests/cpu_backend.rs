@@ -227,6 +227,9 @@ fn suite_elementwise<B: Backend>(b: &B) {
     let tail = b.read(&b.rows(&x, 1, 2).unwrap()).unwrap();
     assert_close(&tail, &xs[4..], 0.0, "rows");
     assert!(b.rows(&x, 2, 2).is_err(), "rows past the end");
+    let middle = b.read(&b.columns(&x, 1, 2).unwrap()).unwrap();
+    assert_close(&middle, &[xs[1], xs[2], xs[5], xs[6], xs[9], xs[10]], 0.0, "columns");
+    assert!(b.columns(&x, 3, 2).is_err(), "columns past the end");
     let table = b.upload_weight(&dense_weight(&xs, 3, 4)).unwrap();
     assert_close(
         &b.read(&b.embedding(&table, &[2, 0]).unwrap()).unwrap(),

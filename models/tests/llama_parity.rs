@@ -5,8 +5,8 @@
 
 mod common;
 
-use brainstem_models::kernels::Backend;
-use brainstem_models::{Llama, Logits};
+use brainstem_models::kernels::{Backend, OpKind};
+use brainstem_models::{Llama, Logits, WeightFile};
 use common::*;
 
 const TOLERANCE: f32 = 1e-4;
@@ -66,4 +66,62 @@ fn tinyllama_shaped_untied_matches_transformers() {
 fn gguf_copy_with_permuted_qk_matches_transformers() {
     check_full_sequence("tiny-smollm2", "model.gguf");
     check_incremental("tiny-tinyllama", "model.gguf");
+}
+
+/// A GGUF whose attention projections mix formats (q in Q8_0, k and v in F32), as llama.cpp's
+/// mixed quantizations do: the loader keeps them as separate matmuls instead of stacking.
+#[test]
+fn mixed_format_projections_load_unstacked_and_match() {
+    use brainstem_models::kernels::quant::quantize::quantize;
+    use brainstem_models::kernels::{DType, HostWeight};
+    use brainstem_models::weights::gguf_writer::GgufWriter;
+    use brainstem_models::weights::Container;
+
+    let source = WeightFile::open(&reference_dir().join("tiny-smollm2/model.gguf")).unwrap();
+    let Container::Gguf(header) = source.container() else {
+        panic!("not a GGUF")
+    };
+    let mut writer = GgufWriter::new();
+    for (key, value) in &header.metadata {
+        writer.set(key.clone(), value.clone());
+    }
+    for listing in source.listing() {
+        let weight = source.tensor(&listing.name).unwrap();
+        let weight = if listing.name.ends_with("attn_q.weight") {
+            let bytes = quantize(DType::Q8_0, &weight.to_f32().unwrap()).unwrap();
+            HostWeight {
+                dtype: DType::Q8_0,
+                shape: weight.shape.clone(),
+                bytes: bytes.into(),
+            }
+        } else {
+            weight
+        };
+        writer.add_tensor(listing.name, weight).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.gguf");
+    writer.write(&path).unwrap();
+
+    let g = golden("tiny-smollm2");
+    let backend = backend();
+    let model = Llama::load(backend.clone(), &path).unwrap();
+    let mut cache = model.new_cache(64).unwrap();
+    let logits = backend
+        .read(&model.forward(&g.ids, &mut cache, Logits::All).unwrap())
+        .unwrap();
+    // Q8_0 weights with int8 activations in one projection: well inside 2% of the logits.
+    let err = max_relative_error(&logits, &g.logits);
+    assert!(err < 2e-2, "mixed-format model: relative error {err}");
+    // One quantized matmul per layer (q alone); k, v, o, gate+up and down stay dense.
+    let ledger = backend.ledger().snapshot();
+    let calls = |kind| {
+        ledger
+            .by_kind
+            .iter()
+            .find(|(k, _, _)| *k == kind)
+            .map_or(0, |(_, calls, _)| *calls)
+    };
+    assert_eq!(calls(OpKind::QuantMatmul), 2);
+    assert_eq!(calls(OpKind::DenseMatmul), 2 * 5 + 1);
 }

@@ -349,6 +349,30 @@ impl Backend for CpuBackend {
         self.record(OpKind::Copy, cost);
         Ok(CpuTensor::new(out, len, x.cols))
     }
+
+    fn columns(&self, x: &CpuTensor, start: usize, len: usize) -> Result<CpuTensor> {
+        let end = start.checked_add(len).filter(|&e| e <= x.cols);
+        let Some(end) = end else {
+            return Err(shape_err(
+                "columns",
+                format!("a range within {} columns", x.cols),
+                format!("{start}..{start}+{len}"),
+            ));
+        };
+        let out: Vec<f32> = x
+            .data
+            .chunks_exact(x.cols)
+            .flat_map(|row| &row[start..end])
+            .copied()
+            .collect();
+        let cost = Cost {
+            bytes_read: bytes_f32(out.len()),
+            bytes_written: bytes_f32(out.len()),
+            ..Cost::default()
+        };
+        self.record(OpKind::Copy, cost);
+        Ok(CpuTensor::new(out, x.rows, len))
+    }
 }
 
 fn check_row_vector(op: &'static str, x: &CpuTensor, v: &CpuTensor) -> Result<()> {

@@ -94,20 +94,55 @@ struct Loader<'a, B: Backend> {
     options: LoadOptions,
 }
 
-impl<B: Backend> Loader<'_, B> {
-    fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<B::Weight> {
+impl<'a, B: Backend> Loader<'a, B> {
+    /// A matrix as the file holds it, or widened to f32 when the options ask for it.
+    fn host_matrix(&self, name: &str, rows: usize, cols: usize) -> Result<HostWeight<'a>> {
         let host = self.file.tensor_with_shape(name, &[rows, cols])?;
         if self.options.dequantize && host.dtype.is_quantized() {
             let values = host.to_f32()?;
             let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            let dense = HostWeight {
+            return Ok(HostWeight {
                 dtype: DType::F32,
                 shape: host.shape,
                 bytes: Cow::Owned(bytes),
-            };
-            return Ok(self.backend.upload_weight(&dense)?);
+            });
         }
-        Ok(self.backend.upload_weight(&host)?)
+        Ok(host)
+    }
+
+    fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<B::Weight> {
+        Ok(self.backend.upload_weight(&self.host_matrix(name, rows, cols)?)?)
+    }
+
+    /// Projections of one input (`(name, rows)` each, `cols` inputs), stacked into one matrix
+    /// when they share a format so that one matmul computes them all.
+    fn stacked(&self, parts: &[(String, usize)], cols: usize) -> Result<Stacked<B>> {
+        let hosts = parts
+            .iter()
+            .map(|(name, rows)| self.host_matrix(name, *rows, cols))
+            .collect::<Result<Vec<_>>>()?;
+        let widths = parts.iter().map(|(_, rows)| *rows).collect();
+        if hosts.iter().all(|h| h.dtype == hosts[0].dtype) {
+            let bytes: Vec<u8> = hosts.iter().flat_map(|h| h.bytes.iter().copied()).collect();
+            let rows = parts.iter().map(|(_, rows)| rows).sum();
+            let fused = HostWeight {
+                dtype: hosts[0].dtype,
+                shape: vec![rows, cols],
+                bytes: Cow::Owned(bytes),
+            };
+            return Ok(Stacked {
+                widths,
+                weights: StackedWeights::Fused(self.backend.upload_weight(&fused)?),
+            });
+        }
+        let weights = hosts
+            .iter()
+            .map(|h| self.backend.upload_weight(h))
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(Stacked {
+            widths,
+            weights: StackedWeights::Separate(weights),
+        })
     }
 
     fn vector(&self, name: &str, len: usize) -> Result<B::Tensor> {
@@ -116,30 +151,68 @@ impl<B: Backend> Loader<'_, B> {
     }
 }
 
+enum StackedWeights<B: Backend> {
+    /// One matrix whose rows are the parts' rows, in order.
+    Fused(B::Weight),
+    /// One matrix per part (their formats differ, as in mixed-precision GGUF files).
+    Separate(Vec<B::Weight>),
+}
+
+/// Several projections of the same input.
+struct Stacked<B: Backend> {
+    widths: Vec<usize>,
+    weights: StackedWeights<B>,
+}
+
+impl<B: Backend> Stacked<B> {
+    /// Every part's projection of `xs`, in order.
+    fn forward(&self, b: &B, xs: &B::Tensor) -> Result<Vec<B::Tensor>> {
+        match &self.weights {
+            StackedWeights::Separate(ws) => ws.iter().map(|w| Ok(b.matmul(xs, w)?)).collect(),
+            StackedWeights::Fused(w) => {
+                let all = b.matmul(xs, w)?;
+                let mut start = 0;
+                let mut parts = Vec::with_capacity(self.widths.len());
+                for &width in &self.widths {
+                    parts.push(b.columns(&all, start, width)?);
+                    start += width;
+                }
+                Ok(parts)
+            }
+        }
+    }
+}
+
 struct Block<B: Backend> {
     attn_norm: B::Tensor,
-    q: B::Weight,
-    k: B::Weight,
-    v: B::Weight,
+    /// q, k and v.
+    qkv: Stacked<B>,
     o: B::Weight,
     mlp_norm: B::Tensor,
-    gate: B::Weight,
-    up: B::Weight,
+    /// gate and up.
+    gate_up: Stacked<B>,
     down: B::Weight,
 }
 
 impl<B: Backend> Block<B> {
     fn load(l: &Loader<B>, i: usize, cfg: &LlamaConfig) -> Result<Self> {
         let (h, n) = (cfg.hidden_size, |hf: &str| l.naming.layer(i, hf));
+        let qkv = [
+            ("self_attn.q_proj", cfg.q_dim()),
+            ("self_attn.k_proj", cfg.kv_dim()),
+            ("self_attn.v_proj", cfg.kv_dim()),
+        ];
+        let gate_up = [
+            ("mlp.gate_proj", cfg.intermediate_size),
+            ("mlp.up_proj", cfg.intermediate_size),
+        ];
+        let named = |parts: &[(&str, usize)]| parts.iter().map(|&(p, rows)| (n(p), rows)).collect::<Vec<_>>();
         Ok(Block {
             attn_norm: l.vector(&n("input_layernorm"), h)?,
-            q: l.matrix(&n("self_attn.q_proj"), cfg.q_dim(), h)?,
-            k: l.matrix(&n("self_attn.k_proj"), cfg.kv_dim(), h)?,
-            v: l.matrix(&n("self_attn.v_proj"), cfg.kv_dim(), h)?,
+            qkv: l.stacked(&named(&qkv), h)?,
             o: l.matrix(&n("self_attn.o_proj"), h, cfg.q_dim())?,
             mlp_norm: l.vector(&n("post_attention_layernorm"), h)?,
-            gate: l.matrix(&n("mlp.gate_proj"), cfg.intermediate_size, h)?,
-            up: l.matrix(&n("mlp.up_proj"), cfg.intermediate_size, h)?,
+            gate_up: l.stacked(&named(&gate_up), h)?,
             down: l.matrix(&n("mlp.down_proj"), h, cfg.intermediate_size)?,
         })
     }
@@ -155,9 +228,9 @@ impl<B: Backend> Block<B> {
             start_pos,
         };
         let normed = b.rms_norm(xs, &self.attn_norm, cfg.rms_norm_eps)?;
-        let q = b.rope(&b.matmul(&normed, &self.q)?, rope(cfg.num_heads))?;
-        let k = b.rope(&b.matmul(&normed, &self.k)?, rope(cfg.num_kv_heads))?;
-        let v = b.matmul(&normed, &self.v)?;
+        let [q, k, v]: [B::Tensor; 3] = self.qkv.forward(b, &normed)?.try_into().map_err(|_| stacked_err())?;
+        let q = b.rope(&q, rope(cfg.num_heads))?;
+        let k = b.rope(&k, rope(cfg.num_kv_heads))?;
         let params = AttentionParams {
             heads: cfg.num_heads,
             kv_heads: cfg.num_kv_heads,
@@ -168,13 +241,18 @@ impl<B: Backend> Block<B> {
         let attn = b.attention(&q, &k, &v, cache, params)?;
         let xs = b.binary(xs, &b.matmul(&attn, &self.o)?, BinaryOp::Add)?;
         let normed = b.rms_norm(&xs, &self.mlp_norm, cfg.rms_norm_eps)?;
-        let hidden = b.gated(
-            &b.matmul(&normed, &self.gate)?,
-            &b.matmul(&normed, &self.up)?,
-            Activation::Silu,
-        )?;
+        let [gate, up]: [B::Tensor; 2] = self
+            .gate_up
+            .forward(b, &normed)?
+            .try_into()
+            .map_err(|_| stacked_err())?;
+        let hidden = b.gated(&gate, &up, Activation::Silu)?;
         Ok(b.binary(&xs, &b.matmul(&hidden, &self.down)?, BinaryOp::Add)?)
     }
+}
+
+fn stacked_err() -> ModelError {
+    ModelError::Generation("a stacked projection returned the wrong number of parts".into())
 }
 
 /// The key/value caches of every layer of one sequence.
