@@ -34,7 +34,8 @@ const FORMATS: [(DType, GgmlDType); 5] = [
 ];
 
 /// (name, output rows, input columns, activation rows)
-const CASES: [(&str, usize, usize, usize); 8] = [
+const CASES: [(&str, usize, usize, usize); 9] = [
+    ("16384x4096 matvec (DRAM)", 16384, 4096, 1),
     ("4096x4096 matvec", 4096, 4096, 1),
     ("smollm2 q/o 576x576", 576, 576, 1),
     ("smollm2 gate/up 1536x576", 1536, 576, 1),
