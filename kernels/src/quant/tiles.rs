@@ -63,6 +63,14 @@ pub struct TiledMatrix {
 
 /// A strip kernel: 16 outputs from one strip's tiles and one row of activation blocks.
 type StripFn<T, A> = unsafe fn(&[T], &[A], &mut [f32; TILE_ROWS]);
+/// The same for four activation rows at once, sharing every weight load between them.
+type Strip4Fn<T, A> = unsafe fn(&[T], [&[A]; 4], &mut [[f32; TILE_ROWS]; 4]);
+
+/// The kernels of one tile format.
+struct StripKernels<T, A> {
+    one: StripFn<T, A>,
+    four: Option<Strip4Fn<T, A>>,
+}
 
 /// Whether this CPU runs the tiled kernels.
 pub fn available() -> bool {
@@ -87,6 +95,28 @@ fn unsigned_q4_1(b: &BlockQ4_1) -> ([u8; QK], f16, f16) {
 
 fn nibbles(qs: &[u8; QK / 2]) -> [u8; QK] {
     std::array::from_fn(|k| if k < QK / 2 { qs[k] & 0xF } else { qs[k - QK / 2] >> 4 })
+}
+
+/// Every activation row's 16 outputs for one strip, four rows at a time where a kernel allows.
+///
+/// # Safety
+/// The CPU must run the kernels (see [`available`]).
+unsafe fn strip_all<T, A>(tiles: &[T], acts: &[A], bpr: usize, sums: &mut [f32], k: &StripKernels<T, A>) {
+    let row = |t: usize| &acts[t * bpr..(t + 1) * bpr];
+    let n = acts.len() / bpr;
+    let mut t = 0;
+    if let Some(four) = k.four {
+        while t + 4 <= n {
+            let mut out = [[0f32; TILE_ROWS]; 4];
+            four(tiles, [row(t), row(t + 1), row(t + 2), row(t + 3)], &mut out);
+            sums[t * TILE_ROWS..(t + 4) * TILE_ROWS].copy_from_slice(out.as_flattened());
+            t += 4;
+        }
+    }
+    for (t, o) in sums.chunks_exact_mut(TILE_ROWS).enumerate().skip(t) {
+        let o: &mut [f32; TILE_ROWS] = o.try_into().expect("chunks of a tile's width");
+        (k.one)(tiles, row(t), o);
+    }
 }
 
 /// Builds the tiles of every strip in parallel; `fill` writes row `r` of a tile from the
@@ -157,10 +187,34 @@ impl TiledMatrix {
     /// and that [`available`] is true.
     pub fn matmul(&self, xs: &[f32], n: usize, out: &mut [f32]) {
         match &self.tiles {
-            Tiles::Q4(t) => self.run(t, xs, n, out, scalar::quantize_act_q8, QK, vnni::strip_q4),
-            Tiles::Q8(t) => self.run(t, xs, n, out, scalar::quantize_act_q8, QK, vnni::strip_q8),
-            Tiles::Q4K(t) => self.run(t, xs, n, out, scalar::quantize_act_q8k, QK_K, vnni_k::strip_q4k),
-            Tiles::Q6K(t) => self.run(t, xs, n, out, scalar::quantize_act_q8k, QK_K, vnni_k::strip_q6k),
+            Tiles::Q4(t) => {
+                let kernels = StripKernels {
+                    one: vnni::strip_q4,
+                    four: Some(vnni::strip4_q4),
+                };
+                self.run(t, xs, n, out, scalar::quantize_act_q8, QK, kernels)
+            }
+            Tiles::Q8(t) => {
+                let kernels = StripKernels {
+                    one: vnni::strip_q8,
+                    four: Some(vnni::strip4_q8),
+                };
+                self.run(t, xs, n, out, scalar::quantize_act_q8, QK, kernels)
+            }
+            Tiles::Q4K(t) => {
+                let kernels = StripKernels {
+                    one: vnni_k::strip_q4k,
+                    four: None,
+                };
+                self.run(t, xs, n, out, scalar::quantize_act_q8k, QK_K, kernels)
+            }
+            Tiles::Q6K(t) => {
+                let kernels = StripKernels {
+                    one: vnni_k::strip_q6k,
+                    four: None,
+                };
+                self.run(t, xs, n, out, scalar::quantize_act_q8k, QK_K, kernels)
+            }
         }
     }
 
@@ -175,7 +229,7 @@ impl TiledMatrix {
         out: &mut [f32],
         quantize: fn(&[f32], &mut [A]),
         elems: usize,
-        strip: StripFn<T, A>,
+        kernels: StripKernels<T, A>,
     ) {
         let bpr = self.cols / elems;
         let mut acts = vec![A::zeroed(); n * bpr];
@@ -191,12 +245,9 @@ impl TiledMatrix {
                 for (i, strip_sums) in sums.chunks_exact_mut(n * TILE_ROWS).enumerate() {
                     let s = task * per_task + i;
                     let strip_tiles = &tiles[s * bpr..(s + 1) * bpr];
-                    for (a, o) in acts.chunks_exact(bpr).zip(strip_sums.chunks_exact_mut(TILE_ROWS)) {
-                        let o: &mut [f32; TILE_ROWS] = o.try_into().expect("a tile's worth of outputs");
-                        // SAFETY: `matmul` runs only where `available()` holds; every slice is
-                        // sized from the same block count.
-                        unsafe { strip(strip_tiles, a, o) };
-                    }
+                    // SAFETY: `matmul` runs only where `available()` holds; every slice is
+                    // sized from the same block count.
+                    unsafe { strip_all(strip_tiles, &acts, bpr, strip_sums, &kernels) };
                 }
             });
         for (s, strip_sums) in sums.chunks_exact(n * TILE_ROWS).enumerate() {
@@ -251,6 +302,70 @@ pub(super) mod vnni {
         _mm512_storeu_ps(out.as_mut_ptr(), acc);
     }
 
+    /// Four activation rows against one strip of Q4 tiles: each weight load feeds four rows.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn strip4_q4(tiles: &[TileQ4], acts: [&[ActQ8]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
+        assert!(
+            acts.iter().all(|a| a.len() >= tiles.len()),
+            "activation row shorter than the strip"
+        );
+        let low = _mm512_set1_epi8(0xF);
+        let mut acc = [_mm512_setzero_ps(); 4];
+        for (i, tile) in tiles.iter().enumerate() {
+            let mut dots = [[_mm512_setzero_si512(); 2]; 4];
+            for g in 0..4 {
+                let v = _mm512_loadu_si512(tile.qs.as_ptr().add(64 * g).cast());
+                let (lo, hi) = (_mm512_and_si512(v, low), _mm512_and_si512(_mm512_srli_epi16(v, 4), low));
+                for (dots, a) in dots.iter_mut().zip(acts) {
+                    let qs = &a.get_unchecked(i).qs;
+                    dots[0] = _mm512_dpbusd_epi32(dots[0], lo, broadcast4(qs, 8 * g));
+                    dots[1] = _mm512_dpbusd_epi32(dots[1], hi, broadcast4(qs, 8 * g + 4));
+                }
+            }
+            let d = _mm512_cvtph_ps(_mm256_loadu_si256(tile.d.as_ptr().cast()));
+            let m = _mm512_cvtph_ps(_mm256_loadu_si256(tile.m.as_ptr().cast()));
+            for ((acc, dots), a) in acc.iter_mut().zip(dots).zip(acts) {
+                let a = a.get_unchecked(i);
+                let dot = _mm512_cvtepi32_ps(_mm512_add_epi32(dots[0], dots[1]));
+                *acc = _mm512_fmadd_ps(d, _mm512_mul_ps(dot, _mm512_set1_ps(a.d)), *acc);
+                *acc = _mm512_fmadd_ps(m, _mm512_set1_ps(a.sum), *acc);
+            }
+        }
+        for (o, acc) in out.iter_mut().zip(acc) {
+            _mm512_storeu_ps(o.as_mut_ptr(), acc);
+        }
+    }
+
+    /// Four activation rows against one strip of Q8 tiles.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn strip4_q8(tiles: &[TileQ8], acts: [&[ActQ8]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
+        assert!(
+            acts.iter().all(|a| a.len() >= tiles.len()),
+            "activation row shorter than the strip"
+        );
+        let mut acc = [_mm512_setzero_ps(); 4];
+        for (i, tile) in tiles.iter().enumerate() {
+            let mut dots = [[_mm512_setzero_si512(); 2]; 4];
+            for g in 0..8 {
+                let v = _mm512_loadu_si512(tile.qs.as_ptr().add(64 * g).cast());
+                for (dots, a) in dots.iter_mut().zip(acts) {
+                    let qs = &a.get_unchecked(i).qs;
+                    dots[g & 1] = _mm512_dpbusd_epi32(dots[g & 1], v, broadcast4(qs, 4 * g));
+                }
+            }
+            let d = _mm512_cvtph_ps(_mm256_loadu_si256(tile.d.as_ptr().cast()));
+            for ((acc, dots), a) in acc.iter_mut().zip(dots).zip(acts) {
+                let a = a.get_unchecked(i);
+                let dot = _mm512_cvtepi32_ps(_mm512_add_epi32(dots[0], dots[1]));
+                let scaled = _mm512_fmsub_ps(dot, _mm512_set1_ps(a.d), _mm512_set1_ps(128.0 * a.sum));
+                *acc = _mm512_fmadd_ps(d, scaled, *acc);
+            }
+        }
+        for (o, acc) in out.iter_mut().zip(acc) {
+            _mm512_storeu_ps(o.as_mut_ptr(), acc);
+        }
+    }
+
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub unsafe fn strip_q8(tiles: &[TileQ8], acts: &[ActQ8], out: &mut [f32; TILE_ROWS]) {
         assert!(acts.len() >= tiles.len(), "activation row shorter than the strip");
@@ -284,6 +399,14 @@ mod vnni {
     }
 
     pub unsafe fn strip_q8(_: &[TileQ8], _: &[ActQ8], _: &mut [f32; TILE_ROWS]) {
+        unreachable!("tiles are built only where AVX-512 VNNI runs")
+    }
+
+    pub unsafe fn strip4_q4(_: &[TileQ4], _: [&[ActQ8]; 4], _: &mut [[f32; TILE_ROWS]; 4]) {
+        unreachable!("tiles are built only where AVX-512 VNNI runs")
+    }
+
+    pub unsafe fn strip4_q8(_: &[TileQ8], _: [&[ActQ8]; 4], _: &mut [[f32; TILE_ROWS]; 4]) {
         unreachable!("tiles are built only where AVX-512 VNNI runs")
     }
 }
