@@ -99,6 +99,8 @@ fn fast_matmul_matches_scalar_reference_on_odd_shapes() {
             (37, 5 * block, 3),
             (130, 2 * block, 9),
             (48, block, 2),
+            // Many 16-row strips per parallel task.
+            (640, 2 * block, 1),
         ] {
             let tiled = QMatrix::from_host(&random_weight(dtype, rows, cols, &mut rng)).unwrap();
             assert_eq!(tiled.is_tiled(), quant::vnni_tiles_available(), "{dtype}: tiled path");
