@@ -119,6 +119,10 @@ impl Backend for CpuBackend {
         &self.ledger
     }
 
+    fn scope<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
+    }
+
     fn upload(&self, data: &[f32], rows: usize, cols: usize) -> Result<CpuTensor> {
         if data.len() != rows * cols {
             return Err(shape_err("upload", format!("{rows} x {cols} values"), data.len()));

@@ -357,6 +357,10 @@ impl<B: Backend> Llama<B> {
         if ids.is_empty() {
             return Err(ModelError::Generation("forward needs at least one token".into()));
         }
+        self.backend.scope(|| self.forward_layers(ids, cache, logits))
+    }
+
+    fn forward_layers(&self, ids: &[u32], cache: &mut LlamaCache<B>, logits: Logits) -> Result<B::Tensor> {
         let b = self.backend.as_ref();
         let mut xs = b.embedding(&self.embed, ids)?;
         for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
