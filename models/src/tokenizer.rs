@@ -66,11 +66,15 @@ impl Tokenizer {
         }
     }
 
+    /// A `tokenizer.json`; the chat template's default system message comes from the
+    /// `tokenizer_config.json` beside it when there is one.
     pub fn from_json_file(path: &Path) -> Result<Tokenizer> {
         let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| tok_err(path, e))?;
+        let default_system = config_chat_template(&path.with_file_name("tokenizer_config.json"))?
+            .and_then(|t| chatml_default_system(&t));
         let chat = inner
             .token_to_id("<|im_start|>")
-            .map(|_| ChatTemplate::ChatMl { default_system: None });
+            .map(|_| ChatTemplate::ChatMl { default_system });
         Ok(Tokenizer {
             inner,
             path: path.to_path_buf(),
@@ -199,6 +203,19 @@ fn special_tokens(meta: &Metadata, tokens: &[&str]) -> Result<Vec<String>> {
         .filter(|(t, _)| matches!(t.as_u64(), Some(TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED)))
         .map(|(_, tok)| tok.to_string())
         .collect())
+}
+
+/// The `chat_template` string of a `tokenizer_config.json`, if the file exists and has one.
+fn config_chat_template(path: &Path) -> Result<Option<String>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let config: serde_json::Value = serde_json::from_str(&text).map_err(|e| tok_err(path, e))?;
+    Ok(config.get("chat_template").and_then(|t| t.as_str()).map(str::to_string))
 }
 
 /// The system message a ChatML template inserts when the conversation has none.

@@ -214,6 +214,10 @@ fn checkpoint_tokenizer_json_becomes_gguf_metadata() {
         std::fs::copy(tiny("tiny-smollm2", name), dir.path().join(name)).unwrap();
     }
     let json = write_tokenizer_json(dir.path());
+    let template = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}\
+                    {{ '<|im_start|>system\nYou are a helpful robot<|im_end|>\n' }}{% endif %}...";
+    let config = serde_json::json!({ "chat_template": template });
+    std::fs::write(dir.path().join("tokenizer_config.json"), config.to_string()).unwrap();
     let out = tempfile::tempdir().unwrap();
     let (report, path) = quantize_to(dir.path(), DType::Q8_0, out.path());
     assert!(report.notes.is_empty(), "{report:?}");
@@ -229,6 +233,13 @@ fn checkpoint_tokenizer_json_becomes_gguf_metadata() {
     let from_json = Tokenizer::from_json_file(&json).unwrap();
     let text = "<|im_start|>the 42 robots";
     assert_eq!(from_gguf.encode(text).unwrap(), from_json.encode(text).unwrap());
+    // Both carry the template's default system message from tokenizer_config.json.
+    let prompt = from_json.chat_prompt(None, "hi");
+    assert!(
+        prompt.starts_with("<|im_start|>system\nYou are a helpful robot<|im_end|>\n"),
+        "{prompt:?}"
+    );
+    assert_eq!(from_gguf.chat_prompt(None, "hi"), prompt);
 }
 
 /// A byte-level BPE tokenizer.json in SmolLM2's shape (digits split, then byte-level).
