@@ -177,3 +177,43 @@ fn missing_tokenizer_says_where_it_looked() {
     assert!(matches!(err, ModelError::MissingTokenizer { .. }), "{err:?}");
     assert_names(&err, &tiny("model.gguf"), &["tokenizer.ggml"]);
 }
+
+/// A llama GGUF with a feature the decoder does not implement (Llama 3.1's rope frequency
+/// scaling tensor) is refused with the tensor's name, not run with wrong positions.
+#[test]
+fn unsupported_rope_scaling_in_gguf_is_named() {
+    use brainstem_models::kernels::{DType, HostWeight};
+    use brainstem_models::weights::gguf_writer::GgufWriter;
+    use brainstem_models::weights::Container;
+
+    let source = WeightFile::open(&tiny("model.gguf")).unwrap();
+    let Container::Gguf(header) = source.container() else {
+        panic!("not a GGUF")
+    };
+    let mut writer = GgufWriter::new();
+    for (key, value) in &header.metadata {
+        writer.set(key.clone(), value.clone());
+    }
+    for listing in source.listing() {
+        writer
+            .add_tensor(listing.name.clone(), source.tensor(&listing.name).unwrap())
+            .unwrap();
+    }
+    let freqs: Vec<u8> = [1.0f32; 8].iter().flat_map(|v| v.to_le_bytes()).collect();
+    writer
+        .add_tensor(
+            "rope_freqs.weight",
+            HostWeight {
+                dtype: DType::F32,
+                shape: vec![8],
+                bytes: freqs.into(),
+            },
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scaled.gguf");
+    writer.write(&path).unwrap();
+    let err = load_err(&path);
+    assert!(matches!(err, ModelError::Config { .. }), "{err:?}");
+    assert_names(&err, &path, &["rope_freqs.weight", "not supported"]);
+}

@@ -390,5 +390,32 @@ fn gguf_config(file: &WeightFile) -> Result<LlamaConfig> {
         path: file.path().to_path_buf(),
         message: "GGUF metadata missing".into(),
     })?;
+    reject_unsupported_gguf_features(file, &meta)?;
     LlamaConfig::from_gguf(&meta, vocab_rows, !file.contains("output.weight"))
+}
+
+/// Features of llama-architecture GGUF files this decoder does not implement, refused
+/// rather than silently ignored: rope frequency scaling (Llama 3.1+ writes a `rope_freqs`
+/// tensor or `llama.rope.scaling.type`) and projection biases.
+fn reject_unsupported_gguf_features(file: &WeightFile, meta: &crate::weights::gguf::Metadata) -> Result<()> {
+    let unsupported = |message: String| ModelError::Config {
+        path: file.path().to_path_buf(),
+        message,
+    };
+    if let Some(kind) = meta.str_opt("llama.rope.scaling.type")?.filter(|t| *t != "none") {
+        return Err(unsupported(format!(
+            "llama.rope.scaling.type {kind:?} is not supported"
+        )));
+    }
+    if let Some(t) = file
+        .listing()
+        .into_iter()
+        .find(|t| t.name == "rope_freqs.weight" || t.name.ends_with(".bias"))
+    {
+        return Err(unsupported(format!(
+            "tensor {} (rope scaling or a projection bias) is not supported",
+            t.name
+        )));
+    }
+    Ok(())
 }
