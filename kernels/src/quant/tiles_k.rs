@@ -3,17 +3,18 @@
 //! Q4_K: the 4-bit values stay packed (`[k8 group (32)][row][4 bytes]` as the legacy Q4
 //! tiles), each row's eight 6-bit sub-block scales and mins unpacked to bytes
 //! `[sub-block][row]`, `d` and `dmin` as f16 `[row]`; the mins reach the result through the
-//! activation block's 16-value sums. Q6_K: values offset to unsigned (`q + 32`) one byte
-//! each (`[k4 group (64)][row][4 bytes]`), the 16 signed group scales `[group][row]`, `d`
-//! per row; the offset returns through the same sums. Scale products are summed in int32,
-//! as the scalar reference does, so the tiled result matches it to f32 rounding.
+//! activation block's 16-value sums. Q6_K: values offset to unsigned (`q + 32`), their low
+//! 4 bits in a nibble tile and their high 2 bits in a 2-bit plane (the file's size, not a
+//! byte per value), the 16 signed group scales `[group][row]`, `d` per row; the offset
+//! returns through the same sums. Scale products are summed in int32, as the scalar
+//! reference does, so the tiled result matches it to f32 rounding.
 
 use bytemuck::{Pod, Zeroable};
 use half::f16;
 
 use super::blocks::{BlockQ4K, BlockQ6K, QK_K};
 use super::scalar::{q4k_scale_min, q4k_values, q6k_values};
-use super::tiles::{pack_bytes, pack_nibbles, repack_strips, TILE_ROWS};
+use super::tiles::{pack_nibbles, repack_strips, TILE_ROWS};
 
 /// 16 rows of one Q4_K super-block.
 #[repr(C)]
@@ -27,15 +28,18 @@ pub struct TileQ4K {
 }
 const _: () = assert!(std::mem::size_of::<TileQ4K>() == 2048 + 256 + 64);
 
-/// 16 rows of one Q6_K super-block.
+/// 16 rows of one Q6_K super-block, 6-bit packing kept: the low 4 bits of each unsigned
+/// value `u = q + 32` in a nibble tile like Q4_K's, the high 2 bits in `qh`
+/// (`[k16 group (16)][row][4 bytes]`, byte `j` holding values `16h + j + 4i` in bits `2i..2i+2`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct TileQ6K {
-    pub qs: [u8; QK_K * TILE_ROWS],
+    pub ql: [u8; QK_K / 2 * TILE_ROWS],
+    pub qh: [u8; QK_K / 4 * TILE_ROWS],
     pub scales: [[i8; TILE_ROWS]; 16],
     pub d: [f16; TILE_ROWS],
 }
-const _: () = assert!(std::mem::size_of::<TileQ6K>() == 4096 + 256 + 32);
+const _: () = assert!(std::mem::size_of::<TileQ6K>() == 16 * 210);
 
 pub fn repack_q4k(blocks: &[BlockQ4K], rows: usize, bpr: usize) -> Vec<TileQ4K> {
     repack_strips(blocks, rows, bpr, |block, r, tile: &mut TileQ4K| {
@@ -49,7 +53,15 @@ pub fn repack_q4k(blocks: &[BlockQ4K], rows: usize, bpr: usize) -> Vec<TileQ4K> 
 
 pub fn repack_q6k(blocks: &[BlockQ6K], rows: usize, bpr: usize) -> Vec<TileQ6K> {
     repack_strips(blocks, rows, bpr, |block, r, tile: &mut TileQ6K| {
-        pack_bytes(q6k_values(block).iter().map(|&q| (q + 32) as u8), r, &mut tile.qs);
+        let u: Vec<u8> = q6k_values(block).iter().map(|&q| (q + 32) as u8).collect();
+        let low: Vec<u8> = u.iter().map(|v| v & 0xF).collect();
+        pack_nibbles(&low, r, &mut tile.ql);
+        for h in 0..QK_K / 16 {
+            for j in 0..4 {
+                let high = |i: usize| (u[16 * h + 4 * i + j] >> 4) << (2 * i);
+                tile.qh[64 * h + 4 * r + j] = high(0) | high(1) | high(2) | high(3);
+            }
+        }
         for (group, &scale) in block.scales.iter().enumerate() {
             tile.scales[group][r] = scale;
         }
@@ -114,6 +126,30 @@ pub mod vnni_k {
         _mm512_storeu_ps(out.as_mut_ptr(), acc);
     }
 
+    /// The unsigned 6-bit values of 16-value group `h` for 16 rows: four registers holding
+    /// values `16h + 4i + j` (i = 0..4) in byte `j` of each row's 32-bit lane.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn q6k_unpack(tile: &TileQ6K, h: usize) -> [__m512i; 4] {
+        let (low4, low2) = (_mm512_set1_epi8(0xF), _mm512_set1_epi8(3));
+        let v0 = _mm512_loadu_si512(tile.ql.as_ptr().add(128 * h).cast());
+        let v1 = _mm512_loadu_si512(tile.ql.as_ptr().add(128 * h + 64).cast());
+        let hb = _mm512_loadu_si512(tile.qh.as_ptr().add(64 * h).cast());
+        let high = |bits: __m512i| _mm512_slli_epi16(_mm512_and_si512(bits, low2), 4);
+        [
+            _mm512_or_si512(_mm512_and_si512(v0, low4), high(hb)),
+            _mm512_or_si512(
+                _mm512_and_si512(_mm512_srli_epi16(v0, 4), low4),
+                high(_mm512_srli_epi16(hb, 2)),
+            ),
+            _mm512_or_si512(_mm512_and_si512(v1, low4), high(_mm512_srli_epi16(hb, 4))),
+            _mm512_or_si512(
+                _mm512_and_si512(_mm512_srli_epi16(v1, 4), low4),
+                high(_mm512_srli_epi16(hb, 6)),
+            ),
+        ]
+    }
+
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub unsafe fn strip_q6k(tiles: &[TileQ6K], acts: &[ActQ8K], out: &mut [f32; TILE_ROWS]) {
         assert!(acts.len() >= tiles.len(), "activation row shorter than the strip");
@@ -121,10 +157,11 @@ pub mod vnni_k {
         for (tile, a) in tiles.iter().zip(acts) {
             let mut sumi = _mm512_setzero_si512();
             for group in 0..16 {
+                let u = q6k_unpack(tile, group);
                 let mut dots = [_mm512_setzero_si512(); 2];
-                for g in 4 * group..4 * group + 4 {
-                    let v = _mm512_loadu_si512(tile.qs.as_ptr().add(64 * g).cast());
-                    dots[g & 1] = _mm512_dpbusd_epi32(dots[g & 1], v, broadcast4(&a.qs, 4 * g));
+                for (i, u) in u.into_iter().enumerate() {
+                    let x = broadcast4(&a.qs, 16 * group + 4 * i);
+                    dots[i & 1] = _mm512_dpbusd_epi32(dots[i & 1], u, x);
                 }
                 // sum((u - 32) x) = sum(u x) - 32 sum(x)
                 let offset = _mm512_set1_epi32(32 * a.bsums[group] as i32);
