@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use brainstem_models::kernels::CpuBackend;
 use brainstem_models::{Llama, ModelError, Tokenizer, WeightFile};
-use common::{backend, reference_dir};
+use common::{backend, reference_dir, rewrite_gguf, unchanged};
 use safetensors::{Dtype, SafeTensors};
 
 fn tiny(file: &str) -> PathBuf {
@@ -183,36 +183,21 @@ fn missing_tokenizer_says_where_it_looked() {
 #[test]
 fn unsupported_rope_scaling_in_gguf_is_named() {
     use brainstem_models::kernels::{DType, HostWeight};
-    use brainstem_models::weights::gguf_writer::GgufWriter;
-    use brainstem_models::weights::Container;
 
-    let source = WeightFile::open(&tiny("model.gguf")).unwrap();
-    let Container::Gguf(header) = source.container() else {
-        panic!("not a GGUF")
-    };
-    let mut writer = GgufWriter::new();
-    for (key, value) in &header.metadata {
-        writer.set(key.clone(), value.clone());
-    }
-    for listing in source.listing() {
-        writer
-            .add_tensor(listing.name.clone(), source.tensor(&listing.name).unwrap())
-            .unwrap();
-    }
-    let freqs: Vec<u8> = [1.0f32; 8].iter().flat_map(|v| v.to_le_bytes()).collect();
-    writer
-        .add_tensor(
-            "rope_freqs.weight",
-            HostWeight {
-                dtype: DType::F32,
-                shape: vec![8],
-                bytes: freqs.into(),
-            },
-        )
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("scaled.gguf");
-    writer.write(&path).unwrap();
+    let freqs: Vec<u8> = [1.0f32; 8].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let rope_freqs = HostWeight {
+        dtype: DType::F32,
+        shape: vec![8],
+        bytes: freqs.into(),
+    };
+    rewrite_gguf(
+        &tiny("model.gguf"),
+        &path,
+        unchanged,
+        vec![("rope_freqs.weight", rope_freqs)],
+    );
     let err = load_err(&path);
     assert!(matches!(err, ModelError::Config { .. }), "{err:?}");
     assert_names(&err, &path, &["rope_freqs.weight", "not supported"]);

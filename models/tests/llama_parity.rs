@@ -6,7 +6,7 @@
 mod common;
 
 use brainstem_models::kernels::{Backend, OpKind};
-use brainstem_models::{Llama, Logits, WeightFile};
+use brainstem_models::{Llama, Logits};
 use common::*;
 
 const TOLERANCE: f32 = 1e-4;
@@ -74,34 +74,26 @@ fn gguf_copy_with_permuted_qk_matches_transformers() {
 fn mixed_format_projections_load_unstacked_and_match() {
     use brainstem_models::kernels::quant::quantize::quantize;
     use brainstem_models::kernels::{DType, HostWeight};
-    use brainstem_models::weights::gguf_writer::GgufWriter;
-    use brainstem_models::weights::Container;
 
-    let source = WeightFile::open(&reference_dir().join("tiny-smollm2/model.gguf")).unwrap();
-    let Container::Gguf(header) = source.container() else {
-        panic!("not a GGUF")
-    };
-    let mut writer = GgufWriter::new();
-    for (key, value) in &header.metadata {
-        writer.set(key.clone(), value.clone());
-    }
-    for listing in source.listing() {
-        let weight = source.tensor(&listing.name).unwrap();
-        let weight = if listing.name.ends_with("attn_q.weight") {
-            let bytes = quantize(DType::Q8_0, &weight.to_f32().unwrap()).unwrap();
-            HostWeight {
-                dtype: DType::Q8_0,
-                shape: weight.shape.clone(),
-                bytes: bytes.into(),
-            }
-        } else {
-            weight
-        };
-        writer.add_tensor(listing.name, weight).unwrap();
-    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mixed.gguf");
-    writer.write(&path).unwrap();
+    fn q_to_q8<'a>(name: &str, weight: HostWeight<'a>) -> HostWeight<'a> {
+        if !name.ends_with("attn_q.weight") {
+            return weight;
+        }
+        let bytes = quantize(DType::Q8_0, &weight.to_f32().unwrap()).unwrap();
+        HostWeight {
+            dtype: DType::Q8_0,
+            shape: weight.shape.clone(),
+            bytes: bytes.into(),
+        }
+    }
+    rewrite_gguf(
+        &reference_dir().join("tiny-smollm2/model.gguf"),
+        &path,
+        q_to_q8,
+        Vec::new(),
+    );
 
     let g = golden("tiny-smollm2");
     let backend = backend();

@@ -64,3 +64,38 @@ pub fn smollm2_gguf() -> PathBuf {
     }
     path
 }
+
+/// Writes `dest`: the GGUF at `source` with every tensor passed through `edit` (which may
+/// replace it) and `extra` tensors appended.
+pub fn rewrite_gguf(
+    source: &std::path::Path,
+    dest: &std::path::Path,
+    edit: impl for<'a> Fn(&str, brainstem_models::kernels::HostWeight<'a>) -> brainstem_models::kernels::HostWeight<'a>,
+    extra: Vec<(&str, brainstem_models::kernels::HostWeight<'static>)>,
+) {
+    use brainstem_models::weights::{gguf_writer::GgufWriter, Container, WeightFile};
+    let file = WeightFile::open(source).expect("source GGUF");
+    let Container::Gguf(header) = file.container() else {
+        panic!("{} is not a GGUF", source.display())
+    };
+    let mut writer = GgufWriter::new();
+    for (key, value) in &header.metadata {
+        writer.set(key.clone(), value.clone());
+    }
+    for listing in file.listing() {
+        let weight = edit(&listing.name, file.tensor(&listing.name).expect("tensor"));
+        writer.add_tensor(listing.name, weight).expect("add tensor");
+    }
+    for (name, weight) in extra {
+        writer.add_tensor(name, weight).expect("add tensor");
+    }
+    writer.write(dest).expect("write GGUF");
+}
+
+/// The `edit` of [`rewrite_gguf`] that keeps every tensor.
+pub fn unchanged<'a>(
+    _: &str,
+    weight: brainstem_models::kernels::HostWeight<'a>,
+) -> brainstem_models::kernels::HostWeight<'a> {
+    weight
+}
