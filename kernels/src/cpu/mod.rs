@@ -336,14 +336,7 @@ impl Backend for CpuBackend {
     }
 
     fn rows(&self, x: &CpuTensor, start: usize, len: usize) -> Result<CpuTensor> {
-        let end = start.checked_add(len).filter(|&e| e <= x.rows);
-        let Some(end) = end else {
-            return Err(shape_err(
-                "rows",
-                format!("a range within {} rows", x.rows),
-                format!("{start}..{start}+{len}"),
-            ));
-        };
+        let end = range_end("rows", start, len, x.rows)?;
         let out = x.data[start * x.cols..end * x.cols].to_vec();
         let cost = Cost {
             bytes_read: bytes_f32(out.len()),
@@ -355,14 +348,7 @@ impl Backend for CpuBackend {
     }
 
     fn columns(&self, x: &CpuTensor, start: usize, len: usize) -> Result<CpuTensor> {
-        let end = start.checked_add(len).filter(|&e| e <= x.cols);
-        let Some(end) = end else {
-            return Err(shape_err(
-                "columns",
-                format!("a range within {} columns", x.cols),
-                format!("{start}..{start}+{len}"),
-            ));
-        };
+        let end = range_end("columns", start, len, x.cols)?;
         let out: Vec<f32> = x
             .data
             .chunks_exact(x.cols)
@@ -377,6 +363,17 @@ impl Backend for CpuBackend {
         self.record(OpKind::Copy, cost);
         Ok(CpuTensor::new(out, x.rows, len))
     }
+}
+
+/// The end of `start..start + len`, which must lie within `0..bound` of what `op` slices.
+fn range_end(op: &'static str, start: usize, len: usize, bound: usize) -> Result<usize> {
+    start.checked_add(len).filter(|&end| end <= bound).ok_or_else(|| {
+        shape_err(
+            op,
+            format!("a range within {bound} {op}"),
+            format!("{start}..{start}+{len}"),
+        )
+    })
 }
 
 fn check_row_vector(op: &'static str, x: &CpuTensor, v: &CpuTensor) -> Result<()> {
