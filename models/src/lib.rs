@@ -2,6 +2,7 @@
 //! `brainstem-kernels`, the weight files they load (GGUF, safetensors + config.json), the
 //! tokenizers, sampling and generation, and quantization of a model into a llama GGUF.
 
+pub mod action;
 pub mod error;
 pub mod generate;
 pub mod llama;
