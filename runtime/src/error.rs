@@ -1,0 +1,28 @@
+//! The runtime's error type: every configuration error names the key and the reason.
+
+use std::path::PathBuf;
+
+use brainstem_models::action::ActionError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{path}: {reason}")]
+    ConfigFile { path: PathBuf, reason: String },
+    #[error("invalid configuration: `{key}`: {reason}")]
+    Config { key: String, reason: String },
+    #[error(transparent)]
+    Action(#[from] ActionError),
+    #[error("could not start the motion loop thread: {0}")]
+    Thread(String),
+}
+
+impl RuntimeError {
+    pub fn config(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Config {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
