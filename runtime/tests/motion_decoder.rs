@@ -512,3 +512,58 @@ fn runs_are_byte_identical() {
         .collect();
     assert_eq!(logs[0], logs[1]);
 }
+
+/// A policy streaming overlapping 20-step chunks of binned tokens for all 82 joints, each
+/// chunk's tokens spread over 100 ms, starting at the observation time: the first steps of
+/// every chunk are already committed when they arrive. Motion must start on the first chunk's
+/// partial data and the watchdog must never trip.
+#[test]
+fn a_steady_token_stream_never_trips_the_watchdog() {
+    let robot = RobotDescription::humanoid();
+    let names: Vec<&str> = robot.joints.iter().map(|j| j.name.as_str()).collect();
+    let bins = BinTokenizer::new(49_152, 256).unwrap();
+    let (mut decoder, mut sender) = decoder(
+        &robot,
+        &names,
+        20,
+        ActionDecoding::Bins(bins.clone()),
+        BlendMode::LatestOnly,
+    );
+    let mut pending: Vec<(u64, Option<u32>)> = Vec::new();
+    let mut checker = LimitChecker::new(&decoder, &robot);
+    for tick in 0..3000u64 {
+        let now = tick * TICK;
+        if now % 200_000_000 == 0 {
+            sender.begin_chunk(now / 200_000_000, now).unwrap();
+            let tokens = (0..20 * 82).map(|k| {
+                let t = (now + (k / 82) * 20_000_000) as f64 * 1e-9;
+                let value = 0.3 * (std::f64::consts::TAU * 0.4 * t + (k % 82) as f64 * 0.37).sin();
+                bins.encode_value(value).unwrap()
+            });
+            pending.extend(
+                tokens
+                    .enumerate()
+                    .map(|(k, token)| (now + k as u64 * 100_000_000 / 1640, Some(token))),
+            );
+            pending.push((now + 100_000_000, None));
+        }
+        pending.retain(|&(at, token)| {
+            if at > now {
+                return true;
+            }
+            match token {
+                Some(token) => sender.token(token).unwrap(),
+                None => sender.end_chunk().unwrap(),
+            }
+            false
+        });
+        let command = decoder.tick(now);
+        checker.check(&robot, &command).unwrap();
+        if tick == 50 {
+            assert_eq!(decoder.mode(), MotionMode::Following);
+        }
+    }
+    let counts = decoder.interventions().snapshot();
+    assert_eq!(counts.stops(), 0, "{counts:?}");
+    assert_eq!(counts.chunks_completed, 15);
+}

@@ -298,21 +298,25 @@ impl JointEnvelope {
         self.clear_of_limits(&state) || self.brakes_to_rest(state)
     }
 
-    /// An upper bound on braking's peak speed and travel (the module tests check it against
-    /// the simulation) that shows the run stays clear of every limit.
+    /// Bounds on the braking run (the module tests check them against the simulation) that
+    /// show it stays clear of every limit.
     fn clear_of_limits(&self, state: &JointState) -> bool {
         let JointLimits {
+            min_position,
+            max_position,
             velocity: v_max,
             acceleration: a_max,
             jerk: j_max,
-            ..
         } = self.limits;
-        let (peak, travel) = braking_bounds(state, a_max, j_max, self.dt);
-        let room = (state.position - self.limits.min_position).min(self.limits.max_position - state.position);
-        peak <= v_max && travel <= room
+        let bounds = BrakingBounds::of(state, a_max, j_max, self.dt);
+        bounds.up_speed <= v_max
+            && bounds.down_speed <= v_max
+            && bounds.up_travel <= max_position - state.position
+            && bounds.down_travel <= state.position - min_position
     }
 
-    /// The braking run, simulated.
+    /// The braking run, simulated until it rests or until the bounds show the rest of it
+    /// clear of the limits.
     fn brakes_to_rest(&self, mut state: JointState) -> bool {
         for _ in 0..self.max_brake_steps {
             if state.is_resting() {
@@ -322,21 +326,44 @@ impl JointEnvelope {
             if !self.within_limits(&state) {
                 return false;
             }
+            if self.clear_of_limits(&state) {
+                return true;
+            }
         }
         false
     }
 }
 
-/// Bounds on the braking run from `state`: the highest speed it reaches, and how far it
-/// travels. While the acceleration unwinds at the jerk limit the velocity moves by `a|a| / 2J`
-/// (plus a step's worth), so the speed never exceeds the larger of the speed now and the speed
-/// after unwinding; the run lasts at most `|a| / J + peak / A + 3A / J` plus a few steps, and
-/// travels at most that long at peak speed, with a quarter more for margin.
-pub fn braking_bounds(state: &JointState, a_max: f64, j_max: f64, dt: f64) -> (f64, f64) {
-    let unwound = state.velocity + state.acceleration * state.acceleration.abs() / (2.0 * j_max);
-    let peak = state.velocity.abs().max(unwound.abs()) + state.acceleration.abs() * dt + j_max * dt * dt;
-    let duration = state.acceleration.abs() / j_max + peak / a_max + 3.0 * a_max / j_max + 4.0 * dt;
-    (peak, 1.25 * peak * duration + 2.0 * j_max * dt * dt * dt)
+/// Bounds on the braking run from a state, in each direction: the highest speed it reaches
+/// and how far it travels. While the acceleration unwinds at the jerk limit the velocity moves
+/// by `a|a| / 2J` (plus a step's worth), so the velocity stays between the velocity now and
+/// the velocity after unwinding, widened by a step; the run lasts at most
+/// `|a| / J + peak / A + 3A / J` plus a few steps, and travels each way at most that long at
+/// that way's peak speed, with a quarter more for margin.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BrakingBounds {
+    pub up_speed: f64,
+    pub down_speed: f64,
+    pub up_travel: f64,
+    pub down_travel: f64,
+}
+
+impl BrakingBounds {
+    pub fn of(state: &JointState, a_max: f64, j_max: f64, dt: f64) -> Self {
+        let (v, a) = (state.velocity, state.acceleration);
+        let unwound = v + a * a.abs() / (2.0 * j_max);
+        let widen = a.abs() * dt + j_max * dt * dt;
+        let up_speed = v.max(unwound).max(0.0) + widen;
+        let down_speed = (-v).max(-unwound).max(0.0) + widen;
+        let duration = a.abs() / j_max + up_speed.max(down_speed) / a_max + 3.0 * a_max / j_max + 4.0 * dt;
+        let travel = |speed: f64| 1.25 * speed * duration + 2.0 * j_max * dt * dt * dt;
+        Self {
+            up_speed,
+            down_speed,
+            up_travel: travel(up_speed),
+            down_travel: travel(down_speed),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -358,18 +385,20 @@ mod tests {
     }
 
     proptest! {
-        /// The cheap bound never promises more than the simulated braking run delivers.
+        /// The cheap bounds never promise more than the simulated braking run delivers.
         #[test]
-        fn the_braking_bound_covers_the_simulated_run(v in -3.0f64..3.0, a in -20.0f64..20.0) {
+        fn the_braking_bounds_cover_the_simulated_run(v in -3.0f64..3.0, a in -20.0f64..20.0) {
             let envelope = joint();
             let start = JointState { position: 0.0, velocity: v, acceleration: a };
-            let (peak, travel) = braking_bounds(&start, 20.0, 400.0, 1e-3);
+            let bounds = BrakingBounds::of(&start, 20.0, 400.0, 1e-3);
             let mut state = start;
             let mut steps = 0;
             while !state.is_resting() {
                 state = envelope.brake_step(state);
-                prop_assert!(state.velocity.abs() <= peak, "speed {} over bound {}", state.velocity, peak);
-                prop_assert!(state.position.abs() <= travel, "travel {} over bound {}", state.position, travel);
+                prop_assert!(state.velocity <= bounds.up_speed && -state.velocity <= bounds.down_speed,
+                    "velocity {} outside the bounds {:?}", state.velocity, bounds);
+                prop_assert!(state.position <= bounds.up_travel && -state.position <= bounds.down_travel,
+                    "position {} outside the bounds {:?}", state.position, bounds);
                 steps += 1;
                 prop_assert!(steps <= envelope.max_brake_steps(), "no rest after {} steps", steps);
             }

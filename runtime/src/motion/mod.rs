@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 pub use chunk::{ActionDecoding, ChunkFault};
 pub use config::MotionConfig;
-pub use envelope::{braking_bounds, JointEnvelope, JointLimits, JointState, StepOutcome, Target};
+pub use envelope::{BrakingBounds, JointEnvelope, JointLimits, JointState, StepOutcome, Target};
 pub use interventions::{InterventionCounts, Interventions};
 pub use runner::{LoopOptions, LoopReport, MotionLoop, RealtimeSetup};
 pub use schedule::{BlendMode, Placement, Schedule};
@@ -278,7 +278,7 @@ impl MotionDecoder {
             *out = self.config.normalization[k % dims].unnormalize(*value);
         }
         self.schedule.merge(start, &self.joint_chunk, known, complete);
-        if self.mode == MotionMode::Idle {
+        if self.mode == MotionMode::Idle && !self.schedule.is_empty() {
             self.mode = MotionMode::Following;
         }
     }
