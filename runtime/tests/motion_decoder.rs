@@ -533,7 +533,7 @@ fn a_steady_token_stream_never_trips_the_watchdog() {
     let mut checker = LimitChecker::new(&decoder, &robot);
     for tick in 0..3000u64 {
         let now = tick * TICK;
-        if now % 200_000_000 == 0 {
+        if now.is_multiple_of(200_000_000) {
             sender.begin_chunk(now / 200_000_000, now).unwrap();
             let tokens = (0..20 * 82).map(|k| {
                 let t = (now + (k / 82) * 20_000_000) as f64 * 1e-9;
