@@ -337,9 +337,9 @@ impl JointEnvelope {
 /// Bounds on the braking run from a state, in each direction: the highest speed it reaches
 /// and how far it travels. While the acceleration unwinds at the jerk limit the velocity moves
 /// by `a|a| / 2J` (plus a step's worth), so the velocity stays between the velocity now and
-/// the velocity after unwinding, widened by a step; the run lasts at most
-/// `|a| / J + peak / A + 3A / J` plus a few steps, and travels each way at most that long at
-/// that way's peak speed, with a quarter more for margin.
+/// the velocity after unwinding, widened by a step. Each way the run travels at most: that
+/// way's peak speed while the acceleration turns to full braking, `v^2 / 2A` while braking,
+/// and the sqrt curve's last stretch, with a tenth more for margin.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BrakingBounds {
     pub up_speed: f64,
@@ -355,8 +355,11 @@ impl BrakingBounds {
         let widen = a.abs() * dt + j_max * dt * dt;
         let up_speed = v.max(unwound).max(0.0) + widen;
         let down_speed = (-v).max(-unwound).max(0.0) + widen;
-        let duration = a.abs() / j_max + up_speed.max(down_speed) / a_max + 3.0 * a_max / j_max + 4.0 * dt;
-        let travel = |speed: f64| 1.25 * speed * duration + 2.0 * j_max * dt * dt * dt;
+        // Turning the acceleration around to full braking, then braking at A, then the last
+        // stretch along the sqrt curve (below A^2 / 2J, lasting A / J).
+        let turn = (a.abs() + a_max) / j_max + 4.0 * dt;
+        let tail = a_max * a_max * a_max / (2.0 * j_max * j_max);
+        let travel = |speed: f64| 1.1 * (speed * turn + speed * speed / (2.0 * a_max) + tail) + 2.0 * j_max * dt * dt * dt;
         Self {
             up_speed,
             down_speed,
