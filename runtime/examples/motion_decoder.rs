@@ -16,7 +16,12 @@ use brainstem_runtime::motion::{
 use brainstem_runtime::robot::RobotDescription;
 use brainstem_runtime::stream::action_stream;
 
-const ARM: [&str; 4] = ["left_shoulder_pitch", "left_shoulder_roll", "left_elbow", "left_wrist_pitch"];
+const ARM: [&str; 4] = [
+    "left_shoulder_pitch",
+    "left_shoulder_roll",
+    "left_elbow",
+    "left_wrist_pitch",
+];
 
 /// Prints the elbow's command ten times a second.
 struct PrintingSink {

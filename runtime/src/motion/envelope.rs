@@ -359,7 +359,8 @@ impl BrakingBounds {
         // stretch along the sqrt curve (below A^2 / 2J, lasting A / J).
         let turn = (a.abs() + a_max) / j_max + 4.0 * dt;
         let tail = a_max * a_max * a_max / (2.0 * j_max * j_max);
-        let travel = |speed: f64| 1.1 * (speed * turn + speed * speed / (2.0 * a_max) + tail) + 2.0 * j_max * dt * dt * dt;
+        let travel =
+            |speed: f64| 1.1 * (speed * turn + speed * speed / (2.0 * a_max) + tail) + 2.0 * j_max * dt * dt * dt;
         Self {
             up_speed,
             down_speed,
