@@ -30,7 +30,7 @@ struct PrintingSink {
 
 impl JointSink for PrintingSink {
     fn send(&mut self, command: &JointCommand<'_>) {
-        if command.tick % 100 == 0 {
+        if command.tick.is_multiple_of(100) {
             println!(
                 "t={:>5} ms {:?}: elbow {:+.3} rad, {:+.3} rad/s",
                 command.time / 1_000_000,
