@@ -147,6 +147,16 @@ fn token(low: u32, high: u32) -> impl Strategy<Value = u32> + Clone {
     prop_oneof![30 => low..high, 1 => any::<u32>()]
 }
 
+/// A chunk's events: its start `offset_ms` from now, the payload, and the end if `end`.
+fn framed((offset_ms, body, end): (i64, Vec<Act>, bool)) -> Vec<Act> {
+    let mut acts = vec![Act::Start { offset_ms }];
+    acts.extend(body);
+    if end {
+        acts.push(Act::End);
+    }
+    acts
+}
+
 /// Chunks (a start, a payload of about a chunk's length, usually an end) separated by
 /// silences, with stray events between them.
 fn script(payload: impl Strategy<Value = Act> + Clone, chunk_len: usize) -> impl Strategy<Value = Vec<Act>> {
@@ -155,14 +165,7 @@ fn script(payload: impl Strategy<Value = Act> + Clone, chunk_len: usize) -> impl
         proptest::collection::vec(payload.clone(), 1..chunk_len + 4),
         proptest::bool::weighted(0.9),
     )
-        .prop_map(|(offset_ms, body, end)| {
-            let mut acts = vec![Act::Start { offset_ms }];
-            acts.extend(body);
-            if end {
-                acts.push(Act::End);
-            }
-            acts
-        });
+        .prop_map(framed);
     let silence = (0u64..500).prop_map(|ticks| vec![Act::Wait(ticks)]);
     let stray = prop_oneof![payload, Just(Act::End)].prop_map(|act| vec![act]);
     proptest::collection::vec(prop_oneof![6 => chunk, 6 => silence, 1 => stray], 1..24)
@@ -268,14 +271,7 @@ fn fast_payload() -> impl Strategy<Value = Vec<Act>> {
 }
 
 fn fast_script() -> impl Strategy<Value = Vec<Act>> {
-    let chunk = (-300i64..300, fast_payload(), proptest::bool::weighted(0.9)).prop_map(|(offset_ms, body, end)| {
-        let mut acts = vec![Act::Start { offset_ms }];
-        acts.extend(body);
-        if end {
-            acts.push(Act::End);
-        }
-        acts
-    });
+    let chunk = (-300i64..300, fast_payload(), proptest::bool::weighted(0.9)).prop_map(framed);
     let silence = (0u64..500).prop_map(|ticks| vec![Act::Wait(ticks)]);
     proptest::collection::vec(prop_oneof![chunk, silence], 1..16)
         .prop_map(|parts| parts.into_iter().flatten().collect())
