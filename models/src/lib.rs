@@ -5,6 +5,8 @@
 pub mod action;
 pub mod error;
 pub mod generate;
+pub mod idefics3;
+pub mod image;
 pub mod llama;
 pub mod quantize;
 pub mod sampling;

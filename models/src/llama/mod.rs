@@ -22,8 +22,10 @@ use crate::weights::{read_file, Container, WeightFile};
 
 /// Tensor naming of the checkpoint a model is loaded from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Naming {
-    HuggingFace,
+pub(crate) enum Naming {
+    /// Hugging Face names with `model.` replaced by `prefix` (a multimodal checkpoint keeps
+    /// its text tower under `model.text_model.`).
+    HuggingFace { prefix: &'static str },
     Gguf,
 }
 
@@ -61,16 +63,21 @@ pub fn gguf_tensor_name(hf: &str) -> Option<String> {
 }
 
 impl Naming {
-    fn global(self, hf: &'static str) -> &'static str {
+    pub(crate) const HF: Naming = Naming::HuggingFace { prefix: "model." };
+
+    fn global(self, hf: &'static str) -> String {
         match self {
-            Naming::HuggingFace => hf,
-            Naming::Gguf => GLOBAL_TENSORS.iter().find(|(h, _)| *h == hf).map_or(hf, |(_, g)| g),
+            Naming::HuggingFace { prefix } => match hf.strip_prefix("model.") {
+                Some(rest) => format!("{prefix}{rest}"),
+                None => hf.to_string(),
+            },
+            Naming::Gguf => GLOBAL_TENSORS.iter().find(|(h, _)| *h == hf).map_or(hf, |(_, g)| g).to_string(),
         }
     }
 
     fn layer(self, layer: usize, hf: &str) -> String {
         match self {
-            Naming::HuggingFace => format!("model.layers.{layer}.{hf}.weight"),
+            Naming::HuggingFace { prefix } => format!("{prefix}layers.{layer}.{hf}.weight"),
             Naming::Gguf => {
                 let gguf = LAYER_TENSORS.iter().find(|(h, _)| *h == hf).map_or(hf, |(_, g)| g);
                 format!("blk.{layer}.{gguf}.weight")
@@ -296,8 +303,20 @@ impl<B: Backend> Llama<B> {
     pub fn from_file(backend: Arc<B>, file: &WeightFile, options: LoadOptions) -> Result<Self> {
         let (cfg, naming) = match file.container() {
             Container::Gguf(_) => (gguf_config(file)?, Naming::Gguf),
-            Container::SafeTensors(_) => (hf_config(file)?, Naming::HuggingFace),
+            Container::SafeTensors(_) => (hf_config(file)?, Naming::HF),
         };
+        Self::build(backend, file, cfg, naming, options)
+    }
+
+    /// Builds the model from `file` with a configuration read elsewhere, its tensors named
+    /// by `naming` (the text tower of a multimodal checkpoint).
+    pub(crate) fn build(
+        backend: Arc<B>,
+        file: &WeightFile,
+        cfg: LlamaConfig,
+        naming: Naming,
+        options: LoadOptions,
+    ) -> Result<Self> {
         let _span = tracing::info_span!("llama_load", layers = cfg.num_layers).entered();
         let l = Loader {
             backend: backend.as_ref(),
@@ -306,14 +325,14 @@ impl<B: Backend> Llama<B> {
             options,
         };
         let h = cfg.hidden_size;
-        let embed = l.matrix(naming.global("model.embed_tokens.weight"), cfg.vocab_size, h)?;
+        let embed = l.matrix(&naming.global("model.embed_tokens.weight"), cfg.vocab_size, h)?;
         let blocks = (0..cfg.num_layers)
             .map(|i| Block::load(&l, i, &cfg))
             .collect::<Result<_>>()?;
-        let norm = l.vector(naming.global("model.norm.weight"), h)?;
+        let norm = l.vector(&naming.global("model.norm.weight"), h)?;
         let lm_head = match cfg.tie_word_embeddings {
             true => None,
-            false => Some(l.matrix(naming.global("lm_head.weight"), cfg.vocab_size, h)?),
+            false => Some(l.matrix(&naming.global("lm_head.weight"), cfg.vocab_size, h)?),
         };
         Ok(Llama {
             backend,
@@ -360,14 +379,30 @@ impl<B: Backend> Llama<B> {
         self.backend.scope(|| self.forward_layers(ids, cache, logits))
     }
 
+    /// The token embeddings of `ids`, `[ids, hidden]`.
+    pub fn embed(&self, ids: &[u32]) -> Result<B::Tensor> {
+        Ok(self.backend.embedding(&self.embed, ids)?)
+    }
+
+    /// Runs input embeddings `[rows, hidden]` (token embeddings with, say, image features
+    /// spliced in) after whatever the cache holds and returns logits `[rows, vocab]`.
+    pub fn forward_embeddings(&self, xs: B::Tensor, cache: &mut LlamaCache<B>, logits: Logits) -> Result<B::Tensor> {
+        let _span = tracing::debug_span!("llama_forward_embeddings").entered();
+        self.backend.scope(|| self.run_layers(xs, cache, logits))
+    }
+
     fn forward_layers(&self, ids: &[u32], cache: &mut LlamaCache<B>, logits: Logits) -> Result<B::Tensor> {
+        self.run_layers(self.embed(ids)?, cache, logits)
+    }
+
+    fn run_layers(&self, mut xs: B::Tensor, cache: &mut LlamaCache<B>, logits: Logits) -> Result<B::Tensor> {
         let b = self.backend.as_ref();
-        let mut xs = b.embedding(&self.embed, ids)?;
+        let rows = b.dims(&xs).0;
         for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
             xs = block.forward(b, &xs, layer_cache, &self.cfg)?;
         }
-        if logits == Logits::Last && ids.len() > 1 {
-            xs = b.rows(&xs, ids.len() - 1, 1)?;
+        if logits == Logits::Last && rows > 1 {
+            xs = b.rows(&xs, rows - 1, 1)?;
         }
         let xs = b.rms_norm(&xs, &self.norm, self.cfg.rms_norm_eps)?;
         Ok(b.matmul(&xs, self.lm_head.as_ref().unwrap_or(&self.embed))?)
