@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use brainstem_kernels::Backend;
 
 use crate::error::{ModelError, Result};
-use crate::llama::{Llama, Logits};
+use crate::llama::{Llama, LlamaCache, Logits};
 use crate::sampling::{Sampler, SamplingParams};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -40,18 +40,44 @@ impl GenerationStats {
     }
 }
 
+/// Restricts which tokens may come next: constrained decoding.
+pub trait TokenConstraint {
+    /// Sets the logits of tokens that may not come next to -inf. `remaining` is how many
+    /// tokens generation may still emit, this one included.
+    fn restrict(&mut self, logits: &mut [f32], remaining: usize);
+    /// Takes the token that was sampled.
+    fn advance(&mut self, token: u32) -> Result<()>;
+    /// True when the output is complete and generation should stop.
+    fn is_complete(&self) -> bool;
+}
+
 /// Generates up to `opts.max_tokens` tokens after `prompt`.
 pub fn generate<B: Backend>(
     model: &Llama<B>,
     prompt: &[u32],
     opts: &GenerateOptions,
+    on_token: impl FnMut(u32),
+) -> Result<(Vec<u32>, GenerationStats)> {
+    let prefill = |cache: &mut LlamaCache<B>| model.forward(prompt, cache, Logits::Last);
+    generate_after(model, prompt.len(), prefill, opts, None, on_token)
+}
+
+/// Generates with `model` after a prompt of `prompt_len` positions that `prefill` runs into
+/// the cache (returning the last position's logits), for prompts that are more than token ids
+/// (image features spliced in); `constraint`, when given, decides which tokens may follow.
+pub fn generate_after<B: Backend>(
+    model: &Llama<B>,
+    prompt_len: usize,
+    prefill: impl FnOnce(&mut LlamaCache<B>) -> Result<B::Tensor>,
+    opts: &GenerateOptions,
+    mut constraint: Option<&mut dyn TokenConstraint>,
     mut on_token: impl FnMut(u32),
 ) -> Result<(Vec<u32>, GenerationStats)> {
-    let capacity = prompt.len() + opts.max_tokens;
-    if prompt.is_empty() || capacity > model.config().max_positions {
+    let capacity = prompt_len + opts.max_tokens;
+    if prompt_len == 0 || capacity > model.config().max_positions {
         return Err(ModelError::Generation(format!(
             "prompt of {} tokens plus {} new must be 1..={} positions",
-            prompt.len(),
+            prompt_len,
             opts.max_tokens,
             model.config().max_positions
         )));
@@ -59,26 +85,38 @@ pub fn generate<B: Backend>(
     let mut sampler = Sampler::new(opts.sampling)?;
     let mut cache = model.new_cache(capacity)?;
     let mut stats = GenerationStats {
-        prompt_tokens: prompt.len(),
+        prompt_tokens: prompt_len,
         ..Default::default()
     };
     let mut out = Vec::with_capacity(opts.max_tokens);
-    let mut input = prompt.to_vec();
+    let started = Instant::now();
+    let mut logits = prefill(&mut cache)?;
+    let mut step_started = started;
     while out.len() < opts.max_tokens {
-        let started = Instant::now();
-        let logits = model.forward(&input, &mut cache, Logits::Last)?;
-        let token = sampler.sample(&model.backend().read(&logits)?)?;
+        let mut values = model.backend().read(&logits)?;
+        if let Some(constraint) = constraint.as_deref_mut() {
+            constraint.restrict(&mut values, opts.max_tokens - out.len());
+        }
+        let token = sampler.sample(&values)?;
         if out.is_empty() {
-            stats.prefill += started.elapsed();
+            stats.prefill += step_started.elapsed();
         } else {
-            stats.decode += started.elapsed();
+            stats.decode += step_started.elapsed();
         }
         out.push(token);
         on_token(token);
-        if opts.stop_ids.contains(&token) {
+        let complete = match constraint.as_deref_mut() {
+            Some(constraint) => {
+                constraint.advance(token)?;
+                constraint.is_complete()
+            }
+            None => false,
+        };
+        if complete || opts.stop_ids.contains(&token) || out.len() == opts.max_tokens {
             break;
         }
-        input = vec![token];
+        step_started = Instant::now();
+        logits = model.forward(&[token], &mut cache, Logits::Last)?;
     }
     stats.generated_tokens = out.len();
     Ok((out, stats))

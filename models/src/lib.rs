@@ -8,9 +8,11 @@ pub mod generate;
 pub mod idefics3;
 pub mod image;
 pub mod llama;
+pub mod plan;
 pub mod quantize;
 pub mod sampling;
 pub mod tokenizer;
+pub mod vlm;
 pub mod weights;
 
 pub use brainstem_kernels as kernels;

@@ -33,7 +33,9 @@ struct GoldenText {
 }
 
 fn f32s(data: &[u8]) -> Vec<f32> {
-    data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+    data.chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
 }
 
 fn golden() -> (Golden, GoldenText) {
@@ -87,7 +89,11 @@ fn logits_match_transformers() {
     let image = model.encode_image(&tiles).unwrap();
     let mut cache = model.text().new_cache(golden.input_ids.len()).unwrap();
     let logits = backend
-        .read(&model.prefill(&golden.input_ids, Some(&image), &mut cache, Logits::All).unwrap())
+        .read(
+            &model
+                .prefill(&golden.input_ids, Some(&image), &mut cache, Logits::All)
+                .unwrap(),
+        )
         .unwrap();
     let error = common::max_relative_error(&logits, &golden.logits);
     assert!(error < 1e-4, "max relative error {error}");

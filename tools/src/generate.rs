@@ -11,14 +11,20 @@ use brainstem_runtime::models::generate::{generate, GenerateOptions};
 use brainstem_runtime::models::sampling::SamplingParams;
 use brainstem_runtime::models::{Llama, LoadOptions, Tokenizer, WeightFile};
 
+use crate::quantize::Format;
+
 /// Where `tools/fetch-smollm2.sh` puts the default model.
 pub const DEFAULT_MODEL: &str = "weights/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 #[derive(clap::Args)]
 pub struct GenerateArgs {
-    /// A .gguf file, or a directory with config.json, model.safetensors and tokenizer.json.
+    /// A .gguf file, or a directory with config.json, model.safetensors and tokenizer.json
+    /// (an Idefics3/SmolVLM checkpoint directory with `--image`).
     #[arg(long, default_value = DEFAULT_MODEL)]
     model: PathBuf,
+    /// A PNG or JPEG image to ask about (needs a vision-language checkpoint).
+    #[arg(long)]
+    image: Option<PathBuf>,
     #[arg(long, default_value = "What is the capital of France?")]
     prompt: String,
     /// System message for the chat template (default: the template's own).
@@ -40,6 +46,9 @@ pub struct GenerateArgs {
     /// reference).
     #[arg(long)]
     dequantize: bool,
+    /// Quantize float weights to this block format while loading.
+    #[arg(long, value_enum)]
+    quantize: Option<Format>,
     /// How activations meet quantized weights: f32 (exact with the dequantized weights, as
     /// transformers computes) or int8 (NPU-style int8 dot products, as llama.cpp computes).
     #[arg(long, value_enum, default_value_t = Activations::F32)]
@@ -55,7 +64,23 @@ pub enum Activations {
     Int8,
 }
 
+fn options(args: &GenerateArgs) -> GenerateOptions {
+    GenerateOptions {
+        max_tokens: args.max_tokens,
+        sampling: SamplingParams {
+            temperature: args.temperature,
+            top_p: args.top_p,
+            seed: args.seed,
+        },
+        stop_ids: Vec::new(),
+    }
+}
+
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    if let Some(image) = &args.image {
+        let (backend, vlm) = crate::vlm::load(&args.model, args.threads, args.activations, args.quantize)?;
+        return crate::vlm::describe(&vlm, &backend, image, &args.prompt, options(&args));
+    }
     let precision = match args.activations {
         Activations::F32 => ActivationPrecision::F32,
         Activations::Int8 => ActivationPrecision::Int8,
@@ -77,6 +102,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         &file,
         LoadOptions {
             dequantize: args.dequantize,
+            quantize: args.quantize.map(Into::into),
         },
     )?;
     let tokenizer = Tokenizer::for_model(&args.model, Some(&file))?;
@@ -90,13 +116,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let mut stop_ids = tokenizer.stop_ids();
     stop_ids.extend(&model.config().eos_token_ids);
     let opts = GenerateOptions {
-        max_tokens: args.max_tokens,
-        sampling: SamplingParams {
-            temperature: args.temperature,
-            top_p: args.top_p,
-            seed: args.seed,
-        },
         stop_ids,
+        ..options(&args)
     };
     let mut printed = String::new();
     let mut tokens = Vec::new();

@@ -3,6 +3,7 @@
 mod generate;
 mod inspect;
 mod quantize;
+mod vlm;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -20,8 +21,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Generate text with a language model (GGUF file or Hugging Face checkpoint).
+    /// Generate text with a language model (GGUF file or Hugging Face checkpoint), or answer
+    /// about an image with a vision-language model (`--image`).
     Generate(generate::GenerateArgs),
+    /// Turn a camera frame and an instruction into a task plan that always parses.
+    Plan(vlm::PlanArgs),
     /// Show a model file's architecture, metadata and tensors.
     Inspect(inspect::InspectArgs),
     /// Write a llama GGUF (from a GGUF or a Hugging Face checkpoint) in a block format.
@@ -38,5 +42,6 @@ fn main() -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Quantize(args) => quantize::run(args),
+        Command::Plan(args) => vlm::run_plan(args),
     }
 }

@@ -93,7 +93,11 @@ impl Idefics3Config {
             message,
         };
         let hf: HfConfig = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
-        if let Some(kind) = hf.model_type.as_deref().filter(|t| !["idefics3", "smolvlm"].contains(t)) {
+        if let Some(kind) = hf
+            .model_type
+            .as_deref()
+            .filter(|t| !["idefics3", "smolvlm"].contains(t))
+        {
             return Err(ModelError::UnsupportedArchitecture {
                 path: path.into(),
                 expected: "idefics3",
@@ -102,7 +106,9 @@ impl Idefics3Config {
         }
         let v = &hf.vision_config;
         if let Some(act) = v.hidden_act.as_deref().filter(|a| *a != "gelu_pytorch_tanh") {
-            return Err(err(format!("vision hidden_act must be \"gelu_pytorch_tanh\", found {act:?}")));
+            return Err(err(format!(
+                "vision hidden_act must be \"gelu_pytorch_tanh\", found {act:?}"
+            )));
         }
         if v.num_channels != 3 {
             return Err(err(format!("vision num_channels must be 3, found {}", v.num_channels)));
@@ -129,19 +135,19 @@ impl Idefics3Config {
 
     fn validate(&self) -> std::result::Result<(), String> {
         let v = &self.vision;
-        if v.patch_size == 0 || v.image_size == 0 || v.image_size % v.patch_size != 0 {
+        if v.patch_size == 0 || v.image_size == 0 || !v.image_size.is_multiple_of(v.patch_size) {
             return Err(format!(
                 "vision image_size {} must be a positive multiple of patch_size {}",
                 v.image_size, v.patch_size
             ));
         }
-        if v.num_heads == 0 || v.hidden_size % v.num_heads != 0 {
+        if v.num_heads == 0 || !v.hidden_size.is_multiple_of(v.num_heads) {
             return Err(format!(
                 "vision hidden_size {} must be a multiple of num_attention_heads {}",
                 v.hidden_size, v.num_heads
             ));
         }
-        if self.scale_factor == 0 || v.patches_per_side() % self.scale_factor != 0 {
+        if self.scale_factor == 0 || !v.patches_per_side().is_multiple_of(self.scale_factor) {
             return Err(format!(
                 "scale_factor {} must divide the {} patches per side",
                 self.scale_factor,

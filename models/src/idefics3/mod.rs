@@ -57,6 +57,7 @@ impl<B: Backend> Idefics3<B> {
         let loader = TensorLoader {
             backend: backend.as_ref(),
             file: &file,
+            options,
         };
         let vision = VisionTower::load(&loader, &cfg.vision)?;
         let connector = loader.matrix(
@@ -101,10 +102,17 @@ impl<B: Backend> Idefics3<B> {
         let mut shuffled = Vec::with_capacity(tiles.tiles * seq * self.cfg.connector_inputs());
         for tile in tiles.pixels.chunks_exact(per_tile) {
             let features = b.read(&self.backend.scope(|| self.vision.forward(b, tile))?)?;
-            shuffled.extend(pixel_shuffle(&features, self.cfg.vision.hidden_size, self.cfg.scale_factor));
+            shuffled.extend(pixel_shuffle(
+                &features,
+                self.cfg.vision.hidden_size,
+                self.cfg.scale_factor,
+            ));
         }
         let rows = tiles.tiles * seq;
-        let projected = b.matmul(&b.upload(&shuffled, rows, self.cfg.connector_inputs())?, &self.connector)?;
+        let projected = b.matmul(
+            &b.upload(&shuffled, rows, self.cfg.connector_inputs())?,
+            &self.connector,
+        )?;
         Ok(ImageEmbedding {
             rows,
             hidden: self.cfg.text.hidden_size,

@@ -9,6 +9,7 @@ use brainstem_kernels::{Activation, AttentionParams, Backend, BinaryOp, HostWeig
 
 use super::config::VisionConfig;
 use crate::error::{ModelError, Result};
+use crate::llama::LoadOptions;
 use crate::weights::WeightFile;
 
 const PREFIX: &str = "model.vision_model.";
@@ -17,12 +18,16 @@ const PREFIX: &str = "model.vision_model.";
 pub(super) struct TensorLoader<'a, B: Backend> {
     pub backend: &'a B,
     pub file: &'a WeightFile,
+    pub options: LoadOptions,
 }
 
 impl<B: Backend> TensorLoader<'_, B> {
     pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<B::Weight> {
-        let host = self.file.tensor_with_shape(name, &[rows, cols])?;
-        Ok(self.backend.upload_weight(&host)?)
+        self.upload_matrix(self.file.tensor_with_shape(name, &[rows, cols])?)
+    }
+
+    pub fn upload_matrix(&self, host: HostWeight) -> Result<B::Weight> {
+        Ok(self.backend.upload_weight(&self.options.prepare(host)?)?)
     }
 
     pub fn host_vector(&self, name: &str, len: usize) -> Result<Vec<f32>> {
@@ -149,11 +154,14 @@ impl<B: Backend> VisionTower<B> {
             bytes: conv.bytes,
         };
         let patch_embedding = Linear {
-            weight: l.backend.upload_weight(&unfolded)?,
+            weight: l.upload_matrix(unfolded)?,
             bias: l.vector(&format!("{PREFIX}embeddings.patch_embedding.bias"), h)?,
         };
         let positions_name = format!("{PREFIX}embeddings.position_embedding.weight");
-        let positions = l.file.tensor_with_shape(&positions_name, &[cfg.num_patches(), h])?.to_f32()?;
+        let positions = l
+            .file
+            .tensor_with_shape(&positions_name, &[cfg.num_patches(), h])?
+            .to_f32()?;
         Ok(Self {
             patch_embedding,
             positions: l.backend.upload(&positions, cfg.num_patches(), h)?,

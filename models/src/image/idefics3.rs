@@ -109,8 +109,12 @@ impl Idefics3Processor {
             Some(image) => image,
             None => {
                 let path = dir.join("preprocessor_config.json");
-                let text = read("preprocessor_config.json")?
-                    .ok_or_else(|| config_error(&path, "missing, and processor_config.json has no image_processor".into()))?;
+                let text = read("preprocessor_config.json")?.ok_or_else(|| {
+                    config_error(
+                        &path,
+                        "missing, and processor_config.json has no image_processor".into(),
+                    )
+                })?;
                 serde_json::from_str(&text).map_err(|e| config_error(&path, e.to_string()))?
             }
         };
@@ -125,13 +129,19 @@ impl Idefics3Processor {
     fn validate(&self, path: &Path) -> Result<(), ImageError> {
         let image = &self.image;
         if image.resample != LANCZOS {
-            return Err(config_error(path, format!("resample {} is not Lanczos (1)", image.resample)));
+            return Err(config_error(
+                path,
+                format!("resample {} is not Lanczos (1)", image.resample),
+            ));
         }
         if image.max_image_size.longest_edge == 0 || image.size.longest_edge == 0 {
             return Err(config_error(path, "image sizes must be positive".into()));
         }
         if image.image_std.iter().any(|&s| !(s.is_finite() && s > 0.0)) {
-            return Err(config_error(path, format!("image_std {:?} must be positive", image.image_std)));
+            return Err(config_error(
+                path,
+                format!("image_std {:?} must be positive", image.image_std),
+            ));
         }
         if self.image_seq_len == 0 {
             return Err(config_error(path, "image_seq_len must be positive".into()));

@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
+use brainstem_kernels::quant::quantize::quantize;
 use brainstem_kernels::{Activation, AttentionParams, Backend, BinaryOp, DType, HostWeight, KvCacheSpec, RopeParams};
 
 pub use config::LlamaConfig;
@@ -25,7 +26,9 @@ use crate::weights::{read_file, Container, WeightFile};
 pub(crate) enum Naming {
     /// Hugging Face names with `model.` replaced by `prefix` (a multimodal checkpoint keeps
     /// its text tower under `model.text_model.`).
-    HuggingFace { prefix: &'static str },
+    HuggingFace {
+        prefix: &'static str,
+    },
     Gguf,
 }
 
@@ -71,7 +74,11 @@ impl Naming {
                 Some(rest) => format!("{prefix}{rest}"),
                 None => hf.to_string(),
             },
-            Naming::Gguf => GLOBAL_TENSORS.iter().find(|(h, _)| *h == hf).map_or(hf, |(_, g)| g).to_string(),
+            Naming::Gguf => GLOBAL_TENSORS
+                .iter()
+                .find(|(h, _)| *h == hf)
+                .map_or(hf, |(_, g)| g)
+                .to_string(),
         }
     }
 
@@ -92,6 +99,33 @@ pub struct LoadOptions {
     /// Widen block-quantized weights to f32 instead of keeping them quantized: the path that
     /// matches a reference which dequantizes on load (as transformers does with GGUF).
     pub dequantize: bool,
+    /// Quantize float matrices to this block format while loading (ours is the quantizer
+    /// `brainstem quantize` uses); a matrix whose rows the block does not divide stays float.
+    pub quantize: Option<DType>,
+}
+
+impl LoadOptions {
+    /// A matrix as these options place it: widened, quantized, or as the file holds it.
+    pub fn prepare<'a>(&self, host: HostWeight<'a>) -> Result<HostWeight<'a>> {
+        let cols = host.shape.last().copied().unwrap_or(0);
+        let reformat = |dtype: DType, host: &HostWeight| -> Result<HostWeight<'a>> {
+            let bytes = quantize(dtype, &host.to_f32()?)?;
+            Ok(HostWeight {
+                dtype,
+                shape: host.shape.clone(),
+                bytes: Cow::Owned(bytes),
+            })
+        };
+        if self.dequantize && host.dtype.is_quantized() {
+            return reformat(DType::F32, &host);
+        }
+        match self.quantize {
+            Some(dtype) if !host.dtype.is_quantized() && cols.is_multiple_of(dtype.block_elems()) => {
+                reformat(dtype, &host)
+            }
+            _ => Ok(host),
+        }
+    }
 }
 
 struct Loader<'a, B: Backend> {
@@ -104,17 +138,7 @@ struct Loader<'a, B: Backend> {
 impl<'a, B: Backend> Loader<'a, B> {
     /// A matrix as the file holds it, or widened to f32 when the options ask for it.
     fn host_matrix(&self, name: &str, rows: usize, cols: usize) -> Result<HostWeight<'a>> {
-        let host = self.file.tensor_with_shape(name, &[rows, cols])?;
-        if self.options.dequantize && host.dtype.is_quantized() {
-            let values = host.to_f32()?;
-            let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            return Ok(HostWeight {
-                dtype: DType::F32,
-                shape: host.shape,
-                bytes: Cow::Owned(bytes),
-            });
-        }
-        Ok(host)
+        self.options.prepare(self.file.tensor_with_shape(name, &[rows, cols])?)
     }
 
     fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<B::Weight> {

@@ -1,0 +1,150 @@
+//! The vision-language commands: `brainstem generate --image` (the VLM role) and
+//! `brainstem plan` (the VLT role), on an Idefics3/SmolVLM checkpoint directory.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use brainstem_runtime::kernels::{ActivationPrecision, Backend, CpuBackend};
+use brainstem_runtime::models::generate::{GenerateOptions, GenerationStats};
+use brainstem_runtime::models::image::RgbImage;
+use brainstem_runtime::models::plan::PlanSchema;
+use brainstem_runtime::models::sampling::SamplingParams;
+use brainstem_runtime::models::vlm::{EncodedFrame, Vlm};
+use brainstem_runtime::models::LoadOptions;
+
+use crate::generate::Activations;
+use crate::quantize::Format;
+
+/// The robot skills a plan may use unless `--skills` says otherwise.
+const DEFAULT_SKILLS: &str = "navigate,look_at,pick,place,push,open_gripper,close_gripper,hand_over,wait";
+
+#[derive(clap::Args)]
+pub struct PlanArgs {
+    /// A checkpoint directory with config.json, model.safetensors, tokenizer.json and
+    /// processor_config.json (or preprocessor_config.json).
+    #[arg(long)]
+    model: PathBuf,
+    /// A PNG or JPEG camera frame.
+    #[arg(long)]
+    image: PathBuf,
+    #[arg(long)]
+    instruction: String,
+    /// Comma-separated skill names the plan may use.
+    #[arg(long, default_value = DEFAULT_SKILLS)]
+    skills: String,
+    #[arg(long, default_value_t = 160)]
+    max_tokens: usize,
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Quantize the float weights to this block format while loading.
+    #[arg(long, value_enum)]
+    quantize: Option<Format>,
+    #[arg(long, value_enum, default_value_t = Activations::F32)]
+    activations: Activations,
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+/// Loads a checkpoint for the vision-language roles.
+pub fn load(
+    dir: &Path,
+    threads: usize,
+    activations: Activations,
+    quantize: Option<Format>,
+) -> anyhow::Result<(Arc<CpuBackend>, Vlm<CpuBackend>)> {
+    let precision = match activations {
+        Activations::F32 => ActivationPrecision::F32,
+        Activations::Int8 => ActivationPrecision::Int8,
+    };
+    let backend = Arc::new(CpuBackend::new(threads)?.with_activation_precision(precision));
+    let options = LoadOptions {
+        quantize: quantize.map(Into::into),
+        ..LoadOptions::default()
+    };
+    let vlm = Vlm::load(backend.clone(), dir, options)
+        .with_context(|| format!("loading the vision-language model in {}", dir.display()))?;
+    Ok((backend, vlm))
+}
+
+/// Reads and encodes a frame, reporting the time it took.
+pub fn encode(vlm: &Vlm<CpuBackend>, image: &Path) -> anyhow::Result<EncodedFrame> {
+    let frame = RgbImage::open(image)?;
+    let started = Instant::now();
+    let encoded = vlm.encode_frame(&frame)?;
+    eprintln!(
+        "image {}x{} -> {} tiles, {} features in {:.1} ms",
+        frame.width(),
+        frame.height(),
+        encoded.rows * encoded.cols + 1,
+        encoded.embedding.rows,
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(encoded)
+}
+
+/// Answers `prompt` about `image`, printing tokens as they come.
+pub fn describe(
+    vlm: &Vlm<CpuBackend>,
+    backend: &CpuBackend,
+    image: &Path,
+    prompt: &str,
+    opts: GenerateOptions,
+) -> anyhow::Result<()> {
+    let frame = encode(vlm, image)?;
+    let opts = GenerateOptions {
+        stop_ids: vlm.stop_ids(),
+        ..opts
+    };
+    let mut tokens = Vec::new();
+    let mut printed = String::new();
+    let mut stdout = std::io::stdout();
+    let (_, stats) = vlm.generate(prompt, &frame, &opts, None, |token| {
+        tokens.push(token);
+        if let Ok(text) = vlm.tokenizer().decode(&tokens) {
+            if let Some(fresh) = text.strip_prefix(printed.as_str()) {
+                let _ = write!(stdout, "{fresh}");
+                let _ = stdout.flush();
+            }
+            printed = text;
+        }
+    })?;
+    println!();
+    report(backend, &stats);
+    Ok(())
+}
+
+pub fn run_plan(args: PlanArgs) -> anyhow::Result<()> {
+    let (backend, vlm) = load(&args.model, args.threads, args.activations, args.quantize)?;
+    let skills = args.skills.split(',').map(|s| s.trim().to_string()).collect();
+    let schema = PlanSchema::new(skills)?;
+    let frame = encode(&vlm, &args.image)?;
+    let opts = GenerateOptions {
+        max_tokens: args.max_tokens,
+        sampling: SamplingParams {
+            temperature: args.temperature,
+            top_p: 1.0,
+            seed: args.seed,
+        },
+        stop_ids: Vec::new(),
+    };
+    let (plan, stats) = vlm.plan(&args.instruction, &frame, &schema, &opts)?;
+    println!("{}", serde_json::to_string_pretty(&plan)?);
+    report(&backend, &stats);
+    Ok(())
+}
+
+fn report(backend: &CpuBackend, stats: &GenerationStats) {
+    eprintln!(
+        "{}: prefill {} tokens in {:.1} ms, decode {} tokens at {:.1} tokens/s",
+        backend.name(),
+        stats.prompt_tokens,
+        stats.prefill.as_secs_f64() * 1e3,
+        stats.generated_tokens,
+        stats.decode_tokens_per_s()
+    );
+}
