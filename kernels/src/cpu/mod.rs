@@ -9,6 +9,7 @@ mod ops;
 use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
+use rayon::prelude::*;
 
 use crate::backend::*;
 use crate::error::{shape_err, KernelError, Result};
@@ -250,7 +251,7 @@ impl Backend for CpuBackend {
 
     fn rms_norm(&self, x: &CpuTensor, gamma: &CpuTensor, eps: f32) -> Result<CpuTensor> {
         check_row_vector("rms_norm", x, gamma)?;
-        let out = ops::rms_norm(&x.data, &gamma.data, eps);
+        let out = self.pool.install(|| ops::rms_norm(&x.data, &gamma.data, eps));
         self.record(OpKind::Norm, ops::row_op_cost(x.rows, x.cols, 4));
         Ok(CpuTensor::new(out, x.rows, x.cols))
     }
@@ -258,7 +259,9 @@ impl Backend for CpuBackend {
     fn layer_norm(&self, x: &CpuTensor, gamma: &CpuTensor, beta: &CpuTensor, eps: f32) -> Result<CpuTensor> {
         check_row_vector("layer_norm", x, gamma)?;
         check_row_vector("layer_norm", x, beta)?;
-        let out = ops::layer_norm(&x.data, &gamma.data, &beta.data, eps);
+        let out = self
+            .pool
+            .install(|| ops::layer_norm(&x.data, &gamma.data, &beta.data, eps));
         self.record(OpKind::Norm, ops::row_op_cost(x.rows, x.cols, 7));
         Ok(CpuTensor::new(out, x.rows, x.cols))
     }
@@ -290,7 +293,11 @@ impl Backend for CpuBackend {
     }
 
     fn activation(&self, x: &CpuTensor, act: Activation) -> Result<CpuTensor> {
-        let out = x.data.iter().map(|&v| ops::activate(v, act)).collect();
+        let mut out = x.data.to_vec();
+        self.pool.install(|| {
+            out.par_chunks_mut(4096)
+                .for_each(|chunk| ops::activate_slice(chunk, act))
+        });
         self.record(OpKind::Activation, ops::row_op_cost(x.rows, x.cols, 5));
         Ok(CpuTensor::new(out, x.rows, x.cols))
     }
@@ -324,7 +331,7 @@ impl Backend for CpuBackend {
                 format!("{} x {}", b.rows, b.cols),
             ));
         }
-        let out = ops::binary(&a.data, &b.data, a.cols, op);
+        let out = self.pool.install(|| ops::binary(&a.data, &b.data, a.cols, op));
         let cost = Cost {
             float_ops: out.len() as u64,
             bytes_read: bytes_f32(a.data.len() + b.data.len()),

@@ -1,6 +1,8 @@
 //! Row-wise CPU ops: norms, rotary embedding, activations, broadcasting elementwise ops, and
 //! the f32 dot product the attention kernel is built on.
 
+use rayon::prelude::*;
+
 use crate::backend::{Activation, BinaryOp, RopeParams, RopeStyle};
 use crate::ledger::Cost;
 
@@ -16,31 +18,43 @@ pub fn row_op_cost(rows: usize, cols: usize, ops_per_elem: u64) -> Cost {
     }
 }
 
+/// Rows handed to one rayon task by the row-wise ops.
+const ROWS_PER_TASK: usize = 16;
+
+/// `f(input row, output row)` for every row, in parallel on the current rayon pool.
+fn map_rows(xs: &[f32], cols: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) -> Vec<f32> {
+    let mut out = vec![0f32; xs.len()];
+    xs.par_chunks(cols * ROWS_PER_TASK)
+        .zip(out.par_chunks_mut(cols * ROWS_PER_TASK))
+        .for_each(|(x, o)| {
+            for (x, o) in x.chunks_exact(cols).zip(o.chunks_exact_mut(cols)) {
+                f(x, o);
+            }
+        });
+    out
+}
+
 pub fn rms_norm(xs: &[f32], gamma: &[f32], eps: f32) -> Vec<f32> {
     let cols = gamma.len();
-    let mut out = vec![0f32; xs.len()];
-    for (x, o) in xs.chunks_exact(cols).zip(out.chunks_exact_mut(cols)) {
+    map_rows(xs, cols, |x, o| {
         let mean_sq = dot(x, x) / cols as f32;
         let inv = 1.0 / (mean_sq + eps).sqrt();
         for ((o, &v), &g) in o.iter_mut().zip(x).zip(gamma) {
             *o = v * inv * g;
         }
-    }
-    out
+    })
 }
 
 pub fn layer_norm(xs: &[f32], gamma: &[f32], beta: &[f32], eps: f32) -> Vec<f32> {
     let cols = gamma.len();
-    let mut out = vec![0f32; xs.len()];
-    for (x, o) in xs.chunks_exact(cols).zip(out.chunks_exact_mut(cols)) {
+    map_rows(xs, cols, |x, o| {
         let mean = x.iter().sum::<f32>() / cols as f32;
         let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / cols as f32;
         let inv = 1.0 / (var + eps).sqrt();
         for (((o, &v), &g), &b) in o.iter_mut().zip(x).zip(gamma).zip(beta) {
             *o = (v - mean) * inv * g + b;
         }
-    }
-    out
+    })
 }
 
 /// Rotates feature pairs of each head by `position * theta^(-2i / head_dim)`.
@@ -77,9 +91,81 @@ pub fn activate(x: f32, act: Activation) -> f32 {
         Activation::Silu => x / (1.0 + (-x).exp()),
         Activation::GeluTanh => {
             const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-            0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh())
+            0.5 * x * (1.0 + tanh_fast(SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)))
         }
     }
+}
+
+/// `e^x` to about `2e-7 + 7e-8 |x|` relative error, branch-free so that loops over slices vectorize:
+/// `x log2(e)` split into an integer `n` (rounded with the 1.5 * 2^23 trick) and `f` in
+/// [-0.5, 0.5]; `2^f` by its degree-6 Taylor polynomial; `2^n` written into the exponent bits.
+/// Inputs below -87 give (nearly) zero, above 88 saturate.
+#[inline(always)]
+pub fn exp_fast(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0;
+    const LN2: f32 = std::f32::consts::LN_2;
+    let t = x.clamp(-87.0, 88.0) * std::f32::consts::LOG2_E;
+    let n = (t + ROUND) - ROUND;
+    let f = (t - n) * LN2;
+    let p = 1.0 + f * (1.0 + f * (0.5 + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0))))));
+    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// Applies `act` to every element, with the loop compiled for AVX2 + FMA where the CPU has
+/// them (the activations are branch-free, so it vectorizes).
+pub fn activate_slice(xs: &mut [f32], act: Activation) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the features were detected just above.
+        return unsafe { activate_slice_fma(xs, act) };
+    }
+    xs.iter_mut().for_each(|x| *x = activate(*x, act));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn activate_slice_fma(xs: &mut [f32], act: Activation) {
+    match act {
+        Activation::Silu => xs.iter_mut().for_each(|x| *x = activate(*x, Activation::Silu)),
+        Activation::GeluTanh => xs.iter_mut().for_each(|x| *x = activate(*x, Activation::GeluTanh)),
+    }
+}
+
+/// `xs[i] = e^(scale xs[i] - shift)` for every element, returning their sum; vectorized
+/// like [`activate_slice`], the sum kept in eight lanes.
+pub fn exp_sum(xs: &mut [f32], scale: f32, shift: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the features were detected just above.
+        return unsafe { exp_sum_fma(xs, scale, shift) };
+    }
+    exp_sum_lanes(xs, scale, shift)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn exp_sum_fma(xs: &mut [f32], scale: f32, shift: f32) -> f32 {
+    exp_sum_lanes(xs, scale, shift)
+}
+
+#[inline(always)]
+fn exp_sum_lanes(xs: &mut [f32], scale: f32, shift: f32) -> f32 {
+    xs.iter_mut().for_each(|x| *x = exp_fast(*x * scale - shift));
+    let mut lanes = [0f32; 8];
+    let chunks = xs.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane += x;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// `tanh(x) = 1 - 2 / (e^{2x} + 1)` on [`exp_fast`].
+#[inline(always)]
+pub fn tanh_fast(x: f32) -> f32 {
+    1.0 - 2.0 / (exp_fast(2.0 * x) + 1.0)
 }
 
 /// `a op b` where `b` is either `a`'s shape or one row of `cols`, broadcast.
@@ -89,11 +175,17 @@ pub fn binary(a: &[f32], b: &[f32], cols: usize, op: BinaryOp) -> Vec<f32> {
         BinaryOp::Mul => x * y,
     };
     if b.len() == a.len() {
-        a.iter().zip(b).map(|(&x, &y)| apply(x, y)).collect()
+        let mut out = a.to_vec();
+        out.par_chunks_mut(cols * ROWS_PER_TASK)
+            .zip(b.par_chunks(cols * ROWS_PER_TASK))
+            .for_each(|(o, b)| o.iter_mut().zip(b).for_each(|(x, &y)| *x = apply(*x, y)));
+        out
     } else {
-        a.chunks_exact(cols)
-            .flat_map(|row| row.iter().zip(b).map(|(&x, &y)| apply(x, y)))
-            .collect()
+        map_rows(a, cols, |row, o| {
+            for ((o, &x), &y) in o.iter_mut().zip(row).zip(b) {
+                *o = apply(x, y);
+            }
+        })
     }
 }
 
@@ -129,6 +221,22 @@ fn dot_lanes(a: &[f32], b: &[f32], fma: impl Fn(f32, f32, f32) -> f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fast_exp_and_tanh_match_libm() {
+        for i in -1990..=2000 {
+            let x = i as f32 * 0.0437;
+            let (fast, exact) = (super::exp_fast(x), x.exp());
+            // Rounding x log2(e) to f32 costs up to half an ulp of it: the relative error grows
+            // with |x| (to about 6e-6 at -87, where softmax weights are negligible anyway).
+            let tolerance = 2e-7 + 7e-8 * x.abs();
+            assert!((fast - exact).abs() <= tolerance * exact, "exp({x}): {fast} vs {exact}");
+            let (fast, exact) = (super::tanh_fast(x), x.tanh());
+            assert!((fast - exact).abs() <= 1e-6, "tanh({x}): {fast} vs {exact}");
+        }
+        assert_eq!(super::exp_fast(-1000.0), super::exp_fast(-87.0));
+        assert!(super::exp_fast(-87.0) < 2e-38);
+    }
+
     #[test]
     fn dot_matches_the_plain_sum_on_odd_lengths() {
         for len in [0, 1, 7, 8, 9, 64, 77] {

@@ -233,9 +233,9 @@ impl TiledMatrix {
     ) {
         let bpr = self.cols / elems;
         let mut acts = vec![A::zeroed(); n * bpr];
-        for (x, a) in xs.chunks_exact(self.cols).zip(acts.chunks_exact_mut(bpr)) {
-            quantize(x, a);
-        }
+        acts.par_chunks_mut(bpr)
+            .zip(xs.par_chunks(self.cols))
+            .for_each(|(a, x)| quantize(x, a));
         let strips = self.rows.div_ceil(TILE_ROWS);
         let per_task = strips.div_ceil(4 * rayon::current_num_threads().max(1)).max(1);
         let mut sums = vec![0f32; strips * n * TILE_ROWS];
@@ -250,12 +250,12 @@ impl TiledMatrix {
                     unsafe { strip_all(strip_tiles, &acts, bpr, strip_sums, &kernels) };
                 }
             });
-        for (s, strip_sums) in sums.chunks_exact(n * TILE_ROWS).enumerate() {
-            let valid = TILE_ROWS.min(self.rows - s * TILE_ROWS);
-            for (t, sums) in strip_sums.chunks_exact(TILE_ROWS).enumerate() {
-                out[t * self.rows + s * TILE_ROWS..][..valid].copy_from_slice(&sums[..valid]);
+        out.par_chunks_mut(self.rows).enumerate().for_each(|(t, out_row)| {
+            for (s, strip_sums) in sums.chunks_exact(n * TILE_ROWS).enumerate() {
+                let valid = TILE_ROWS.min(self.rows - s * TILE_ROWS);
+                out_row[s * TILE_ROWS..][..valid].copy_from_slice(&strip_sums[t * TILE_ROWS..][..valid]);
             }
-        }
+        });
     }
 }
 

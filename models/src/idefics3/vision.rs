@@ -5,7 +5,9 @@
 //! final LayerNorm. Tiles are encoded one at a time, each a full `image_size` square, so the
 //! position ids are simply 0..patches.
 
-use brainstem_kernels::{Activation, AttentionParams, Backend, BinaryOp, HostWeight, KvCacheSpec};
+use std::borrow::Cow;
+
+use brainstem_kernels::{Activation, AttentionParams, Backend, BinaryOp, DType, HostWeight, KvCacheSpec};
 
 use super::config::VisionConfig;
 use crate::error::{ModelError, Result};
@@ -36,6 +38,31 @@ impl<B: Backend> TensorLoader<'_, B> {
 
     pub fn vector(&self, name: &str, len: usize) -> Result<B::Tensor> {
         Ok(self.backend.upload(&self.host_vector(name, len)?, 1, len)?)
+    }
+
+    /// Linear layers of the same input, `(name, outputs)` each, stacked into one matrix and
+    /// one bias so that a single matmul computes them all.
+    fn stacked_linear(&self, parts: &[(String, usize)], inputs: usize) -> Result<Linear<B>> {
+        let mut values = Vec::new();
+        let mut bias = Vec::new();
+        for (name, outputs) in parts {
+            values.extend(
+                self.file
+                    .tensor_with_shape(&format!("{name}.weight"), &[*outputs, inputs])?
+                    .to_f32()?,
+            );
+            bias.extend(self.host_vector(&format!("{name}.bias"), *outputs)?);
+        }
+        let rows = parts.iter().map(|(_, outputs)| outputs).sum();
+        let host = HostWeight {
+            dtype: DType::F32,
+            shape: vec![rows, inputs],
+            bytes: Cow::Owned(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        };
+        Ok(Linear {
+            weight: self.upload_matrix(host)?,
+            bias: self.backend.upload(&bias, 1, rows)?,
+        })
     }
 }
 
@@ -79,9 +106,8 @@ impl<B: Backend> LayerNorm<B> {
 
 struct EncoderLayer<B: Backend> {
     norm1: LayerNorm<B>,
-    q: Linear<B>,
-    k: Linear<B>,
-    v: Linear<B>,
+    /// q, k and v stacked.
+    qkv: Linear<B>,
     out: Linear<B>,
     norm2: LayerNorm<B>,
     fc1: Linear<B>,
@@ -94,9 +120,10 @@ impl<B: Backend> EncoderLayer<B> {
         let (h, eps) = (cfg.hidden_size, cfg.layer_norm_eps);
         Ok(Self {
             norm1: LayerNorm::load(l, &name("layer_norm1"), h, eps)?,
-            q: Linear::load(l, &name("self_attn.q_proj"), h, h)?,
-            k: Linear::load(l, &name("self_attn.k_proj"), h, h)?,
-            v: Linear::load(l, &name("self_attn.v_proj"), h, h)?,
+            qkv: l.stacked_linear(
+                &["q_proj", "k_proj", "v_proj"].map(|p| (name(&format!("self_attn.{p}")), h)),
+                h,
+            )?,
             out: Linear::load(l, &name("self_attn.out_proj"), h, h)?,
             norm2: LayerNorm::load(l, &name("layer_norm2"), h, eps)?,
             fc1: Linear::load(l, &name("mlp.fc1"), cfg.intermediate_size, h)?,
@@ -107,10 +134,12 @@ impl<B: Backend> EncoderLayer<B> {
     fn forward(&self, b: &B, xs: &B::Tensor, cfg: &VisionConfig) -> Result<B::Tensor> {
         let _span = tracing::trace_span!("siglip_layer").entered();
         let normed = self.norm1.forward(b, xs)?;
+        let qkv = self.qkv.forward(b, &normed)?;
+        let h = cfg.hidden_size;
         let (q, k, v) = (
-            self.q.forward(b, &normed)?,
-            self.k.forward(b, &normed)?,
-            self.v.forward(b, &normed)?,
+            b.columns(&qkv, 0, h)?,
+            b.columns(&qkv, h, h)?,
+            b.columns(&qkv, 2 * h, h)?,
         );
         let mut cache = b.kv_cache(KvCacheSpec {
             kv_heads: cfg.num_heads,
