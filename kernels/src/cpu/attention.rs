@@ -166,9 +166,10 @@ fn gemm_into(dst: &mut [f32], lhs: View, rhs: View, scale: f32) {
     }
 }
 
-/// Query rows per task of the blocked path: a block's scores (`BLOCK_ROWS x keys` floats)
-/// stay in the core's L2 cache between the two products.
-const BLOCK_ROWS: usize = 64;
+/// Query rows per task of the blocked path. Each task packs its head's keys for the gemm
+/// once, so large blocks win: on a 1024-patch vision tile, blocks of 1024 rows (a task per
+/// head) measured 3 to 5% faster than blocks of 64 or 256 that keep the scores in L2.
+const BLOCK_ROWS: usize = 1024;
 
 /// (head, block of query rows) tasks in parallel, each: scores = Q K^T, a masked softmax per
 /// row, then P V, both products reading Q, K and V in place through their strides.
