@@ -129,7 +129,6 @@ def main():
         "logits": logits.numpy().astype(np.float32),
     }, str(OUT / "golden.safetensors"))
     expanded = tokenizer.decode(inputs["input_ids"][0])
-    rows, cols = image_processor(images=[image], return_row_col_info=True)["rows"][0][0], None
     golden = {"prompt": PROMPT, "expanded": expanded, "image_seq_len": image_seq_len,
               "tiles": int(pixel_values.shape[0]), "tile_size": int(pixel_values.shape[-1])}
     (OUT / "golden.json").write_text(json.dumps(golden, indent=1))
