@@ -16,6 +16,11 @@ Writes, under tools/reference/out/tiny-idefics3/ (committed, small):
   golden.safetensors  the processor's pixel_values [tiles, 3, H, W], input_ids, and the
                    model's logits for every position of the prompt;
   golden.json      the prompt, the expanded prompt text, and the tile grid.
+and under tools/reference/out/smolvlm-256m-shaped/: SmolVLM-256M's full shape with weights
+from a counter-based generator (splitmix64 of an FNV-1a hash of the tensor name plus the
+index) that tests reproduce in Rust, so only config.json, processor_config.json and
+golden.json (prompt ids, tensor names and shapes, a few of the last position's logits)
+are committed.
 
 Run: python3 tools/reference/vlm_reference.py
 Needs: torch, transformers>=5, pillow, safetensors, numpy.
@@ -135,5 +140,73 @@ def main():
     print(f"tiles {pixel_values.shape}, {inputs['input_ids'].shape[1]} tokens, logits {tuple(logits.shape)}")
 
 
+# --- The SmolVLM-256M-shaped model: full size, weights from a counter-based generator that the
+# Rust test reproduces exactly, so only the configuration and a few logits are committed.
+
+SHAPED = pathlib.Path(__file__).resolve().parent / "out" / "smolvlm-256m-shaped"
+MASK64 = (1 << 64) - 1
+
+
+def fnv1a64(text):
+    h = 0xCBF29CE484222325
+    for byte in text.encode():
+        h = ((h ^ byte) * 0x100000001B3) & MASK64
+    return h
+
+
+def splitmix_uniform(name, count):
+    """count values in [-1, 1): splitmix64 of (fnv1a64(name) + i), top 24 bits."""
+    with np.errstate(over="ignore"):
+        z = np.uint64(fnv1a64(name)) + np.arange(count, dtype=np.uint64)
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(40)).astype(np.float64) / float(1 << 23) - 1.0
+
+
+def generated_value(name, shape):
+    """Norm gains near 1, biases and everything else small and centred."""
+    u = splitmix_uniform(name, int(np.prod(shape))).reshape(shape)
+    if "norm" in name and name.endswith("weight"):
+        return (1.0 + 0.1 * u).astype(np.float32)
+    if name.endswith("bias"):
+        return (0.02 * u).astype(np.float32)
+    return (0.05 * u).astype(np.float32)
+
+
+def smolvlm_256m_shaped():
+    """SmolVLM-256M's full shape with generated weights: the processor and the last
+    position's logits (the top 16 and every 997th) for the tiny model's test image."""
+    SHAPED.mkdir(parents=True, exist_ok=True)
+    tokenizer = tiny_tokenizer()
+    image_processor = Idefics3ImageProcessorPil(
+        do_image_splitting=True, size={"longest_edge": SMOLVLM_256M_PROCESSOR["max_image_size"]},
+        max_image_size={"longest_edge": SMOLVLM_256M_PROCESSOR["max_image_size"]},
+        image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    processor = Idefics3Processor(image_processor, tokenizer, image_seq_len=SMOLVLM_256M_PROCESSOR["image_seq_len"])
+    config = Idefics3Config(vision_config=SMOLVLM_256M_VISION, text_config=SMOLVLM_256M_TEXT,
+                            scale_factor=SMOLVLM_256M_SCALE_FACTOR, tie_word_embeddings=False,
+                            image_token_id=tokenizer.convert_tokens_to_ids("<image>"))
+    model = Idefics3ForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for name, param in model.state_dict().items():
+            param.copy_(torch.from_numpy(generated_value(name, tuple(param.shape))))
+    config.save_pretrained(SHAPED)
+    processor.save_pretrained(SHAPED)
+    inputs = processor(text=[PROMPT], images=[[Image.open(OUT / "image.png").convert("RGB")]], return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**inputs).logits[0, -1].numpy()
+    top = np.argsort(-logits)[:16]
+    sampled = np.arange(0, logits.shape[0], 997)
+    indices = [int(i) for i in np.concatenate([top, sampled])]
+    tensors = [[name, list(param.shape)] for name, param in model.state_dict().items()]
+    golden = {"input_ids": inputs["input_ids"][0].tolist(), "indices": indices,
+              "logits": [float(logits[i]) for i in indices], "argmax": int(top[0]), "tensors": tensors}
+    (SHAPED / "golden.json").write_text(json.dumps(golden))
+    print(f"SmolVLM-256M-shaped: {len(golden['input_ids'])} prompt tokens, argmax {golden['argmax']}")
+
+
 if __name__ == "__main__":
     main()
+    smolvlm_256m_shaped()
