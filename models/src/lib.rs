@@ -12,6 +12,7 @@ pub mod plan;
 pub mod quantize;
 pub mod sampling;
 pub mod tokenizer;
+pub mod vla;
 pub mod vlm;
 pub mod weights;
 

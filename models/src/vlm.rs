@@ -102,8 +102,13 @@ impl<B: Backend> Vlm<B> {
 
     /// The Idefics3 chat prompt for one user turn about `frame`, as token ids.
     pub fn prompt_ids(&self, user: &str, frame: &EncodedFrame) -> Result<Vec<u32>> {
+        self.prompt_ids_with_answer(user, "", frame)
+    }
+
+    /// The prompt with the start of the assistant's answer already written (`answer`).
+    pub fn prompt_ids_with_answer(&self, user: &str, answer: &str, frame: &EncodedFrame) -> Result<Vec<u32>> {
         let image = self.processor.image_prompt(frame.rows, frame.cols);
-        let text = format!("<|im_start|>User:{image}{user}<end_of_utterance>\nAssistant:");
+        let text = format!("<|im_start|>User:{image}{user}<end_of_utterance>\nAssistant:{answer}");
         self.tokenizer.encode(&text)
     }
 
@@ -124,7 +129,20 @@ impl<B: Backend> Vlm<B> {
         constraint: Option<&mut dyn TokenConstraint>,
         on_token: impl FnMut(u32),
     ) -> Result<(Vec<u32>, GenerationStats)> {
-        let ids = self.prompt_ids(user, frame)?;
+        self.generate_after_answer(user, "", frame, opts, constraint, on_token)
+    }
+
+    /// Generates the rest of an assistant turn that starts with `answer`.
+    pub fn generate_after_answer(
+        &self,
+        user: &str,
+        answer: &str,
+        frame: &EncodedFrame,
+        opts: &GenerateOptions,
+        constraint: Option<&mut dyn TokenConstraint>,
+        on_token: impl FnMut(u32),
+    ) -> Result<(Vec<u32>, GenerationStats)> {
+        let ids = self.prompt_ids_with_answer(user, answer, frame)?;
         let prefill = |cache: &mut _| self.model.prefill(&ids, Some(&frame.embedding), cache, Logits::Last);
         generate_after(self.model.text(), ids.len(), prefill, opts, constraint, on_token)
     }

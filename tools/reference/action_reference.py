@@ -8,8 +8,8 @@ Writes, under tools/reference/out/ (committed, small):
                     `save_pretrained`: tokenizer.json and processor_config.json;
   action_tokens.json  for held-out chunks: lerobot's FAST tokens, its strict decode, the
                     relaxed decode of lerobot's pi0-FAST policy on every token prefix that
-                    ends on a whole character, and OpenVLA-formula binning (tokens and bin
-                    centres) with q01/q99 normalisation.
+                    ends on a whole character, OpenVLA-formula binning (tokens and bin
+                    centres) with q01/q99 normalisation, and pi0-FAST's state discretisation.
 
 Run: python3.12 tools/reference/action_reference.py
 Needs: Python 3.12, pip install -r tools/reference/requirements-actions.txt. Works offline:
@@ -115,7 +115,12 @@ def main():
             "prefixes": prefix_decodes(processor, tokens) if index < 2 else [],
             "binning": openvla_binning(chunk, q01, q99),
         })
+    # pi0-FAST's state discretisation, as lerobot's Pi0FastPrepareStateTokenizerProcessorStep
+    # writes it into the prompt.
+    state = np.array([-1.0, 0.0, 0.999, 1.0, -1.5, -0.99, 0.3337, -0.25])
+    state_bins = np.digitize(state, bins=np.linspace(-1, 1, 256 + 1)[:-1]) - 1
     golden = {
+        "pi0fast_state": {"state": state.tolist(), "text": " ".join(map(str, state_bins))},
         "steps": STEPS, "dims": DIMS, "scale": SCALE, "min_token": int(processor.min_token),
         "openvla_bins": OPENVLA_BINS, "lm_vocab": LM_VOCAB,
         "q01": q01.tolist(), "q99": q99.tolist(), "cases": cases,
