@@ -23,6 +23,15 @@ impl RuntimeError {
             reason: reason.into(),
         }
     }
+
+    /// A TOML parse error of `text`, placed by line (toml's message names the key).
+    pub fn toml(text: &str, error: &toml::de::Error) -> Self {
+        let key = match error.span() {
+            Some(span) => format!("line {}", text[..span.start.min(text.len())].lines().count().max(1)),
+            None => "document".into(),
+        };
+        Self::config(key, error.message())
+    }
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

@@ -1,11 +1,14 @@
 //! brainstem-runtime: the layer a robot stack embeds. So far: the cerebellum's side, which is
 //! the action-token stream ([`stream`]), the motion decoder with its safety envelope and
-//! watchdog ([`motion`]), the robot description ([`robot`]) and injected time ([`clock`]).
-//! Partitions, placement and the two loops land here next.
+//! watchdog ([`motion`]), the robot description ([`robot`]) and injected time ([`clock`]);
+//! and the compute side's partitions and placement ([`partition`]) with the chip profiles
+//! they stand for ([`chip`]). The two loops and the embedding API land here next.
 
+pub mod chip;
 pub mod clock;
 pub mod error;
 pub mod motion;
+pub mod partition;
 pub mod robot;
 pub mod stream;
 

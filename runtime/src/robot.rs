@@ -74,7 +74,7 @@ impl JointSpec {
 
 impl RobotDescription {
     pub fn from_toml(text: &str) -> Result<Self> {
-        let robot: Self = toml::from_str(text).map_err(|e| RuntimeError::config(toml_key(&e), e.message()))?;
+        let robot: Self = toml::from_str(text).map_err(|e| RuntimeError::toml(text, &e))?;
         robot.validate()?;
         Ok(robot)
     }
@@ -221,14 +221,6 @@ impl JointClass {
             JointClass::Finger => (5.0, 40.0, 1000.0),
         }
     }
-}
-
-/// The dotted key a TOML error points at, or the file when it points at none.
-fn toml_key(error: &toml::de::Error) -> String {
-    error
-        .span()
-        .map(|span| format!("at bytes {}..{}", span.start, span.end))
-        .unwrap_or_else(|| "robot".into())
 }
 
 #[cfg(test)]

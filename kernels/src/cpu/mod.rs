@@ -3,6 +3,7 @@
 //! our int8 kernels. Every op runs inside the backend's own rayon pool, so a partition's
 //! threads never spill into another partition's.
 
+pub mod affinity;
 mod attention;
 mod ops;
 
@@ -78,6 +79,23 @@ impl CpuBackend {
             ledger: Ledger::default(),
             precision: ActivationPrecision::default(),
         })
+    }
+
+    /// A backend whose `threads` workers are pinned to `cores` (worker `i` to
+    /// `cores[i % cores.len()]`). Returns the outcome for each worker: the core, or why the
+    /// system would not pin it (the worker then runs unpinned).
+    pub fn pinned(threads: usize, cores: &[usize]) -> Result<(CpuBackend, Vec<std::result::Result<usize, String>>)> {
+        let backend = Self::new(threads)?;
+        if cores.is_empty() {
+            return Err(KernelError::InvalidArgument {
+                op: "CpuBackend::pinned",
+                message: "no cores to pin to".into(),
+            });
+        }
+        let outcomes = backend
+            .pool
+            .broadcast(|worker| affinity::pin_current_thread(cores[worker.index() % cores.len()]));
+        Ok((backend, outcomes))
     }
 
     /// How activations meet block-quantized weights (int8 by default).

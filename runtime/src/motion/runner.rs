@@ -17,6 +17,7 @@ use hdrhistogram::Histogram;
 use super::{InterventionCounts, Interventions, JointSink, MotionDecoder};
 use crate::clock::Clock;
 use crate::error::{Result, RuntimeError};
+use crate::kernels::cpu::affinity::pin_current_thread;
 
 #[derive(Debug, Clone, Default)]
 pub struct LoopOptions {
@@ -143,7 +144,7 @@ fn run(
 
 fn setup_realtime(options: &LoopOptions) -> RealtimeSetup {
     let setup = RealtimeSetup {
-        pinned_core: options.core.map(pin_to_core),
+        pinned_core: options.core.map(pin_current_thread),
         fifo_priority: options.realtime_priority.map(request_fifo),
     };
     for (what, outcome) in [
@@ -164,24 +165,6 @@ fn setup_realtime(options: &LoopOptions) -> RealtimeSetup {
 }
 
 #[cfg(target_os = "linux")]
-fn pin_to_core(core: usize) -> Result<usize, String> {
-    // SAFETY: cpu_set_t is plain data; CPU_SET stays inside it for core < CPU_SETSIZE, which
-    // is checked first; sched_setaffinity reads `size_of::<cpu_set_t>()` bytes of it.
-    unsafe {
-        if core >= libc::CPU_SETSIZE as usize {
-            return Err(format!("core {core} is past CPU_SETSIZE"));
-        }
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(core, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 {
-            Ok(core)
-        } else {
-            Err(std::io::Error::last_os_error().to_string())
-        }
-    }
-}
-
-#[cfg(target_os = "linux")]
 fn request_fifo(priority: i32) -> Result<i32, String> {
     let param = libc::sched_param {
         sched_priority: priority,
@@ -192,11 +175,6 @@ fn request_fifo(priority: i32) -> Result<i32, String> {
     } else {
         Err(std::io::Error::last_os_error().to_string())
     }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn pin_to_core(_core: usize) -> Result<usize, String> {
-    Err("core pinning is implemented for Linux only".into())
 }
 
 #[cfg(not(target_os = "linux"))]

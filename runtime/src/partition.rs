@@ -1,0 +1,305 @@
+//! Partitions: the runtime's stand-ins for the robot's AI chips. Each owns an executor (a CPU
+//! thread pool pinned to its cores where the system allows) and the profile of the chip it
+//! stands for. The compute configuration (TOML, unknown keys refused, every error naming the
+//! key) declares the partitions and places the model stages on them.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::chip::ChipProfile;
+use crate::error::{Result, RuntimeError};
+use crate::kernels::CpuBackend;
+
+/// The model stages a partition can host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// The vision encoder, shared by every model that looks at the frame.
+    Vision,
+    /// Answering about the scene.
+    Vlm,
+    /// Planning tasks.
+    Vlt,
+    /// Emitting actions.
+    Vla,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 4] = [Stage::Vision, Stage::Vlm, Stage::Vlt, Stage::Vla];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Stage::Vision => "vision",
+            Stage::Vlm => "vlm",
+            Stage::Vlt => "vlt",
+            Stage::Vla => "vla",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionConfig {
+    pub name: String,
+    /// Host cores the partition's threads are pinned to.
+    pub cores: Vec<usize>,
+    /// Worker threads (default: one per core).
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// The chip as an NPU of this many int8 TOPS (see [`ChipProfile::npu`]) ...
+    #[serde(default)]
+    pub npu_tops: Option<f64>,
+    /// ... or a full profile.
+    #[serde(default)]
+    pub chip: Option<ChipProfile>,
+}
+
+/// Which partition each stage runs on, by partition name.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementConfig {
+    pub vision: String,
+    pub vlm: String,
+    pub vlt: String,
+    pub vla: String,
+}
+
+impl PlacementConfig {
+    fn of(&self, stage: Stage) -> &str {
+        match stage {
+            Stage::Vision => &self.vision,
+            Stage::Vlm => &self.vlm,
+            Stage::Vlt => &self.vlt,
+            Stage::Vla => &self.vla,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComputeConfig {
+    #[serde(rename = "partition")]
+    pub partitions: Vec<PartitionConfig>,
+    pub placement: PlacementConfig,
+}
+
+impl ComputeConfig {
+    /// Three partitions: P0 for the vision encoder, P1 for VLM and VLT decoding, P2 for the
+    /// VLA, each standing for a 20-TOPS NPU. With fewer than three host cores they share
+    /// cores: the VLA's partition gets the last core to itself when there are two.
+    pub fn three_chips(host_cores: usize) -> Self {
+        let core = |i: usize| vec![i.min(host_cores.max(1) - 1)];
+        let (p0, p1, p2) = match host_cores {
+            0 | 1 => (core(0), core(0), core(0)),
+            2 => (core(0), core(0), core(1)),
+            _ => (core(0), core(1), core(2)),
+        };
+        let partition = |name: &str, cores| PartitionConfig {
+            name: name.into(),
+            cores,
+            threads: None,
+            npu_tops: Some(20.0),
+            chip: None,
+        };
+        Self {
+            partitions: vec![partition("p0", p0), partition("p1", p1), partition("p2", p2)],
+            placement: PlacementConfig {
+                vision: "p0".into(),
+                vlm: "p1".into(),
+                vlt: "p1".into(),
+                vla: "p2".into(),
+            },
+        }
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let config: Self = toml::from_str(text).map_err(|e| RuntimeError::toml(text, &e))?;
+        config.validate(available_cores())?;
+        Ok(config)
+    }
+
+    /// Checks names, cores (on a host with `host_cores`), chips and placement.
+    pub fn validate(&self, host_cores: usize) -> Result<()> {
+        if self.partitions.is_empty() {
+            return Err(RuntimeError::config("partition", "no partitions"));
+        }
+        for (i, partition) in self.partitions.iter().enumerate() {
+            let key = format!("partition[{i}]");
+            if self.partitions[..i].iter().any(|p| p.name == partition.name) {
+                return Err(RuntimeError::config(
+                    format!("{key}.name"),
+                    format!("{:?} names two partitions", partition.name),
+                ));
+            }
+            if partition.cores.is_empty() {
+                return Err(RuntimeError::config(format!("{key}.cores"), "no cores"));
+            }
+            if let Some(&core) = partition.cores.iter().find(|&&c| c >= host_cores) {
+                return Err(RuntimeError::config(
+                    format!("{key}.cores"),
+                    format!("core {core} does not exist; this host has {host_cores}"),
+                ));
+            }
+            if partition.threads == Some(0) {
+                return Err(RuntimeError::config(format!("{key}.threads"), "must be at least 1"));
+            }
+            partition.chip_profile(&key)?;
+        }
+        for stage in Stage::ALL {
+            let name = self.placement.of(stage);
+            if !self.partitions.iter().any(|p| p.name == name) {
+                return Err(RuntimeError::config(
+                    format!("placement.{}", stage.key()),
+                    format!("no partition is named {name:?}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PartitionConfig {
+    fn chip_profile(&self, key: &str) -> Result<ChipProfile> {
+        let chip = match (&self.chip, self.npu_tops) {
+            (Some(chip), None) => chip.clone(),
+            (None, Some(tops)) => ChipProfile::npu(tops),
+            _ => {
+                return Err(RuntimeError::config(
+                    key.to_string(),
+                    "give exactly one of npu_tops and a [chip] table",
+                ))
+            }
+        };
+        chip.validate(&format!("{key}.chip"))?;
+        Ok(chip)
+    }
+}
+
+/// The host's cores, as the scheduler lets this process use them.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+pub struct Partition {
+    pub name: String,
+    pub chip: ChipProfile,
+    pub backend: Arc<CpuBackend>,
+    /// Per worker: the core it was pinned to, or why it could not be.
+    pub pinning: Vec<std::result::Result<usize, String>>,
+}
+
+/// The partitions, and which one each stage runs on.
+pub struct Partitions {
+    partitions: Vec<Partition>,
+    placement: [usize; 4],
+}
+
+impl Partitions {
+    /// Starts every partition's pool (pinned where the system allows).
+    pub fn start(config: &ComputeConfig) -> Result<Self> {
+        config.validate(available_cores())?;
+        let partitions = config
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let threads = p.threads.unwrap_or(p.cores.len());
+                let (backend, pinning) = CpuBackend::pinned(threads, &p.cores)
+                    .map_err(|e| RuntimeError::config(format!("partition[{i}]"), e.to_string()))?;
+                for failure in pinning.iter().filter_map(|r| r.as_ref().err()) {
+                    tracing::warn!("partition {}: a worker runs unpinned: {failure}", p.name);
+                }
+                Ok(Partition {
+                    name: p.name.clone(),
+                    chip: p.chip_profile(&format!("partition[{i}]"))?,
+                    backend: Arc::new(backend),
+                    pinning,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let placement = Stage::ALL.map(|stage| {
+            let name = config.placement.of(stage);
+            partitions.iter().position(|p| p.name == name).unwrap_or(0)
+        });
+        Ok(Self { partitions, placement })
+    }
+
+    pub fn all(&self) -> &[Partition] {
+        &self.partitions
+    }
+
+    /// The partition `stage` runs on.
+    pub fn for_stage(&self, stage: Stage) -> &Partition {
+        &self.partitions[self.placement[stage as usize]]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+        [[partition]]
+        name = "vision-npu"
+        cores = [0]
+        npu_tops = 8.0
+
+        [[partition]]
+        name = "brain"
+        cores = [0]
+        threads = 2
+        [partition.chip]
+        name = "gpu"
+        int8_tops = 100.0
+        fp16_tflops = 50.0
+        f32_tflops = 12.0
+        memory_gbps = 200.0
+        scratchpad_mib = 4.0
+        idle_watts = 3.0
+        peak_watts = 25.0
+        dispatch_us = 8.0
+
+        [placement]
+        vision = "vision-npu"
+        vlm = "brain"
+        vlt = "brain"
+        vla = "vision-npu"
+    "#;
+
+    #[test]
+    fn a_config_places_stages_on_started_partitions() {
+        let config = ComputeConfig::from_toml(CONFIG).unwrap();
+        let partitions = Partitions::start(&config).unwrap();
+        assert_eq!(partitions.for_stage(Stage::Vlt).name, "brain");
+        assert_eq!(partitions.for_stage(Stage::Vla).chip.int8_tops, 8.0);
+        assert_eq!(partitions.for_stage(Stage::Vlm).pinning.len(), 2);
+        let default = ComputeConfig::three_chips(available_cores());
+        default.validate(available_cores()).unwrap();
+        assert_eq!(Partitions::start(&default).unwrap().all().len(), 3);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (CONFIG.replace("npu_tops = 8.0", "npu_top = 8.0"), "npu_top"),
+            (CONFIG.replace("vla = \"vision-npu\"", "vla = \"arm\""), "placement.vla"),
+            (
+                CONFIG.replace("cores = [0]\n        npu_tops", "cores = [64]\n        npu_tops"),
+                "partition[0].cores",
+            ),
+            (
+                CONFIG.replace("memory_gbps = 200.0", "memory_gbps = -1.0"),
+                "partition[1].chip.memory_gbps",
+            ),
+            (CONFIG.replace("npu_tops = 8.0", ""), "partition[0]"),
+            (
+                CONFIG.replace("name = \"brain\"", "name = \"vision-npu\""),
+                "partition[1].name",
+            ),
+        ];
+        for (text, key) in cases {
+            let error = ComputeConfig::from_toml(&text).unwrap_err().to_string();
+            assert!(error.contains(key), "{key}: {error}");
+        }
+    }
+}
