@@ -126,3 +126,21 @@ fn the_tiny_vlm_plans_from_an_image_with_any_seed() {
     };
     assert!(vlm.plan("anything", &frame, &schema(), &tight).is_err());
 }
+
+#[test]
+fn a_synthetic_checkpoint_loads_and_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    brainstem_models::synthetic::Idefics3Shape::tiny()
+        .write_checkpoint(dir.path())
+        .unwrap();
+    let vlm = Vlm::load(common::backend(), dir.path(), LoadOptions::default()).unwrap();
+    let image = RgbImage::open(&common::reference_dir().join("tiny-idefics3/image.png")).unwrap();
+    let frame = vlm.encode_frame(&image).unwrap();
+    let opts = GenerateOptions {
+        max_tokens: 80,
+        sampling: SamplingParams::default(),
+        stop_ids: vec![],
+    };
+    let (plan, _) = vlm.plan("tidy the table", &frame, &schema(), &opts).unwrap();
+    assert!(plan.subtasks.iter().all(|t| schema().skills.contains(&t.skill)));
+}

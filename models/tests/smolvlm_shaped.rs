@@ -1,14 +1,15 @@
-//! SmolVLM-256M's full shape against transformers: weights come from a counter-based
-//! generator that tools/reference/vlm_reference.py used too (splitmix64 of an FNV-1a hash
-//! of the tensor name plus the element index), so the 1 GB checkpoint is rebuilt here instead
-//! of committed; the reference's prompt ids and a sample of the last position's logits are.
+//! SmolVLM-256M's full shape against transformers: weights come from the counter-based
+//! generator in `models::synthetic` that tools/reference/vlm_reference.py implements too, so
+//! the 1 GB checkpoint is rebuilt here instead of committed; the reference's prompt ids, its
+//! tensor names and shapes, and a sample of the last position's logits are.
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use brainstem_models::image::RgbImage;
 use brainstem_models::kernels::Backend;
+use brainstem_models::synthetic::{tensor_values, Idefics3Shape};
 use brainstem_models::vlm::Vlm;
 use brainstem_models::{LoadOptions, Logits};
 use safetensors::tensor::{Dtype, TensorView};
@@ -21,35 +22,6 @@ struct Golden {
     logits: Vec<f32>,
     argmax: usize,
     tensors: Vec<(String, Vec<usize>)>,
-}
-
-fn fnv1a64(text: &str) -> u64 {
-    text.bytes().fold(0xCBF2_9CE4_8422_2325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3)
-    })
-}
-
-fn splitmix_uniform(seed: u64, index: u64) -> f64 {
-    let mut z = seed.wrapping_add(index).wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 40) as f64 / (1u64 << 23) as f64 - 1.0
-}
-
-/// The reference script's `generated_value`, as little-endian f32 bytes.
-fn generated(name: &str, count: usize) -> Vec<u8> {
-    let seed = fnv1a64(name);
-    let (base, spread) = if name.contains("norm") && name.ends_with("weight") {
-        (1.0, 0.1)
-    } else if name.ends_with("bias") {
-        (0.0, 0.02)
-    } else {
-        (0.0, 0.05)
-    };
-    (0..count as u64)
-        .flat_map(|i| ((base + spread * splitmix_uniform(seed, i)) as f32).to_le_bytes())
-        .collect()
 }
 
 #[test]
@@ -66,10 +38,19 @@ fn smolvlm_256m_shaped_logits_match_transformers() {
     ] {
         std::fs::copy(reference.join(file), dir.path().join(file)).unwrap();
     }
+    let ours: BTreeSet<(String, Vec<usize>)> = Idefics3Shape::smolvlm_256m().tensors().into_iter().collect();
+    let theirs: BTreeSet<(String, Vec<usize>)> = golden.tensors.iter().cloned().collect();
+    assert_eq!(
+        ours, theirs,
+        "synthetic tensor names and shapes differ from transformers'"
+    );
     let data: HashMap<&str, Vec<u8>> = golden
         .tensors
         .iter()
-        .map(|(name, shape)| (name.as_str(), generated(name, shape.iter().product())))
+        .map(|(name, shape)| {
+            let values = tensor_values(name, shape.iter().product());
+            (name.as_str(), values.iter().flat_map(|v| v.to_le_bytes()).collect())
+        })
         .collect();
     let views = golden.tensors.iter().map(|(name, shape)| {
         (
