@@ -2,7 +2,8 @@
 //! the action-token stream ([`stream`]), the motion decoder with its safety envelope and
 //! watchdog ([`motion`]), the robot description ([`robot`]) and injected time ([`clock`]);
 //! and the compute side's partitions and placement ([`partition`]) with the chip profiles
-//! they stand for ([`chip`]). The two loops and the embedding API land here next.
+//! they stand for ([`chip`]), and telemetry ([`telemetry`]). The two loops and the embedding
+//! API land here next.
 
 pub mod chip;
 pub mod clock;
@@ -11,6 +12,7 @@ pub mod motion;
 pub mod partition;
 pub mod robot;
 pub mod stream;
+pub mod telemetry;
 
 pub use brainstem_models as models;
 pub use brainstem_models::kernels;

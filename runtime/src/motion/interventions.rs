@@ -11,7 +11,7 @@ macro_rules! counters {
         }
 
         /// A copy of the counters at one moment.
-        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
         pub struct InterventionCounts {
             $($(#[$doc])* pub $name: u64,)*
         }
