@@ -22,30 +22,16 @@ import time
 import numpy as np
 import torch
 from PIL import Image
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import (Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessorPil,
-                          Idefics3Processor, PreTrainedTokenizerFast)
+                          Idefics3Processor)
 
-VISION = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-              image_size=512, patch_size=16, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6)
-TEXT = dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-            num_key_value_heads=3, rope_theta=100000.0, rms_norm_eps=1e-5, hidden_act="silu",
-            max_position_embeddings=8192, vocab_size=49280, tie_word_embeddings=False)
-SPECIAL = ["<|im_start|>", "<|im_end|>", "<fake_token_around_image>", "<image>", "<end_of_utterance>",
-           "<global-img>"] + [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
-# 32 text tokens with the byte-level tokenizer below (one token per byte).
+# The published SmolVLM-256M shape and the byte-level tokenizer live with the reference data.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools" / "reference"))
+from vlm_reference import SMOLVLM_256M_TEXT, SMOLVLM_256M_VISION, tiny_tokenizer  # noqa: E402
+
+# 32 text tokens with the byte-level tokenizer (one token per byte).
 QUESTION = "Which object is left of the cup?"
 PROMPT = f"<|im_start|>User:<image>{QUESTION}<end_of_utterance>\nAssistant:"
-
-
-def tokenizer():
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    vocab = {symbol: i for i, symbol in enumerate(sorted(alphabet))}
-    bpe = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.add_special_tokens(SPECIAL)
-    return PreTrainedTokenizerFast(tokenizer_object=bpe, clean_up_tokenization_spaces=False)
 
 
 def processor(tok):
@@ -57,8 +43,8 @@ def processor(tok):
 
 def make(out):
     out.mkdir(parents=True, exist_ok=True)
-    tok = tokenizer()
-    config = Idefics3Config(vision_config=VISION, text_config=TEXT, scale_factor=4,
+    tok = tiny_tokenizer()
+    config = Idefics3Config(vision_config=SMOLVLM_256M_VISION, text_config=SMOLVLM_256M_TEXT, scale_factor=4,
                             image_token_id=tok.convert_tokens_to_ids("<image>"), tie_word_embeddings=False)
     torch.manual_seed(0)
     model = Idefics3ForConditionalGeneration(config).eval()

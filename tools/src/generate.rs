@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use brainstem_runtime::kernels::{ActivationPrecision, Backend, CpuBackend};
-use brainstem_runtime::models::generate::{generate, GenerateOptions};
+use brainstem_runtime::models::generate::{generate, GenerateOptions, GenerationStats};
 use brainstem_runtime::models::sampling::SamplingParams;
 use brainstem_runtime::models::{Llama, LoadOptions, Tokenizer, WeightFile};
 
@@ -62,6 +62,49 @@ pub struct GenerateArgs {
 pub enum Activations {
     F32,
     Int8,
+}
+
+/// Prints generated text as tokens arrive: decodes everything so far and writes what is new
+/// (a token can end in the middle of a multi-byte character).
+pub struct TokenPrinter<'a> {
+    tokenizer: &'a Tokenizer,
+    tokens: Vec<u32>,
+    printed: String,
+}
+
+impl<'a> TokenPrinter<'a> {
+    pub fn new(tokenizer: &'a Tokenizer) -> Self {
+        Self {
+            tokenizer,
+            tokens: Vec::new(),
+            printed: String::new(),
+        }
+    }
+
+    pub fn push(&mut self, token: u32) {
+        self.tokens.push(token);
+        if let Ok(text) = self.tokenizer.decode(&self.tokens) {
+            if let Some(fresh) = text.strip_prefix(self.printed.as_str()) {
+                let mut stdout = std::io::stdout();
+                let _ = write!(stdout, "{fresh}");
+                let _ = stdout.flush();
+            }
+            self.printed = text;
+        }
+    }
+}
+
+/// Prefill and decode speed, on standard error.
+pub fn report(backend: &impl Backend, stats: &GenerationStats) {
+    eprintln!(
+        "{}: prefill {} tokens in {:.1} ms ({:.1} tokens/s), decode {} tokens at {:.1} tokens/s",
+        backend.name(),
+        stats.prompt_tokens,
+        stats.prefill.as_secs_f64() * 1e3,
+        stats.prefill_tokens_per_s(),
+        stats.generated_tokens,
+        stats.decode_tokens_per_s()
+    );
 }
 
 fn options(args: &GenerateArgs) -> GenerateOptions {
@@ -119,28 +162,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         stop_ids,
         ..options(&args)
     };
-    let mut printed = String::new();
-    let mut tokens = Vec::new();
-    let mut stdout = std::io::stdout();
-    let (_, stats) = generate(&model, &prompt, &opts, |token| {
-        tokens.push(token);
-        if let Ok(text) = tokenizer.decode(&tokens) {
-            if let Some(fresh) = text.strip_prefix(printed.as_str()) {
-                let _ = write!(stdout, "{fresh}");
-                let _ = stdout.flush();
-            }
-            printed = text;
-        }
-    })?;
+    let mut printer = TokenPrinter::new(&tokenizer);
+    let (_, stats) = generate(&model, &prompt, &opts, |token| printer.push(token))?;
     println!();
-    eprintln!(
-        "{}: prefill {} tokens in {:.1} ms ({:.1} tokens/s), decode {} tokens at {:.1} tokens/s",
-        backend.name(),
-        stats.prompt_tokens,
-        stats.prefill.as_secs_f64() * 1e3,
-        stats.prefill_tokens_per_s(),
-        stats.generated_tokens,
-        stats.decode_tokens_per_s()
-    );
+    report(backend.as_ref(), &stats);
     Ok(())
 }

@@ -1,21 +1,20 @@
 //! The vision-language commands: `brainstem generate --image` (the VLM role) and
 //! `brainstem plan` (the VLT role), on an Idefics3/SmolVLM checkpoint directory.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use brainstem_runtime::kernels::{ActivationPrecision, Backend, CpuBackend};
-use brainstem_runtime::models::generate::{GenerateOptions, GenerationStats};
+use brainstem_runtime::kernels::{ActivationPrecision, CpuBackend};
+use brainstem_runtime::models::generate::GenerateOptions;
 use brainstem_runtime::models::image::RgbImage;
 use brainstem_runtime::models::plan::PlanSchema;
 use brainstem_runtime::models::sampling::SamplingParams;
 use brainstem_runtime::models::vlm::{EncodedFrame, Vlm};
 use brainstem_runtime::models::LoadOptions;
 
-use crate::generate::Activations;
+use crate::generate::{report, Activations, TokenPrinter};
 use crate::quantize::Format;
 
 /// The robot skills a plan may use unless `--skills` says otherwise.
@@ -100,19 +99,8 @@ pub fn describe(
         stop_ids: vlm.stop_ids(),
         ..opts
     };
-    let mut tokens = Vec::new();
-    let mut printed = String::new();
-    let mut stdout = std::io::stdout();
-    let (_, stats) = vlm.generate(prompt, &frame, &opts, None, |token| {
-        tokens.push(token);
-        if let Ok(text) = vlm.tokenizer().decode(&tokens) {
-            if let Some(fresh) = text.strip_prefix(printed.as_str()) {
-                let _ = write!(stdout, "{fresh}");
-                let _ = stdout.flush();
-            }
-            printed = text;
-        }
-    })?;
+    let mut printer = TokenPrinter::new(vlm.tokenizer());
+    let (_, stats) = vlm.generate(prompt, &frame, &opts, None, |token| printer.push(token))?;
     println!();
     report(backend, &stats);
     Ok(())
@@ -134,17 +122,6 @@ pub fn run_plan(args: PlanArgs) -> anyhow::Result<()> {
     };
     let (plan, stats) = vlm.plan(&args.instruction, &frame, &schema, &opts)?;
     println!("{}", serde_json::to_string_pretty(&plan)?);
-    report(&backend, &stats);
+    report(backend.as_ref(), &stats);
     Ok(())
-}
-
-fn report(backend: &CpuBackend, stats: &GenerationStats) {
-    eprintln!(
-        "{}: prefill {} tokens in {:.1} ms, decode {} tokens at {:.1} tokens/s",
-        backend.name(),
-        stats.prompt_tokens,
-        stats.prefill.as_secs_f64() * 1e3,
-        stats.generated_tokens,
-        stats.decode_tokens_per_s()
-    );
 }
