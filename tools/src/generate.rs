@@ -46,16 +46,36 @@ pub struct GenerateArgs {
     /// reference).
     #[arg(long)]
     dequantize: bool,
+    #[command(flatten)]
+    compute: ComputeArgs,
+}
+
+/// How a model runs on the CPU: shared by the commands that run one.
+#[derive(clap::Args)]
+pub struct ComputeArgs {
     /// Quantize float weights to this block format while loading.
     #[arg(long, value_enum)]
-    quantize: Option<Format>,
+    pub quantize: Option<Format>,
     /// How activations meet quantized weights: f32 (exact with the dequantized weights, as
     /// transformers computes) or int8 (NPU-style int8 dot products, as llama.cpp computes).
     #[arg(long, value_enum, default_value_t = Activations::F32)]
-    activations: Activations,
+    pub activations: Activations,
     /// CPU worker threads.
     #[arg(long, default_value_t = 2)]
-    threads: usize,
+    pub threads: usize,
+}
+
+impl ComputeArgs {
+    /// A CPU backend with these threads and activation precision.
+    pub fn backend(&self) -> anyhow::Result<Arc<CpuBackend>> {
+        let precision = match self.activations {
+            Activations::F32 => ActivationPrecision::F32,
+            Activations::Int8 => ActivationPrecision::Int8,
+        };
+        Ok(Arc::new(
+            CpuBackend::new(self.threads)?.with_activation_precision(precision),
+        ))
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -121,14 +141,10 @@ fn options(args: &GenerateArgs) -> GenerateOptions {
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     if let Some(image) = &args.image {
-        let (backend, vlm) = crate::vlm::load(&args.model, args.threads, args.activations, args.quantize)?;
+        let (backend, vlm) = crate::vlm::load(&args.model, &args.compute)?;
         return crate::vlm::describe(&vlm, &backend, image, &args.prompt, options(&args));
     }
-    let precision = match args.activations {
-        Activations::F32 => ActivationPrecision::F32,
-        Activations::Int8 => ActivationPrecision::Int8,
-    };
-    let backend = Arc::new(CpuBackend::new(args.threads)?.with_activation_precision(precision));
+    let backend = args.compute.backend()?;
     let weights_path = if args.model.is_dir() {
         args.model.join("model.safetensors")
     } else {
@@ -145,7 +161,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         &file,
         LoadOptions {
             dequantize: args.dequantize,
-            quantize: args.quantize.map(Into::into),
+            quantize: args.compute.quantize.map(Into::into),
         },
     )?;
     let tokenizer = Tokenizer::for_model(&args.model, Some(&file))?;

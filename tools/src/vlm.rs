@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use brainstem_runtime::kernels::{ActivationPrecision, CpuBackend};
+use brainstem_runtime::kernels::CpuBackend;
 use brainstem_runtime::models::generate::GenerateOptions;
 use brainstem_runtime::models::image::RgbImage;
 use brainstem_runtime::models::plan::PlanSchema;
@@ -14,8 +14,7 @@ use brainstem_runtime::models::sampling::SamplingParams;
 use brainstem_runtime::models::vlm::{EncodedFrame, Vlm};
 use brainstem_runtime::models::LoadOptions;
 
-use crate::generate::{report, Activations, TokenPrinter};
-use crate::quantize::Format;
+use crate::generate::{report, ComputeArgs, TokenPrinter};
 
 /// The robot skills a plan may use unless `--skills` says otherwise.
 const DEFAULT_SKILLS: &str = "navigate,look_at,pick,place,push,open_gripper,close_gripper,hand_over,wait";
@@ -40,29 +39,15 @@ pub struct PlanArgs {
     temperature: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Quantize the float weights to this block format while loading.
-    #[arg(long, value_enum)]
-    quantize: Option<Format>,
-    #[arg(long, value_enum, default_value_t = Activations::F32)]
-    activations: Activations,
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
+    #[command(flatten)]
+    compute: ComputeArgs,
 }
 
 /// Loads a checkpoint for the vision-language roles.
-pub fn load(
-    dir: &Path,
-    threads: usize,
-    activations: Activations,
-    quantize: Option<Format>,
-) -> anyhow::Result<(Arc<CpuBackend>, Vlm<CpuBackend>)> {
-    let precision = match activations {
-        Activations::F32 => ActivationPrecision::F32,
-        Activations::Int8 => ActivationPrecision::Int8,
-    };
-    let backend = Arc::new(CpuBackend::new(threads)?.with_activation_precision(precision));
+pub fn load(dir: &Path, compute: &ComputeArgs) -> anyhow::Result<(Arc<CpuBackend>, Vlm<CpuBackend>)> {
+    let backend = compute.backend()?;
     let options = LoadOptions {
-        quantize: quantize.map(Into::into),
+        quantize: compute.quantize.map(Into::into),
         ..LoadOptions::default()
     };
     let vlm = Vlm::load(backend.clone(), dir, options)
@@ -107,7 +92,7 @@ pub fn describe(
 }
 
 pub fn run_plan(args: PlanArgs) -> anyhow::Result<()> {
-    let (backend, vlm) = load(&args.model, args.threads, args.activations, args.quantize)?;
+    let (backend, vlm) = load(&args.model, &args.compute)?;
     let skills = args.skills.split(',').map(|s| s.trim().to_string()).collect();
     let schema = PlanSchema::new(skills)?;
     let frame = encode(&vlm, &args.image)?;
