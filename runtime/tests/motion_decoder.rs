@@ -4,16 +4,19 @@
 //! FAST chunks start moving the robot before they are complete; and a run is byte-for-byte
 //! reproducible.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
 use brainstem_runtime::clock::{Clock, VirtualClock};
-use brainstem_runtime::models::action::{BinTokenizer, FastTokenizer, Normalization};
+use brainstem_runtime::models::action::{BinTokenizer, Normalization};
 use brainstem_runtime::motion::{
     ActionDecoding, BlendMode, JointCommand, JointSink, LoopOptions, MotionConfig, MotionDecoder, MotionLoop,
     MotionMode, StopReason,
 };
 use brainstem_runtime::robot::{JointSpec, RobotDescription};
 use brainstem_runtime::stream::{action_stream, ActionSender};
+use common::{fast_tokenizer, HUMANOID_ARM};
 use proptest::prelude::*;
 
 const TICK: u64 = 1_000_000;
@@ -239,11 +242,6 @@ fn play(
 
 const ARM: [&str; 4] = ["shoulder", "elbow", "wrist", "gripper"];
 
-fn fast_tokenizer() -> FastTokenizer {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/reference/out/fast-tokenizer");
-    FastTokenizer::from_dir(&dir, None).unwrap()
-}
-
 /// Valid FAST tokens of random smooth chunks, with stray ids mixed in.
 fn fast_payload() -> impl Strategy<Value = Vec<Act>> {
     let tokenizer = fast_tokenizer();
@@ -306,16 +304,6 @@ proptest! {
         assert_resting(&decoder).map_err(TestCaseError::fail)?;
     }
 }
-
-const HUMANOID_ARM: [&str; 7] = [
-    "left_shoulder_pitch",
-    "left_shoulder_roll",
-    "left_shoulder_yaw",
-    "left_elbow",
-    "left_wrist_yaw",
-    "left_wrist_pitch",
-    "left_index_0",
-];
 
 /// A smooth chunk of raw values for the test arm: every joint sweeps from its home towards
 /// `level` (in normalised units) over the chunk.

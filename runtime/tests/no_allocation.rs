@@ -2,14 +2,17 @@
 //! of a decoder fed FAST tokens, binned tokens and raw values, garbage and stops included, and
 //! counts every allocation made on the ticking thread.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use brainstem_runtime::models::action::{BinTokenizer, FastTokenizer, Normalization};
+use brainstem_runtime::models::action::{BinTokenizer, Normalization};
 use brainstem_runtime::motion::{ActionDecoding, BlendMode, MotionConfig, MotionDecoder};
 use brainstem_runtime::robot::RobotDescription;
 use brainstem_runtime::stream::{action_stream, ActionSender};
+use common::{fast_tokenizer, HUMANOID_ARM};
 
 struct CountingAllocator;
 
@@ -44,20 +47,10 @@ unsafe impl GlobalAlloc for CountingAllocator {
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
-const ARM: [&str; 7] = [
-    "left_shoulder_pitch",
-    "left_shoulder_roll",
-    "left_shoulder_yaw",
-    "left_elbow",
-    "left_wrist_yaw",
-    "left_wrist_pitch",
-    "left_index_0",
-];
-
 fn arm_decoder(decoding: ActionDecoding, steps: usize) -> (MotionDecoder, ActionSender) {
     let robot = RobotDescription::humanoid();
-    let normalization = vec![Normalization::MeanStd { mean: 0.2, std: 0.5 }; ARM.len()];
-    let mut config = MotionConfig::for_joints(&robot, &ARM, normalization, 50.0, steps).unwrap();
+    let normalization = vec![Normalization::MeanStd { mean: 0.2, std: 0.5 }; HUMANOID_ARM.len()];
+    let mut config = MotionConfig::for_joints(&robot, &HUMANOID_ARM, normalization, 50.0, steps).unwrap();
     config.blend = BlendMode::FreezePrefix { steps: 2 };
     let (sender, receiver) = action_stream(8192);
     (MotionDecoder::new(&robot, config, decoding, receiver).unwrap(), sender)
@@ -76,11 +69,7 @@ fn watched_ticks(decoder: &mut MotionDecoder, from: u64, ticks: u64) -> u64 {
 
 #[test]
 fn ticks_never_allocate() {
-    let fast = FastTokenizer::from_dir(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/reference/out/fast-tokenizer"),
-        None,
-    )
-    .unwrap();
+    let fast = fast_tokenizer();
     let chunk: Vec<f64> = (0..16 * 7).map(|i| 0.4 * ((i / 7) as f64 / 5.0).sin()).collect();
     let tokens = fast.encode(&chunk).unwrap();
     let (mut decoder, mut sender) = arm_decoder(ActionDecoding::Fast(Box::new(fast)), 16);
