@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use brainstem_models::action::ActionError;
+use brainstem_models::ModelError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -12,7 +13,11 @@ pub enum RuntimeError {
     Config { key: String, reason: String },
     #[error(transparent)]
     Action(#[from] ActionError),
-    #[error("could not start the motion loop thread: {0}")]
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("invalid observation: {0}")]
+    Observation(String),
+    #[error("could not start a runtime thread: {0}")]
     Thread(String),
 }
 

@@ -7,13 +7,24 @@
 
 pub mod chip;
 pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod embed;
 pub mod error;
+pub mod ffi;
+pub mod loops;
 pub mod motion;
+pub mod observe;
 pub mod partition;
 pub mod robot;
+pub mod simulate;
+pub mod stages;
 pub mod stream;
 pub mod telemetry;
 
 pub use brainstem_models as models;
 pub use brainstem_models::kernels;
+pub use config::RuntimeConfig;
+pub use embed::{Runtime, RuntimeOptions};
 pub use error::{Result, RuntimeError};
+pub use observe::RuntimeEvent;

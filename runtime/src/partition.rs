@@ -46,6 +46,10 @@ pub struct PartitionConfig {
     /// Worker threads (default: one per core).
     #[serde(default)]
     pub threads: Option<usize>,
+    /// The workers' scheduling priority as a Unix nice value, -20 (most urgent) to 19
+    /// (default 0). Values below 0 need privileges; without them the workers keep 0.
+    #[serde(default)]
+    pub priority: Option<i32>,
     /// The chip as an NPU of this many int8 TOPS (see [`ChipProfile::npu`]) ...
     #[serde(default)]
     pub npu_tops: Option<f64>,
@@ -86,7 +90,9 @@ pub struct ComputeConfig {
 impl ComputeConfig {
     /// Three partitions: P0 for the vision encoder, P1 for VLM and VLT decoding, P2 for the
     /// VLA, each standing for a 20-TOPS NPU. With fewer than three host cores they share
-    /// cores: the VLA's partition gets the last core to itself when there are two.
+    /// cores: the VLA's partition gets the last core to itself when there are two. The VLA
+    /// runs at the default priority, the vision encoder below it and the brain lowest, so
+    /// where cores are shared the cerebellum's work goes first.
     pub fn three_chips(host_cores: usize) -> Self {
         let core = |i: usize| vec![i.min(host_cores.max(1) - 1)];
         let (p0, p1, p2) = match host_cores {
@@ -94,15 +100,16 @@ impl ComputeConfig {
             2 => (core(0), core(0), core(1)),
             _ => (core(0), core(1), core(2)),
         };
-        let partition = |name: &str, cores| PartitionConfig {
+        let partition = |name: &str, cores, priority| PartitionConfig {
             name: name.into(),
             cores,
             threads: None,
+            priority: Some(priority),
             npu_tops: Some(20.0),
             chip: None,
         };
         Self {
-            partitions: vec![partition("p0", p0), partition("p1", p1), partition("p2", p2)],
+            partitions: vec![partition("p0", p0, 5), partition("p1", p1, 10), partition("p2", p2, 0)],
             placement: PlacementConfig {
                 vision: "p0".into(),
                 vlm: "p1".into(),
@@ -138,6 +145,12 @@ impl ComputeConfig {
                 return Err(RuntimeError::config(
                     format!("{key}.cores"),
                     format!("core {core} does not exist; this host has {host_cores}"),
+                ));
+            }
+            if let Some(priority) = partition.priority.filter(|p| !(-20..=19).contains(p)) {
+                return Err(RuntimeError::config(
+                    format!("{key}.priority"),
+                    format!("a nice value is -20 to 19, found {priority}"),
                 ));
             }
             if partition.threads == Some(0) {
@@ -180,12 +193,35 @@ pub fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// Sets the calling thread's nice value.
+#[cfg(target_os = "linux")]
+pub fn set_thread_nice(nice: i32) -> std::result::Result<i32, String> {
+    // SAFETY: gettid has no arguments; setpriority reads only its integer arguments. On Linux
+    // PRIO_PROCESS with a thread id applies to that one thread.
+    let outcome = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice)
+    };
+    if outcome == 0 {
+        Ok(nice)
+    } else {
+        Err(std::io::Error::last_os_error().to_string())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn set_thread_nice(_nice: i32) -> std::result::Result<i32, String> {
+    Err("thread priorities are implemented for Linux only".into())
+}
+
 pub struct Partition {
     pub name: String,
     pub chip: ChipProfile,
     pub backend: Arc<CpuBackend>,
     /// Per worker: the core it was pinned to, or why it could not be.
     pub pinning: Vec<std::result::Result<usize, String>>,
+    /// Per worker: the nice value it runs at, or why it could not be set.
+    pub priority: Vec<std::result::Result<i32, String>>,
 }
 
 /// The partitions, and which one each stage runs on.
@@ -209,11 +245,17 @@ impl Partitions {
                 for failure in pinning.iter().filter_map(|r| r.as_ref().err()) {
                     tracing::warn!("partition {}: a worker runs unpinned: {failure}", p.name);
                 }
+                let nice = p.priority.unwrap_or(0);
+                let priority = backend.on_each_worker(|_| set_thread_nice(nice));
+                for failure in priority.iter().filter_map(|r| r.as_ref().err()) {
+                    tracing::warn!("partition {}: a worker keeps its priority: {failure}", p.name);
+                }
                 Ok(Partition {
                     name: p.name.clone(),
                     chip: p.chip_profile(&format!("partition[{i}]"))?,
                     backend: Arc::new(backend),
                     pinning,
+                    priority,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -275,7 +317,10 @@ mod tests {
         assert_eq!(partitions.for_stage(Stage::Vlm).pinning.len(), 2);
         let default = ComputeConfig::three_chips(available_cores());
         default.validate(available_cores()).unwrap();
-        assert_eq!(Partitions::start(&default).unwrap().all().len(), 3);
+        let started = Partitions::start(&default).unwrap();
+        assert_eq!(started.all().len(), 3);
+        // Raising a nice value needs no privileges, so the brain's workers always get theirs.
+        assert_eq!(started.for_stage(Stage::Vlt).priority, vec![Ok(10)]);
     }
 
     #[test]
@@ -292,6 +337,10 @@ mod tests {
                 "partition[1].chip.memory_gbps",
             ),
             (CONFIG.replace("npu_tops = 8.0", ""), "partition[0]"),
+            (
+                CONFIG.replace("threads = 2", "threads = 2\n        priority = 40"),
+                "partition[1].priority",
+            ),
             (
                 CONFIG.replace("name = \"brain\"", "name = \"vision-npu\""),
                 "partition[1].name",

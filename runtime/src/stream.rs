@@ -24,6 +24,9 @@ pub enum StreamEvent {
     /// One action value, for policies that output numbers rather than tokens.
     Value(f32),
     ChunkEnd,
+    /// The policy failed: stop the robot under control now rather than waiting for the
+    /// schedule to run dry. The next whole, valid chunk resumes motion.
+    Halt,
 }
 
 /// The model side.
@@ -78,6 +81,10 @@ impl ActionSender {
 
     pub fn end_chunk(&mut self) -> Result<(), StreamFull> {
         self.send(StreamEvent::ChunkEnd)
+    }
+
+    pub fn halt(&mut self) -> Result<(), StreamFull> {
+        self.send(StreamEvent::Halt)
     }
 
     /// Events refused because the ring was full, since the stream was made.

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::chip::ChipProfile;
 use crate::kernels::{Backend, LedgerSnapshot};
-use crate::motion::InterventionCounts;
+use crate::motion::{InterventionCounts, LoopReport};
 use crate::partition::Partition;
 
 struct StageRecord {
@@ -138,6 +138,37 @@ pub struct TelemetryReport {
     pub stages: Vec<StageReport>,
     pub partitions: Vec<PartitionReport>,
     pub interventions: InterventionCounts,
+    /// The motion loop's timing, once it has stopped.
+    pub motion: Option<MotionSummary>,
+}
+
+/// The motion loop's tick timing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MotionSummary {
+    pub ticks: u64,
+    pub overruns: u64,
+    pub work_p50_us: f64,
+    pub work_p99_us: f64,
+    pub work_max_us: f64,
+    pub jitter_p50_us: f64,
+    pub jitter_p99_us: f64,
+    pub jitter_max_us: f64,
+}
+
+impl MotionSummary {
+    pub fn new(report: &LoopReport) -> Self {
+        let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1e3;
+        Self {
+            ticks: report.ticks,
+            overruns: report.overruns,
+            work_p50_us: us(&report.work_ns, 0.5),
+            work_p99_us: us(&report.work_ns, 0.99),
+            work_max_us: report.work_ns.max() as f64 / 1e3,
+            jitter_p50_us: us(&report.jitter_ns, 0.5),
+            jitter_p99_us: us(&report.jitter_ns, 0.99),
+            jitter_max_us: report.jitter_ns.max() as f64 / 1e3,
+        }
+    }
 }
 
 impl TelemetryReport {
@@ -194,6 +225,7 @@ mod tests {
             stages: Vec::new(),
             partitions: vec![partition],
             interventions: InterventionCounts::default(),
+            motion: None,
         };
         let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
         assert_eq!(json["partitions"][0]["chip"], "npu-10tops");

@@ -3,6 +3,7 @@
 mod generate;
 mod inspect;
 mod quantize;
+mod run;
 mod vlm;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the whole pipeline (camera, vision encoder, brain, cerebellum, motion decoder) on a
+    /// configuration; with no arguments, on the built-in demo (no download).
+    Run(run::RunArgs),
     /// Generate text with a language model (GGUF file or Hugging Face checkpoint), or answer
     /// about an image with a vision-language model (`--image`).
     Generate(generate::GenerateArgs),
@@ -39,6 +43,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Run(args) => run::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Quantize(args) => quantize::run(args),

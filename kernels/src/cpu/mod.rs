@@ -98,6 +98,12 @@ impl CpuBackend {
         Ok((backend, outcomes))
     }
 
+    /// Runs `f` once on every worker thread (given its index), for per-thread settings such
+    /// as scheduling priority.
+    pub fn on_each_worker<R: Send>(&self, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+        self.pool.broadcast(|worker| f(worker.index()))
+    }
+
     /// How activations meet block-quantized weights (int8 by default).
     pub fn with_activation_precision(mut self, precision: ActivationPrecision) -> CpuBackend {
         self.precision = precision;

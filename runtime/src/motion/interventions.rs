@@ -46,6 +46,8 @@ counters! {
     stop_bad_token,
     /// Controlled stops because the stream broke its framing.
     stop_malformed,
+    /// Controlled stops because the model side reported a failed policy.
+    stop_policy_failed,
     /// Chunks that arrived after all their steps had been executed.
     stale_chunks,
     /// Chunks too far ahead of the present to schedule.
@@ -66,6 +68,6 @@ impl Interventions {
 
 impl InterventionCounts {
     pub fn stops(&self) -> u64 {
-        self.stop_starved + self.stop_non_finite + self.stop_bad_token + self.stop_malformed
+        self.stop_starved + self.stop_non_finite + self.stop_bad_token + self.stop_malformed + self.stop_policy_failed
     }
 }

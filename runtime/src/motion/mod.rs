@@ -40,6 +40,8 @@ pub enum StopReason {
     NonFinite,
     BadToken,
     Malformed,
+    /// The model side reported that the policy failed.
+    PolicyFailed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +212,10 @@ impl MotionDecoder {
                 self.begin_chunk(start_time);
                 Ok(())
             }
+            (StreamEvent::Halt, _) => {
+                self.stop(StopReason::PolicyFailed);
+                Ok(())
+            }
             (StreamEvent::Token(token), Receiving::Chunk { .. }) => self.in_flight.push_token(token),
             (StreamEvent::Value(value), Receiving::Chunk { .. }) => self.in_flight.push_value(value),
             (StreamEvent::ChunkEnd, Receiving::Chunk { .. }) => {
@@ -303,6 +309,7 @@ impl MotionDecoder {
             StopReason::NonFinite => &self.interventions.stop_non_finite,
             StopReason::BadToken => &self.interventions.stop_bad_token,
             StopReason::Malformed => &self.interventions.stop_malformed,
+            StopReason::PolicyFailed => &self.interventions.stop_policy_failed,
         };
         Interventions::add(counter, 1);
         if let Receiving::Chunk { .. } = self.receiving {

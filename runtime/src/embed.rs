@@ -1,0 +1,202 @@
+//! The embedding API: what a robot stack calls. Build a [`Runtime`] from a configuration
+//! (or a loaded [`Pipeline`]) and the robot's [`JointSink`]; push camera frames and joint
+//! states as they come, set the instruction, ask questions; read plans, answers, chunk
+//! completions and stage failures as [`RuntimeEvent`]s; take telemetry at any time. The
+//! motion loop drives the sink at the robot's control rate from its own thread whatever the
+//! models do, and [`Runtime::stop`] brings everything down and returns the final report.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use brainstem_models::image::RgbImage;
+
+use crate::clock::{Clock, Nanos, WallClock};
+use crate::config::RuntimeConfig;
+use crate::error::Result;
+use crate::kernels::{Backend, LedgerSnapshot};
+use crate::loops::{self, Shared};
+use crate::motion::{InterventionCounts, JointSink, LoopOptions, MotionLoop};
+use crate::observe::{Board, CommandedState, RecordingSink, RuntimeEvent};
+use crate::partition::Partitions;
+use crate::stages::Pipeline;
+use crate::stream::action_stream;
+use crate::telemetry::{MotionSummary, PartitionReport, TelemetryReport};
+
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// The motion loop's core and real-time priority.
+    pub motion: LoopOptions,
+    /// Action-stream events in flight at most.
+    pub stream_capacity: usize,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self {
+            motion: LoopOptions::default(),
+            stream_capacity: 8192,
+        }
+    }
+}
+
+pub struct Runtime {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    motion: Option<MotionLoop>,
+    events: Receiver<RuntimeEvent>,
+    partitions: Arc<Partitions>,
+    ledger_start: Vec<LedgerSnapshot>,
+    started: Instant,
+    joints: usize,
+}
+
+impl Runtime {
+    /// Loads the configuration's models and starts.
+    pub fn from_config(config: &RuntimeConfig, sink: Box<dyn JointSink>, options: RuntimeOptions) -> Result<Self> {
+        Self::start(Pipeline::load(config)?, sink, options)
+    }
+
+    /// Starts the motion loop and the model loops on the wall clock.
+    pub fn start(pipeline: Pipeline, sink: Box<dyn JointSink>, options: RuntimeOptions) -> Result<Self> {
+        let Pipeline {
+            partitions,
+            models,
+            motion,
+        } = pipeline;
+        let joints = motion.robot.joints.len();
+        let (sender, receiver) = action_stream(options.stream_capacity);
+        let decoder = motion.decoder(receiver)?;
+        let commanded = Arc::new(CommandedState::new(decoder.home()));
+        let (events_in, events) = mpsc::channel();
+        let clock: Arc<dyn Clock> = Arc::new(WallClock::new());
+        let shared = Arc::new(Shared {
+            board: Mutex::new(Board::default()),
+            wake: Default::default(),
+            stop: Default::default(),
+            stages: Default::default(),
+            clock: clock.clone(),
+            events: Mutex::new(events_in),
+            commanded: commanded.clone(),
+        });
+        let ledger_start = partitions.all().iter().map(|p| p.backend.ledger().snapshot()).collect();
+        let sink = Box::new(RecordingSink { inner: sink, commanded });
+        let motion = MotionLoop::spawn(decoder, clock, sink, options.motion)?;
+        let mut runtime = Self {
+            shared: shared.clone(),
+            threads: Vec::new(),
+            motion: Some(motion),
+            events,
+            partitions,
+            ledger_start,
+            started: Instant::now(),
+            joints,
+        };
+        runtime.threads = loops::start(&shared, models, sender)?;
+        Ok(runtime)
+    }
+
+    /// Nanoseconds on the runtime's clock (the time stamps of events and observations).
+    pub fn now(&self) -> Nanos {
+        self.shared.clock.now()
+    }
+
+    /// A camera frame taken now; returns its sequence number. Only the newest frame is
+    /// encoded: one the vision stage has not started on is replaced.
+    pub fn push_frame(&self, image: RgbImage) -> Result<u64> {
+        let seq = self.shared.board().push_frame(self.now(), image)?;
+        self.shared.wake.notify_all();
+        Ok(seq)
+    }
+
+    /// The robot's measured position of every joint, in the robot's joint order. Without
+    /// one, the cerebellum reads the commanded positions.
+    pub fn push_state(&self, positions: &[f64]) -> Result<()> {
+        self.shared.board().push_state(self.now(), positions, self.joints)
+    }
+
+    /// What the robot should do; the brain plans it at its next period.
+    pub fn set_instruction(&self, text: &str) -> Result<()> {
+        self.shared.board().set_instruction(text)
+    }
+
+    /// A question for the VLM about the latest frame; the answer comes as an event with the
+    /// returned id.
+    pub fn ask(&self, question: &str) -> Result<u64> {
+        self.shared.board().ask(question)
+    }
+
+    /// The next event, if one is waiting.
+    pub fn try_event(&self) -> Option<RuntimeEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// The next event, waiting up to `timeout`.
+    pub fn wait_event(&self, timeout: Duration) -> Option<RuntimeEvent> {
+        self.events.recv_timeout(timeout).ok()
+    }
+
+    /// Joints in the robot (every state and command has one value per joint).
+    pub fn joint_count(&self) -> usize {
+        self.joints
+    }
+
+    /// The subtask the cerebellum is working on.
+    pub fn subtask(&self) -> Option<String> {
+        self.shared.board().current_subtask()
+    }
+
+    pub fn interventions(&self) -> InterventionCounts {
+        self.motion.as_ref().map(|m| m.interventions()).unwrap_or_default()
+    }
+
+    /// Telemetry since the start: stage latencies, partition work, interventions.
+    pub fn telemetry(&self) -> TelemetryReport {
+        let wall = self.started.elapsed();
+        TelemetryReport {
+            wall_s: wall.as_secs_f64(),
+            stages: self.shared.stages.report(),
+            partitions: self
+                .partitions
+                .all()
+                .iter()
+                .zip(&self.ledger_start)
+                .map(|(partition, start)| PartitionReport::of(partition, start, wall))
+                .collect(),
+            interventions: self.interventions(),
+            motion: None,
+        }
+    }
+
+    /// Stops every loop and returns the final telemetry, with the motion loop's timing.
+    pub fn stop(mut self) -> Result<TelemetryReport> {
+        self.halt_model_loops();
+        let mut report = self.telemetry();
+        if let Some(motion) = self.motion.take() {
+            let motion = motion.stop()?;
+            report.interventions = motion.interventions;
+            report.motion = Some(MotionSummary::new(&motion));
+        }
+        Ok(report)
+    }
+
+    fn halt_model_loops(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.wake.notify_all();
+        for thread in self.threads.drain(..) {
+            // A loop thread only ends by returning: its stages run under catch_unwind.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.halt_model_loops();
+        if let Some(motion) = self.motion.take() {
+            let _ = motion.stop();
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! The model loops on the wall clock, one thread each: the vision stage encodes each new
+//! camera frame once; the brain answers and replans at its rate; the cerebellum starts a
+//! chunk every chunk period and pushes each action token into the stream the moment it is
+//! sampled. Each stage's model runs on its partition's pool (pinned, at the partition's
+//! priority), so the brain's work cannot take the cerebellum's cores when placement keeps
+//! them apart. A stage that fails or panics is reported and retried next period; a failed
+//! VLA also halts the motion decoder, which stops the robot under control.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::clock::{Clock, Nanos};
+use crate::error::{Result, RuntimeError};
+use crate::observe::{guarded, Board, CommandedState, RuntimeEvent};
+use crate::partition::Stage;
+use crate::stages::{ActRequest, ActionPolicy, Brain, ModelStages};
+use crate::stream::ActionSender;
+use crate::telemetry::StageLatencies;
+
+/// Stage names in the telemetry.
+pub const VISION: &str = "vision_encode";
+pub const PLAN: &str = "vlt_plan";
+pub const ANSWER: &str = "vlm_answer";
+pub const CHUNK: &str = "vla_chunk";
+pub const FIRST_ACTION: &str = "vla_first_action";
+
+/// What the loops share with each other and with the embedder.
+pub struct Shared {
+    pub board: Mutex<Board>,
+    /// Signalled on a new frame, a new encoding and on stop.
+    pub wake: Condvar,
+    pub stop: AtomicBool,
+    pub stages: StageLatencies,
+    pub clock: Arc<dyn Clock>,
+    pub events: Mutex<Sender<RuntimeEvent>>,
+    pub commanded: Arc<CommandedState>,
+}
+
+impl Shared {
+    pub fn board(&self) -> MutexGuard<'_, Board> {
+        self.board.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn emit(&self, event: RuntimeEvent) {
+        let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        // The embedder may have dropped its receiver; the loops go on regardless.
+        let _ = events.send(event);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Waits until `deadline` on the shared clock, waking early on stop. False when stopping.
+    fn wait_until(&self, deadline: Nanos) -> bool {
+        let mut board = self.board();
+        loop {
+            if self.stopping() {
+                return false;
+            }
+            let now = self.clock.now();
+            if now >= deadline {
+                return true;
+            }
+            let timeout = Duration::from_nanos(deadline - now);
+            board = self
+                .wake
+                .wait_timeout(board, timeout)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(body)
+        .map_err(|e| RuntimeError::Thread(e.to_string()))
+}
+
+/// Starts the vision, brain and cerebellum threads.
+pub fn start(shared: &Arc<Shared>, models: ModelStages, sender: ActionSender) -> Result<Vec<JoinHandle<()>>> {
+    let ModelStages {
+        vision,
+        brain,
+        policy,
+        action_joints,
+        chunk_period_ns,
+    } = models;
+    shared.stages.set_deadline(CHUNK, Duration::from_nanos(chunk_period_ns));
+    shared
+        .stages
+        .set_deadline(PLAN, Duration::from_secs_f64(1.0 / brain.rate_hz()));
+    let cerebellum = Cerebellum {
+        policy,
+        sender,
+        joints: action_joints,
+        period_ns: chunk_period_ns,
+        next_chunk: 0,
+    };
+    let (s1, s2, s3) = (shared.clone(), shared.clone(), shared.clone());
+    Ok(vec![
+        spawn("brainstem-vision", move || {
+            vision_loop(&s1, |image| Ok(vision.encode_frame(image)?))
+        })?,
+        spawn("brainstem-brain", move || brain_loop(&s2, &brain))?,
+        spawn("brainstem-cerebellum", move || cerebellum.run(&s3))?,
+    ])
+}
+
+fn vision_loop(
+    shared: &Shared,
+    encode: impl Fn(&brainstem_models::image::RgbImage) -> Result<brainstem_models::vlm::EncodedFrame>,
+) {
+    loop {
+        let job = {
+            let mut board = shared.board();
+            loop {
+                if shared.stopping() {
+                    return;
+                }
+                if let Some(job) = board.frame_to_encode() {
+                    break job;
+                }
+                board = shared.wake.wait(board).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        let (seq, time, image) = job;
+        let started = Instant::now();
+        match guarded(|| encode(&image)) {
+            Ok(encoded) => {
+                shared.stages.record(VISION, started.elapsed());
+                shared.board().encoded = Some((seq, time, Arc::new(encoded)));
+                shared.wake.notify_all();
+            }
+            Err(message) => {
+                // Mark the frame as handled so a bad frame is not retried forever.
+                shared.emit(RuntimeEvent::failed(shared.clock.now(), Stage::Vision, message));
+                let mut board = shared.board();
+                if board.frame.as_ref().is_some_and(|(s, ..)| *s == seq) {
+                    board.frame = None;
+                }
+            }
+        }
+    }
+}
+
+fn brain_loop(shared: &Shared, brain: &Brain) {
+    let period = (1e9 / brain.rate_hz()) as Nanos;
+    let mut deadline = shared.clock.now();
+    while shared.wait_until(deadline) {
+        deadline = deadline.max(shared.clock.now().saturating_sub(period)) + period;
+        let Some(inputs) = shared.board().take_brain_inputs() else {
+            continue;
+        };
+        for (id, question) in inputs.questions {
+            let started = Instant::now();
+            match guarded(|| brain.answer(&question, &inputs.frame)) {
+                Ok(text) => {
+                    shared.stages.record(ANSWER, started.elapsed());
+                    shared.emit(RuntimeEvent::Answer {
+                        time: shared.clock.now(),
+                        id,
+                        text,
+                    });
+                }
+                Err(message) => shared.emit(RuntimeEvent::failed(shared.clock.now(), Stage::Vlm, message)),
+            }
+        }
+        let Some(instruction) = inputs.instruction else {
+            continue;
+        };
+        let started = Instant::now();
+        match guarded(|| brain.plan(&instruction, &inputs.frame)) {
+            Ok(plan) => {
+                shared.stages.record(PLAN, started.elapsed());
+                let event = RuntimeEvent::plan(shared.clock.now(), &instruction, &plan);
+                if let RuntimeEvent::Plan { subtasks, .. } = &event {
+                    shared.board().subtask = subtasks.first().cloned();
+                }
+                shared.emit(event);
+            }
+            Err(message) => shared.emit(RuntimeEvent::failed(shared.clock.now(), Stage::Vlt, message)),
+        }
+    }
+}
+
+/// The cerebellum: the policy, the stream into the motion decoder, and its chunk clock.
+pub struct Cerebellum {
+    pub policy: Box<dyn ActionPolicy>,
+    pub sender: ActionSender,
+    /// The robot joints the policy drives (and reads the state of).
+    pub joints: Vec<usize>,
+    pub period_ns: Nanos,
+    pub next_chunk: u64,
+}
+
+/// One chunk's outcome.
+pub struct ChunkOutcome {
+    pub chunk_id: u64,
+    pub subtask: String,
+    pub tokens: usize,
+    pub result: std::result::Result<(), String>,
+}
+
+impl Cerebellum {
+    /// Samples one chunk starting at `start` and streams it; `on_token` sees each token as
+    /// it is sent. A failure halts the motion decoder.
+    pub fn chunk(
+        &mut self,
+        board: &Mutex<Board>,
+        commanded: &CommandedState,
+        start: Nanos,
+        mut on_token: impl FnMut(usize),
+    ) -> Option<ChunkOutcome> {
+        let inputs = board
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cerebellum_inputs(&self.joints, commanded)?;
+        let chunk_id = self.next_chunk;
+        self.next_chunk += 1;
+        let request = ActRequest {
+            frame: &inputs.frame,
+            subtask: &inputs.subtask,
+            state: &inputs.state,
+            chunk_id,
+        };
+        // A full stream means the motion decoder has stopped draining it: the chunk arrives
+        // incomplete and the decoder's framing rejects it, so there is nothing to retry.
+        let _ = self.sender.begin_chunk(chunk_id, start);
+        let mut tokens = 0;
+        let sender = &mut self.sender;
+        let policy = &mut self.policy;
+        let result = guarded(|| {
+            policy.act(&request, &mut |token| {
+                let _ = sender.token(token);
+                tokens += 1;
+                on_token(tokens);
+            })
+        });
+        let _ = match result {
+            Ok(()) => self.sender.end_chunk(),
+            Err(_) => self.sender.halt(),
+        };
+        Some(ChunkOutcome {
+            chunk_id,
+            subtask: inputs.subtask,
+            tokens,
+            result,
+        })
+    }
+
+    fn run(mut self, shared: &Shared) {
+        let mut deadline = shared.clock.now();
+        while shared.wait_until(deadline) {
+            deadline = deadline.max(shared.clock.now().saturating_sub(self.period_ns)) + self.period_ns;
+            let start = shared.clock.now();
+            let started = Instant::now();
+            let mut first = None;
+            let outcome = self.chunk(&shared.board, &shared.commanded, start, |n| {
+                if n == 1 {
+                    first = Some(started.elapsed());
+                }
+            });
+            let Some(outcome) = outcome else { continue };
+            if outcome.result.is_ok() {
+                shared.stages.record(CHUNK, started.elapsed());
+                if let Some(first) = first {
+                    shared.stages.record(FIRST_ACTION, first);
+                }
+            }
+            shared.emit(outcome.into_event(shared.clock.now()));
+        }
+    }
+}
+
+impl ChunkOutcome {
+    pub fn into_event(self, time: Nanos) -> RuntimeEvent {
+        match self.result {
+            Ok(()) => RuntimeEvent::Chunk {
+                time,
+                chunk_id: self.chunk_id,
+                subtask: self.subtask,
+                tokens: self.tokens,
+            },
+            Err(message) => RuntimeEvent::failed(time, Stage::Vla, message),
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! The model stages and what each does once: the vision encoder turns a camera frame into an
+//! embedding every model shares; the brain plans (VLT) and answers (VLM) about the latest
+//! encoded frame; the cerebellum's [`ActionPolicy`] samples one chunk of action tokens.
+//! [`Pipeline::load`] loads every checkpoint on the partition its stage is placed on (a
+//! checkpoint is loaded once per partition that needs it) and checks that the models agree on
+//! the image embedding. The threaded loops ([`crate::loops`]) and the simulation
+//! ([`crate::simulate`]) both drive these same stages.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use brainstem_models::action::{BinTokenizer, FastTokenizer, Normalization};
+use brainstem_models::generate::GenerateOptions;
+use brainstem_models::plan::{Plan, PlanSchema};
+use brainstem_models::sampling::SamplingParams;
+use brainstem_models::vla::{ActionVocabulary, Vla, VlaSpec, FAST_SKIP_TOKENS};
+use brainstem_models::vlm::{EncodedFrame, Vlm};
+use brainstem_models::LoadOptions;
+
+use crate::clock::Nanos;
+use crate::config::{ActionScheme, BrainConfig, RuntimeConfig};
+use crate::error::{Result, RuntimeError};
+use crate::kernels::{CpuBackend, DType};
+use crate::motion::{ActionDecoding, MotionConfig, MotionDecoder};
+use crate::partition::{Partitions, Stage};
+use crate::robot::RobotDescription;
+use crate::stream::ActionReceiver;
+
+/// What the cerebellum asks of its policy for one chunk.
+pub struct ActRequest<'a> {
+    pub frame: &'a EncodedFrame,
+    pub subtask: &'a str,
+    /// The driven joints' positions, in the policy's joint order.
+    pub state: &'a [f64],
+    /// Numbers the chunk (and seeds its sampling).
+    pub chunk_id: u64,
+}
+
+/// The cerebellum's model: one chunk of action tokens per call, each handed to `emit` the
+/// moment it is sampled. The runtime's own is [`VlaPolicy`]; an embedder can wrap it.
+pub trait ActionPolicy: Send {
+    fn act(&mut self, request: &ActRequest<'_>, emit: &mut dyn FnMut(u32)) -> Result<()>;
+}
+
+/// The VLA as the cerebellum's policy.
+pub struct VlaPolicy {
+    vla: Vla<CpuBackend>,
+    temperature: f32,
+    seed: u64,
+}
+
+impl ActionPolicy for VlaPolicy {
+    fn act(&mut self, request: &ActRequest<'_>, emit: &mut dyn FnMut(u32)) -> Result<()> {
+        let spec = self.vla.spec();
+        let opts = GenerateOptions {
+            max_tokens: match spec.actions {
+                ActionVocabulary::Bins(_) => spec.chunk_steps * spec.action_dims,
+                ActionVocabulary::Fast { .. } => 4 * spec.chunk_steps * spec.action_dims,
+            },
+            sampling: SamplingParams {
+                temperature: self.temperature,
+                top_p: 1.0,
+                seed: self.seed.wrapping_add(request.chunk_id),
+            },
+            stop_ids: Vec::new(),
+        };
+        self.vla
+            .act(request.frame, request.subtask, request.state, &opts, emit)?;
+        Ok(())
+    }
+}
+
+/// The brain's models: the VLM answers, the VLT plans.
+pub struct Brain {
+    vlm: Arc<Vlm<CpuBackend>>,
+    vlt: Arc<Vlm<CpuBackend>>,
+    schema: PlanSchema,
+    config: BrainConfig,
+}
+
+impl Brain {
+    /// A plan for `instruction` in `frame`; it always parses.
+    pub fn plan(&self, instruction: &str, frame: &EncodedFrame) -> Result<Plan> {
+        let opts = GenerateOptions {
+            max_tokens: self.config.plan_tokens,
+            sampling: SamplingParams::default(),
+            stop_ids: Vec::new(),
+        };
+        Ok(self.vlt.plan(instruction, frame, &self.schema, &opts)?.0)
+    }
+
+    /// The VLM's answer to `question` about `frame`.
+    pub fn answer(&self, question: &str, frame: &EncodedFrame) -> Result<String> {
+        let opts = GenerateOptions {
+            max_tokens: self.config.answer_tokens,
+            sampling: SamplingParams::default(),
+            stop_ids: self.vlm.stop_ids(),
+        };
+        let stops = opts.stop_ids.clone();
+        let (ids, _) = self.vlm.generate(question, frame, &opts, None, |_| {})?;
+        let ids: Vec<u32> = ids.into_iter().filter(|id| !stops.contains(id)).collect();
+        Ok(self.vlm.tokenizer().decode(&ids)?)
+    }
+
+    pub fn rate_hz(&self) -> f64 {
+        self.config.rate_hz
+    }
+}
+
+/// Everything a run needs, loaded and checked: the partitions, the model stages on them and
+/// what the motion decoder needs.
+pub struct Pipeline {
+    pub partitions: Arc<Partitions>,
+    pub models: ModelStages,
+    pub motion: MotionSetup,
+}
+
+/// The model side.
+pub struct ModelStages {
+    /// The vision stage's model (its vision tower and connector encode every frame).
+    pub vision: Arc<Vlm<CpuBackend>>,
+    pub brain: Brain,
+    pub policy: Box<dyn ActionPolicy>,
+    /// The robot joints the policy drives and reads the state of.
+    pub action_joints: Vec<usize>,
+    /// How often the cerebellum starts a chunk.
+    pub chunk_period_ns: Nanos,
+}
+
+/// The motion decoder's side.
+pub struct MotionSetup {
+    pub robot: RobotDescription,
+    pub config: MotionConfig,
+    pub decoding: ActionDecoding,
+}
+
+impl MotionSetup {
+    pub fn decoder(self, receiver: ActionReceiver) -> Result<MotionDecoder> {
+        MotionDecoder::new(&self.robot, self.config, self.decoding, receiver)
+    }
+}
+
+impl Pipeline {
+    /// Starts the partitions and loads every model on the partition its stage is placed on.
+    pub fn load(config: &RuntimeConfig) -> Result<Self> {
+        config.validate()?;
+        let robot = config.robot()?;
+        let partitions = Arc::new(Partitions::start(&config.compute())?);
+        let options = LoadOptions {
+            dequantize: false,
+            quantize: config.models.quantize.as_deref().map(quantized_dtype).transpose()?,
+        };
+        let mut loader = Loader::new(&partitions, options);
+        let vla_dir = config.models.vla.clone().unwrap_or(config.models.vlm.clone());
+        let vision = loader.get(Stage::Vision, &config.models.vlm)?;
+        let vlm = loader.get(Stage::Vlm, &config.models.vlm)?;
+        let vlt = loader.get(Stage::Vlt, &config.models.vlm)?;
+        let vla_vlm = loader.get(Stage::Vla, &vla_dir)?;
+        check_shared_embedding(&vision, &vla_vlm, &vla_dir)?;
+        let normalization = joint_bounds(&robot, &config.policy.joints)?;
+        let names: Vec<&str> = config.policy.joints.iter().map(String::as_str).collect();
+        let motion = MotionConfig::for_joints(
+            &robot,
+            &names,
+            normalization.clone(),
+            config.policy.rate_hz,
+            config.policy.chunk_steps,
+        )?;
+        let (actions, decoding) = action_scheme(config, &vla_vlm, names.len())?;
+        let spec = VlaSpec {
+            actions,
+            chunk_steps: config.policy.chunk_steps,
+            action_dims: names.len(),
+            state_normalization: normalization,
+        };
+        let policy = VlaPolicy {
+            vla: Vla::new(vla_vlm, spec)?,
+            temperature: config.policy.temperature,
+            seed: config.policy.seed,
+        };
+        let brain = Brain {
+            schema: PlanSchema::new(config.brain.skills.clone())?,
+            vlm,
+            vlt,
+            config: config.brain.clone(),
+        };
+        Ok(Self {
+            partitions,
+            models: ModelStages {
+                vision,
+                brain,
+                policy: Box::new(policy),
+                action_joints: motion.action_joints.clone(),
+                chunk_period_ns: config.chunk_period_ns(),
+            },
+            motion: MotionSetup {
+                robot,
+                config: motion,
+                decoding,
+            },
+        })
+    }
+}
+
+/// Loads each checkpoint once per partition.
+struct Loader<'a> {
+    partitions: &'a Partitions,
+    options: LoadOptions,
+    loaded: HashMap<(PathBuf, String), Arc<Vlm<CpuBackend>>>,
+}
+
+impl<'a> Loader<'a> {
+    fn new(partitions: &'a Partitions, options: LoadOptions) -> Self {
+        Self {
+            partitions,
+            options,
+            loaded: HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, stage: Stage, dir: &Path) -> Result<Arc<Vlm<CpuBackend>>> {
+        let partition = self.partitions.for_stage(stage);
+        let key = (dir.to_path_buf(), partition.name.clone());
+        if let Some(vlm) = self.loaded.get(&key) {
+            return Ok(vlm.clone());
+        }
+        let vlm = Arc::new(Vlm::load(partition.backend.clone(), dir, self.options)?);
+        self.loaded.insert(key, vlm.clone());
+        Ok(vlm)
+    }
+}
+
+fn quantized_dtype(name: &str) -> Result<DType> {
+    DType::ALL
+        .into_iter()
+        .find(|d| d.is_quantized() && d.to_string().eq_ignore_ascii_case(name))
+        .ok_or_else(|| {
+            RuntimeError::config(
+                "models.quantize",
+                format!("expected one of q4_0, q4_1, q8_0, q4_k, q6_k, found {name:?}"),
+            )
+        })
+}
+
+/// The VLA reads the embedding the vision stage made: the two must agree on its shape.
+fn check_shared_embedding(vision: &Vlm<CpuBackend>, vla: &Vlm<CpuBackend>, vla_dir: &Path) -> Result<()> {
+    let (a, b) = (vision.model().config(), vla.model().config());
+    let shape =
+        |c: &brainstem_models::idefics3::Idefics3Config| (c.vision.image_size, c.image_seq_len(), c.text.hidden_size);
+    if shape(a) != shape(b) {
+        return Err(RuntimeError::ConfigFile {
+            path: vla_dir.to_path_buf(),
+            reason: format!(
+                "the VLA takes (tile, features per tile, width) {:?}, the shared vision encoder makes {:?}",
+                shape(b),
+                shape(a)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Each joint's position range, the normalisation of its action and state.
+fn joint_bounds(robot: &RobotDescription, joints: &[String]) -> Result<Vec<Normalization>> {
+    joints
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let joint = robot.joint_index(name).map(|j| &robot.joints[j]).ok_or_else(|| {
+                RuntimeError::config(
+                    format!("policy.joints[{i}]"),
+                    format!("the robot has no joint {name:?}"),
+                )
+            })?;
+            Ok(Normalization::Bounds {
+                low: joint.min_position,
+                high: joint.max_position,
+            })
+        })
+        .collect()
+}
+
+/// The VLA's action vocabulary and the motion decoder's matching decoding.
+fn action_scheme(
+    config: &RuntimeConfig,
+    vla: &Vlm<CpuBackend>,
+    dims: usize,
+) -> Result<(ActionVocabulary, ActionDecoding)> {
+    let policy = &config.policy;
+    let vocab = vla.model().text().config().vocab_size as u32;
+    match (policy.actions, &policy.fast_tokenizer, policy.end_token) {
+        (ActionScheme::Fast, Some(dir), Some(end)) => {
+            let shape = Some((policy.chunk_steps, dims));
+            let tokenizer = FastTokenizer::from_dir(dir, shape)?;
+            let actions = ActionVocabulary::Fast {
+                tokenizer: Arc::new(FastTokenizer::from_dir(dir, shape)?),
+                skip: FAST_SKIP_TOKENS,
+                end,
+            };
+            Ok((actions, ActionDecoding::Fast(Box::new(tokenizer))))
+        }
+        _ => {
+            let bins = BinTokenizer::new(vocab, 256)?;
+            Ok((ActionVocabulary::Bins(bins.clone()), ActionDecoding::Bins(bins)))
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! `brainstem run`: the whole pipeline (camera, vision encoder, brain, cerebellum, motion
+//! decoder) on a configuration, or with no arguments on the built-in demo. Prints plans and
+//! answers as they come, a line of live rates and latencies every second, and a summary at
+//! the end; `--json` writes the final telemetry. `--simulate` runs on the virtual clock,
+//! each model call taking the time its partition's chip profile gives it.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use brainstem_runtime::demo::{demo_config, StillCamera, SyntheticCamera, DEMO_INSTRUCTION};
+use brainstem_runtime::models::image::RgbImage;
+use brainstem_runtime::motion::{JointCommand, JointSink, LoopOptions, MotionMode};
+use brainstem_runtime::simulate::{Camera, Simulation};
+use brainstem_runtime::stages::Pipeline;
+use brainstem_runtime::telemetry::TelemetryReport;
+use brainstem_runtime::{Runtime, RuntimeConfig, RuntimeEvent, RuntimeOptions};
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// A runtime configuration (TOML); without one, the built-in demo runs.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where the demo's generated checkpoint is kept.
+    #[arg(long, default_value = "weights")]
+    cache: PathBuf,
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    #[arg(long, default_value = DEMO_INSTRUCTION)]
+    instruction: String,
+    /// A question for the VLM about the first frame.
+    #[arg(long, default_value = "What is on the table?")]
+    ask: String,
+    /// A still PNG or JPEG as the camera (default: the synthetic camera).
+    #[arg(long)]
+    image: Option<PathBuf>,
+    #[arg(long, default_value_t = 10.0)]
+    camera_hz: f64,
+    /// Run on the virtual clock, timing each model call by its partition's chip profile.
+    #[arg(long)]
+    simulate: bool,
+    /// Pin the motion loop to this core.
+    #[arg(long)]
+    motion_core: Option<usize>,
+    /// Run the motion loop at SCHED_FIFO with this priority.
+    #[arg(long)]
+    fifo: Option<i32>,
+    /// Write the final telemetry here as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Passes the motion mode and tick count to the printing thread, lock-free.
+#[derive(Clone, Default)]
+struct StatusSink {
+    mode: Arc<AtomicU8>,
+    ticks: Arc<AtomicU64>,
+}
+
+impl JointSink for StatusSink {
+    fn send(&mut self, command: &JointCommand<'_>) {
+        let code = match command.mode {
+            MotionMode::Idle => 0,
+            MotionMode::Following => 1,
+            MotionMode::Stopping(_) => 2,
+            MotionMode::Holding(_) => 3,
+        };
+        self.mode.store(code, Ordering::Relaxed);
+        self.ticks.store(command.tick + 1, Ordering::Relaxed);
+    }
+}
+
+impl StatusSink {
+    fn mode(&self) -> &'static str {
+        ["idle", "following", "stopping", "holding"][self.mode.load(Ordering::Relaxed).min(3) as usize]
+    }
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = match &args.config {
+        Some(path) => RuntimeConfig::from_file(path)?,
+        None => {
+            std::fs::create_dir_all(&args.cache).with_context(|| format!("creating {}", args.cache.display()))?;
+            demo_config(&args.cache)?
+        }
+    };
+    let mut camera: Box<dyn Camera> = match &args.image {
+        Some(path) => Box::new(StillCamera(RgbImage::open(path)?)),
+        None => Box::new(SyntheticCamera::default()),
+    };
+    let loading = Instant::now();
+    let pipeline = Pipeline::load(&config)?;
+    println!(
+        "loaded {} ({} joints at {} Hz, {} driven) on {} partitions in {:.1} s",
+        config.models.vlm.display(),
+        pipeline.motion.robot.joints.len(),
+        pipeline.motion.robot.control_rate_hz,
+        config.policy.joints.len(),
+        pipeline.partitions.all().len(),
+        loading.elapsed().as_secs_f64()
+    );
+    for partition in pipeline.partitions.all() {
+        println!(
+            "  {}: {} on cores {:?}",
+            partition.name, partition.chip.name, partition.pinning
+        );
+    }
+    let sink = StatusSink::default();
+    let report = if args.simulate {
+        simulate(&args, pipeline, camera, sink)?
+    } else {
+        run_wall_clock(&args, pipeline, camera.as_mut(), sink)?
+    };
+    print_summary(&report);
+    if let Some(path) = &args.json {
+        std::fs::write(path, report.to_json()).with_context(|| format!("writing {}", path.display()))?;
+        println!("telemetry written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn run_wall_clock(
+    args: &RunArgs,
+    pipeline: Pipeline,
+    camera: &mut dyn Camera,
+    sink: StatusSink,
+) -> anyhow::Result<TelemetryReport> {
+    let options = RuntimeOptions {
+        motion: LoopOptions {
+            core: args.motion_core,
+            realtime_priority: args.fifo,
+            ticks: None,
+        },
+        ..RuntimeOptions::default()
+    };
+    let runtime = Runtime::start(pipeline, Box::new(sink.clone()), options)?;
+    runtime.set_instruction(&args.instruction)?;
+    runtime.push_frame(camera.capture(runtime.now()))?;
+    runtime.ask(&args.ask)?;
+    let started = Instant::now();
+    let frame_period = Duration::from_secs_f64(1.0 / args.camera_hz.max(0.1));
+    let (mut next_frame, mut next_status) = (started + frame_period, started + Duration::from_secs(1));
+    while started.elapsed().as_secs_f64() < args.seconds {
+        if let Some(event) = runtime.wait_event(Duration::from_millis(5)) {
+            print_event(&event);
+        }
+        if Instant::now() >= next_frame {
+            runtime.push_frame(camera.capture(runtime.now()))?;
+            next_frame += frame_period;
+        }
+        if Instant::now() >= next_status {
+            print_status(&runtime.telemetry(), &sink);
+            next_status += Duration::from_secs(1);
+        }
+    }
+    Ok(runtime.stop()?)
+}
+
+fn simulate(
+    args: &RunArgs,
+    pipeline: Pipeline,
+    camera: Box<dyn Camera>,
+    sink: StatusSink,
+) -> anyhow::Result<TelemetryReport> {
+    let mut sim = Simulation::new(pipeline, Box::new(sink.clone()), camera, args.camera_hz)?;
+    sim.board().set_instruction(&args.instruction)?;
+    sim.board().ask(&args.ask)?;
+    let end = (args.seconds * 1e9) as u64;
+    while sim.now() < end {
+        sim.run_until((sim.now() + 1_000_000_000).min(end));
+        for event in sim.take_events() {
+            print_event(&event);
+        }
+        print_status(&sim.telemetry(), &sink);
+    }
+    Ok(sim.telemetry())
+}
+
+fn print_event(event: &RuntimeEvent) {
+    let seconds = |t: u64| t as f64 * 1e-9;
+    match event {
+        RuntimeEvent::Plan { time, subtasks, .. } => {
+            println!("[{:7.3} s] plan: {}", seconds(*time), subtasks.join(" -> "))
+        }
+        RuntimeEvent::Answer { time, text, .. } => println!("[{:7.3} s] answer: {text:?}", seconds(*time)),
+        RuntimeEvent::StageFailed { time, stage, message } => {
+            println!("[{:7.3} s] {stage} failed: {message}", seconds(*time))
+        }
+        RuntimeEvent::Chunk { .. } => {}
+    }
+}
+
+fn print_status(report: &TelemetryReport, sink: &StatusSink) {
+    let stage = |name: &str| report.stages.iter().find(|s| s.name == name);
+    let rate = |name: &str| stage(name).map_or(0.0, |s| s.count as f64 / report.wall_s.max(1e-9));
+    let latency =
+        |name: &str| stage(name).map_or("-".into(), |s| format!("p50 {:.1} p99 {:.1} ms", s.p50_ms, s.p99_ms));
+    println!(
+        "[{:7.3} s] {} ticks, {}; chunks {:.1}/s ({}); plans {:.2}/s ({}); stops {}",
+        report.wall_s,
+        sink.ticks.load(Ordering::Relaxed),
+        sink.mode(),
+        rate("vla_chunk"),
+        latency("vla_chunk"),
+        rate("vlt_plan"),
+        latency("vlt_plan"),
+        report.interventions.stops()
+    );
+}
+
+fn print_summary(report: &TelemetryReport) {
+    println!("\nstage              count    rate/s   p50 ms   p99 ms   max ms  misses");
+    for s in &report.stages {
+        println!(
+            "{:<18} {:>5} {:>9.2} {:>8.2} {:>8.2} {:>8.2} {:>7}",
+            s.name,
+            s.count,
+            s.count as f64 / report.wall_s.max(1e-9),
+            s.p50_ms,
+            s.p99_ms,
+            s.max_ms,
+            s.deadline_misses
+        );
+    }
+    println!("\npartition  chip              busy   TOPS used   energy J");
+    for p in &report.partitions {
+        println!(
+            "{:<10} {:<16} {:>5.1}% {:>11.4} {:>10.3}",
+            p.name,
+            p.chip,
+            100.0 * p.chip_utilisation,
+            p.tops_used,
+            p.energy_joules
+        );
+    }
+    if let Some(m) = &report.motion {
+        println!(
+            "\nmotion loop: {} ticks, {} overruns; tick work p50 {:.1} p99 {:.1} max {:.1} us; jitter p99 {:.1} max {:.1} us",
+            m.ticks, m.overruns, m.work_p50_us, m.work_p99_us, m.work_max_us, m.jitter_p99_us, m.jitter_max_us
+        );
+    }
+    let interventions: Vec<String> = report
+        .interventions
+        .entries()
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    println!("interventions: {}", interventions.join(", "));
+}
