@@ -310,6 +310,15 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configuration_parses() {
+        let config = RuntimeConfig::from_toml(include_str!("../examples/smolvlm-256m.toml")).unwrap();
+        assert_eq!(config.chunk_period_ns(), 1_000_000_000);
+        let compute = config.compute.unwrap();
+        assert_eq!(compute.placement.vla, "p2");
+        assert_eq!(compute.partitions[2].chip.as_ref().unwrap().int8_tops, 750.0);
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let cases = [
             (CONFIG.replace("rate_hz = 50.0", "rate_hz = -1.0"), "policy.rate_hz"),

@@ -28,7 +28,7 @@ pub const CHUNK: &str = "vla_chunk";
 pub const FIRST_ACTION: &str = "vla_first_action";
 
 /// What the loops share with each other and with the embedder.
-pub struct Shared {
+pub(crate) struct Shared {
     pub board: Mutex<Board>,
     /// Signalled on a new frame, a new encoding and on stop.
     pub wake: Condvar,
@@ -75,6 +75,15 @@ impl Shared {
     }
 }
 
+/// How soon a loop looks again when it had nothing to work on (no frame encoded yet, no
+/// instruction).
+const INPUT_POLL_NS: Nanos = 10_000_000;
+
+/// The period boundary after `deadline`, or the next one from `now` when the work ran over.
+fn next_deadline(deadline: Nanos, now: Nanos, period: Nanos) -> Nanos {
+    deadline.max(now.saturating_sub(period)) + period
+}
+
 fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(name.into())
@@ -83,7 +92,7 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<
 }
 
 /// Starts the vision, brain and cerebellum threads.
-pub fn start(shared: &Arc<Shared>, models: ModelStages, sender: ActionSender) -> Result<Vec<JoinHandle<()>>> {
+pub(crate) fn start(shared: &Arc<Shared>, models: ModelStages, sender: ActionSender) -> Result<Vec<JoinHandle<()>>> {
     let ModelStages {
         vision,
         brain,
@@ -153,10 +162,11 @@ fn brain_loop(shared: &Shared, brain: &Brain) {
     let period = (1e9 / brain.rate_hz()) as Nanos;
     let mut deadline = shared.clock.now();
     while shared.wait_until(deadline) {
-        deadline = deadline.max(shared.clock.now().saturating_sub(period)) + period;
         let Some(inputs) = shared.board().take_brain_inputs() else {
+            deadline = shared.clock.now() + INPUT_POLL_NS;
             continue;
         };
+        deadline = next_deadline(deadline, shared.clock.now(), period);
         for (id, question) in inputs.questions {
             let started = Instant::now();
             match guarded(|| brain.answer(&question, &inputs.frame)) {
@@ -190,7 +200,7 @@ fn brain_loop(shared: &Shared, brain: &Brain) {
 }
 
 /// The cerebellum: the policy, the stream into the motion decoder, and its chunk clock.
-pub struct Cerebellum {
+pub(crate) struct Cerebellum {
     pub policy: Box<dyn ActionPolicy>,
     pub sender: ActionSender,
     /// The robot joints the policy drives (and reads the state of).
@@ -200,7 +210,7 @@ pub struct Cerebellum {
 }
 
 /// One chunk's outcome.
-pub struct ChunkOutcome {
+pub(crate) struct ChunkOutcome {
     pub chunk_id: u64,
     pub subtask: String,
     pub tokens: usize,
@@ -257,7 +267,6 @@ impl Cerebellum {
     fn run(mut self, shared: &Shared) {
         let mut deadline = shared.clock.now();
         while shared.wait_until(deadline) {
-            deadline = deadline.max(shared.clock.now().saturating_sub(self.period_ns)) + self.period_ns;
             let start = shared.clock.now();
             let started = Instant::now();
             let mut first = None;
@@ -266,7 +275,11 @@ impl Cerebellum {
                     first = Some(started.elapsed());
                 }
             });
-            let Some(outcome) = outcome else { continue };
+            let Some(outcome) = outcome else {
+                deadline = shared.clock.now() + INPUT_POLL_NS;
+                continue;
+            };
+            deadline = next_deadline(deadline, start, self.period_ns);
             if outcome.result.is_ok() {
                 shared.stages.record(CHUNK, started.elapsed());
                 if let Some(first) = first {

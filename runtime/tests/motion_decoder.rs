@@ -359,6 +359,24 @@ fn garbage_stops_the_robot_and_a_valid_chunk_resumes_it() {
 }
 
 #[test]
+fn a_chunk_whose_steps_all_arrive_late_counts_as_stale_and_moves_nothing() {
+    let robot = test_robot();
+    let (mut decoder, mut sender) = decoder(&robot, &ARM, 10, ActionDecoding::Values, BlendMode::LatestOnly);
+    sender.begin_chunk(1, 0).unwrap();
+    let now = run_ticks(&mut decoder, 0, 300);
+    // The chunk covered 0 to 180 ms; its values come at 300 ms.
+    for _ in 0..10 * ARM.len() {
+        sender.value(0.5).unwrap();
+    }
+    sender.end_chunk().unwrap();
+    run_ticks(&mut decoder, now, 10);
+    let counts = decoder.interventions().snapshot();
+    assert_eq!((counts.stale_chunks, counts.chunks_completed), (1, 0));
+    assert_eq!(decoder.mode(), MotionMode::Idle);
+    assert_resting(&decoder).unwrap();
+}
+
+#[test]
 fn a_starved_stream_stops_at_the_horizon_and_holds() {
     let robot = test_robot();
     let (mut decoder, mut sender) = decoder(&robot, &ARM, 10, ActionDecoding::Values, BlendMode::LatestOnly);

@@ -1,6 +1,6 @@
 //! The motion decoder's tick must not allocate: a counting global allocator watches the ticks
-//! of a decoder fed FAST tokens, binned tokens and raw values, garbage and stops included, and
-//! counts every allocation made on the ticking thread.
+//! of a decoder fed FAST tokens, binned tokens and raw values, garbage, stops and a policy's
+//! halt included, and counts every allocation made on the ticking thread.
 
 mod common;
 
@@ -98,6 +98,13 @@ fn ticks_never_allocate() {
     sender.end_chunk().unwrap();
     sender.token(5).unwrap(); // outside a chunk
     assert_eq!(watched_ticks(&mut decoder, 0, 600), 0, "binned chunk");
+    sender.begin_chunk(1, 600_000_000).unwrap();
+    for i in 0..35u32 {
+        sender.token(49_000 + i).unwrap();
+    }
+    sender.halt().unwrap(); // the policy failed halfway through the chunk
+    assert_eq!(watched_ticks(&mut decoder, 600_000_000, 600), 0, "halted chunk");
+    assert_eq!(decoder.interventions().snapshot().stop_policy_failed, 1);
 
     let (mut decoder, mut sender) = arm_decoder(ActionDecoding::Values, 10);
     sender.begin_chunk(0, 0).unwrap();

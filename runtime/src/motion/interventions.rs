@@ -48,7 +48,7 @@ counters! {
     stop_malformed,
     /// Controlled stops because the model side reported a failed policy.
     stop_policy_failed,
-    /// Chunks that arrived after all their steps had been executed.
+    /// Chunks whose every step arrived after it was due (at its start, or by its end).
     stale_chunks,
     /// Chunks too far ahead of the present to schedule.
     distant_chunks,

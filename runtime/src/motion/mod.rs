@@ -94,6 +94,8 @@ pub struct MotionDecoder {
     in_flight: InFlight,
     receiving: Receiving,
     chunk_dirty: bool,
+    /// Whether any step of the chunk being received made it into the schedule.
+    chunk_scheduled: bool,
     mode: MotionMode,
     policy_period_ns: u64,
     control_period_ns: u64,
@@ -140,6 +142,7 @@ impl MotionDecoder {
             receiver,
             receiving: Receiving::Outside,
             chunk_dirty: false,
+            chunk_scheduled: false,
             mode: MotionMode::Idle,
             tick: 0,
             interventions: Arc::new(Interventions::default()),
@@ -240,6 +243,7 @@ impl MotionDecoder {
         self.receiving = match self.schedule.begin_chunk(start, self.config.chunk_steps) {
             Placement::Placed => {
                 self.in_flight.reset();
+                self.chunk_scheduled = false;
                 Receiving::Chunk { start }
             }
             Placement::Stale => {
@@ -257,8 +261,13 @@ impl MotionDecoder {
         match self.in_flight.finish() {
             Ok(relaxed) => {
                 Interventions::add(&self.interventions.relaxed_chunks, relaxed as u64);
-                Interventions::add(&self.interventions.chunks_completed, 1);
                 self.merge_in_flight(true);
+                let counter = match self.chunk_scheduled {
+                    true => &self.interventions.chunks_completed,
+                    // Every step arrived after it was due.
+                    false => &self.interventions.stale_chunks,
+                };
+                Interventions::add(counter, 1);
                 self.receiving = Receiving::Outside;
                 if !self.schedule.is_empty() {
                     self.mode = MotionMode::Following;
@@ -283,7 +292,7 @@ impl MotionDecoder {
         for (k, (out, value)) in self.joint_chunk.iter_mut().zip(estimate).enumerate().take(known * dims) {
             *out = self.config.normalization[k % dims].unnormalize(*value);
         }
-        self.schedule.merge(start, &self.joint_chunk, known, complete);
+        self.chunk_scheduled |= self.schedule.merge(start, &self.joint_chunk, known, complete);
         if self.mode == MotionMode::Idle && !self.schedule.is_empty() {
             self.mode = MotionMode::Following;
         }

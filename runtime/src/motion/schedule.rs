@@ -121,7 +121,8 @@ impl Schedule {
     /// Blends the first `known` steps of the in-flight chunk starting at `start`
     /// (`chunk[(k - start) * dims + d]`, already in joint units) into the schedule. `complete`
     /// ends the schedule with the chunk; otherwise the old schedule's tail is kept after it.
-    pub fn merge(&mut self, start: i64, chunk: &[f64], known: usize, complete: bool) {
+    /// Returns whether any step was written (false when every known step is committed).
+    pub fn merge(&mut self, start: i64, chunk: &[f64], known: usize, complete: bool) -> bool {
         // Only steps the old schedule has can stay frozen.
         let old_uncommitted = (self.base_end - self.committed - 1).max(0);
         let freeze = match self.blend {
@@ -131,7 +132,7 @@ impl Schedule {
         let writable = start.max(self.committed + 1 + freeze).max(self.first);
         let known_end = start + known as i64;
         if known_end <= writable {
-            return;
+            return false;
         }
         if self.is_empty() {
             // Nothing to continue from: the schedule begins where the chunk can be written.
@@ -162,6 +163,7 @@ impl Schedule {
         } else {
             known_end.max(self.base_end)
         };
+        true
     }
 
     fn hold_from_previous(&mut self, step: i64) {
