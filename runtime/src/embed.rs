@@ -23,7 +23,7 @@ use crate::observe::{Board, CommandedState, RecordingSink, RuntimeEvent};
 use crate::partition::Partitions;
 use crate::stages::Pipeline;
 use crate::stream::action_stream;
-use crate::telemetry::{MotionSummary, PartitionReport, TelemetryReport};
+use crate::telemetry::{MotionSummary, TelemetryReport};
 
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
@@ -154,20 +154,13 @@ impl Runtime {
 
     /// Telemetry since the start: stage latencies, partition work, interventions.
     pub fn telemetry(&self) -> TelemetryReport {
-        let wall = self.started.elapsed();
-        TelemetryReport {
-            wall_s: wall.as_secs_f64(),
-            stages: self.shared.stages.report(),
-            partitions: self
-                .partitions
-                .all()
-                .iter()
-                .zip(&self.ledger_start)
-                .map(|(partition, start)| PartitionReport::of(partition, start, wall))
-                .collect(),
-            interventions: self.interventions(),
-            motion: None,
-        }
+        TelemetryReport::collect(
+            self.started.elapsed(),
+            &self.shared.stages,
+            &self.partitions,
+            &self.ledger_start,
+            self.interventions(),
+        )
     }
 
     /// Stops every loop and returns the final telemetry, with the motion loop's timing.

@@ -15,7 +15,7 @@ use brainstem_models::image::RgbImage;
 use crate::config::RuntimeConfig;
 use crate::demo::demo_config;
 use crate::embed::{Runtime, RuntimeOptions};
-use crate::motion::{JointCommand, JointSink, MotionMode};
+use crate::motion::{JointCommand, JointSink};
 
 /// Called on the motion loop's thread once per control tick with every joint's command (in
 /// the robot's joint order). It must return well within the control period and must not
@@ -81,6 +81,18 @@ unsafe fn runtime<'a>(handle: *const BrainstemRuntime) -> Result<&'a BrainstemRu
     unsafe { handle.as_ref() }.ok_or_else(|| "the runtime handle is null".to_string())
 }
 
+/// # Safety
+/// As [`runtime`] and [`utf8`]; the text must not be null.
+unsafe fn runtime_and_text<'a>(
+    handle: *const BrainstemRuntime,
+    text: *const c_char,
+    what: &str,
+) -> Result<(&'a BrainstemRuntime, &'a str), String> {
+    // SAFETY: forwarded from this function's contract.
+    let (handle, text) = unsafe { (runtime(handle)?, utf8(text, what)?) };
+    Ok((handle, text.ok_or_else(|| format!("{what} is null"))?))
+}
+
 struct CallbackSink {
     callback: unsafe extern "C" fn(*mut c_void, u64, u64, i32, *const f64, *const f64, usize),
     user: *mut c_void,
@@ -92,12 +104,7 @@ unsafe impl Send for CallbackSink {}
 
 impl JointSink for CallbackSink {
     fn send(&mut self, command: &JointCommand<'_>) {
-        let mode = match command.mode {
-            MotionMode::Idle => 0,
-            MotionMode::Following => 1,
-            MotionMode::Stopping(_) => 2,
-            MotionMode::Holding(_) => 3,
-        };
+        let mode = command.mode.code() as i32;
         // SAFETY: the slices are valid for `joints` values during the call.
         unsafe {
             (self.callback)(
@@ -230,8 +237,7 @@ pub unsafe extern "C" fn brainstem_push_state(
 pub unsafe extern "C" fn brainstem_set_instruction(handle: *const BrainstemRuntime, text: *const c_char) -> i32 {
     boundary(-1, || {
         // SAFETY: forwarded from this function's contract.
-        let (handle, text) = unsafe { (runtime(handle)?, utf8(text, "the instruction")?) };
-        let text = text.ok_or("the instruction is null")?;
+        let (handle, text) = unsafe { runtime_and_text(handle, text, "the instruction") }?;
         handle.runtime.set_instruction(text).map_err(|e| e.to_string())?;
         Ok(0)
     })
@@ -246,8 +252,7 @@ pub unsafe extern "C" fn brainstem_set_instruction(handle: *const BrainstemRunti
 pub unsafe extern "C" fn brainstem_ask(handle: *const BrainstemRuntime, question: *const c_char) -> i64 {
     boundary(-1, || {
         // SAFETY: forwarded from this function's contract.
-        let (handle, question) = unsafe { (runtime(handle)?, utf8(question, "the question")?) };
-        let question = question.ok_or("the question is null")?;
+        let (handle, question) = unsafe { runtime_and_text(handle, question, "the question") }?;
         let id = handle.runtime.ask(question).map_err(|e| e.to_string())?;
         i64::try_from(id).map_err(|_| "question ids ran out".to_string())
     })

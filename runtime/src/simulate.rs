@@ -23,7 +23,7 @@ use crate::observe::{guarded, Board, CommandedState, RuntimeEvent};
 use crate::partition::{Partition, Partitions, Stage};
 use crate::stages::{Brain, Pipeline};
 use crate::stream::{action_stream, ActionReceiver, ActionSender, StreamEvent};
-use crate::telemetry::{PartitionReport, StageLatencies, TelemetryReport};
+use crate::telemetry::{StageLatencies, TelemetryReport};
 
 /// Where simulated frames come from.
 pub trait Camera: Send {
@@ -318,20 +318,13 @@ impl Simulation {
 
     /// Telemetry in virtual time.
     pub fn telemetry(&self) -> TelemetryReport {
-        let wall = Duration::from_nanos(self.now.max(1));
-        TelemetryReport {
-            wall_s: wall.as_secs_f64(),
-            stages: self.stages.report(),
-            partitions: self
-                .partitions
-                .all()
-                .iter()
-                .zip(&self.ledger_start)
-                .map(|(partition, start)| PartitionReport::of(partition, start, wall))
-                .collect(),
-            interventions: self.interventions(),
-            motion: None,
-        }
+        TelemetryReport::collect(
+            Duration::from_nanos(self.now.max(1)),
+            &self.stages,
+            &self.partitions,
+            &self.ledger_start,
+            self.interventions(),
+        )
     }
 }
 

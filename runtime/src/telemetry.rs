@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::chip::ChipProfile;
 use crate::kernels::{Backend, LedgerSnapshot};
 use crate::motion::{InterventionCounts, LoopReport};
-use crate::partition::Partition;
+use crate::partition::{Partition, Partitions};
 
 struct StageRecord {
     latency_ns: Histogram<u64>,
@@ -172,6 +172,30 @@ impl MotionSummary {
 }
 
 impl TelemetryReport {
+    /// The report of a run `wall` long: its stages, each partition's work since its ledger
+    /// stood at `ledger_start`, and the interventions (the motion loop's timing comes at its
+    /// end).
+    pub fn collect(
+        wall: Duration,
+        stages: &StageLatencies,
+        partitions: &Partitions,
+        ledger_start: &[LedgerSnapshot],
+        interventions: InterventionCounts,
+    ) -> Self {
+        Self {
+            wall_s: wall.as_secs_f64(),
+            stages: stages.report(),
+            partitions: partitions
+                .all()
+                .iter()
+                .zip(ledger_start)
+                .map(|(partition, start)| PartitionReport::of(partition, start, wall))
+                .collect(),
+            interventions,
+            motion: None,
+        }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use brainstem_runtime::demo::{demo_config, StillCamera, SyntheticCamera, DEMO_INSTRUCTION};
 use brainstem_runtime::models::image::RgbImage;
-use brainstem_runtime::motion::{JointCommand, JointSink, LoopOptions, MotionMode};
+use brainstem_runtime::motion::{JointCommand, JointSink, LoopOptions};
 use brainstem_runtime::simulate::{Camera, Simulation};
 use brainstem_runtime::stages::Pipeline;
 use brainstem_runtime::telemetry::TelemetryReport;
@@ -61,18 +61,13 @@ struct StatusSink {
 
 impl JointSink for StatusSink {
     fn send(&mut self, command: &JointCommand<'_>) {
-        let code = match command.mode {
-            MotionMode::Idle => 0,
-            MotionMode::Following => 1,
-            MotionMode::Stopping(_) => 2,
-            MotionMode::Holding(_) => 3,
-        };
-        self.mode.store(code, Ordering::Relaxed);
+        self.mode.store(command.mode.code(), Ordering::Relaxed);
         self.ticks.store(command.tick + 1, Ordering::Relaxed);
     }
 }
 
 impl StatusSink {
+    /// The mode, numbered as [`brainstem_runtime::motion::MotionMode::code`] numbers it.
     fn mode(&self) -> &'static str {
         ["idle", "following", "stopping", "holding"][self.mode.load(Ordering::Relaxed).min(3) as usize]
     }

@@ -56,6 +56,19 @@ pub enum MotionMode {
     Holding(StopReason),
 }
 
+impl MotionMode {
+    /// A number for interfaces that carry the mode as an integer: 0 idle, 1 following,
+    /// 2 stopping, 3 holding.
+    pub fn code(self) -> u8 {
+        match self {
+            MotionMode::Idle => 0,
+            MotionMode::Following => 1,
+            MotionMode::Stopping(_) => 2,
+            MotionMode::Holding(_) => 3,
+        }
+    }
+}
+
 /// One tick's command for every joint, in the robot's joint order.
 #[derive(Debug, Clone, Copy)]
 pub struct JointCommand<'a> {
