@@ -128,6 +128,21 @@ impl LedgerSnapshot {
         total
     }
 
+    /// This work and `other` together.
+    pub fn plus(&self, other: &LedgerSnapshot) -> LedgerSnapshot {
+        let mut by_kind = self.by_kind.clone();
+        for &(kind, calls, cost) in &other.by_kind {
+            match by_kind.iter_mut().find(|(k, _, _)| *k == kind) {
+                Some((_, c, k)) => {
+                    *c += calls;
+                    *k += cost;
+                }
+                None => by_kind.push((kind, calls, cost)),
+            }
+        }
+        LedgerSnapshot { by_kind }
+    }
+
     /// The cost accumulated since `earlier`.
     pub fn since(&self, earlier: &LedgerSnapshot) -> LedgerSnapshot {
         let by_kind = self

@@ -315,7 +315,7 @@ mod tests {
         assert_eq!(config.chunk_period_ns(), 1_000_000_000);
         let compute = config.compute.unwrap();
         assert_eq!(compute.placement.vla, "p2");
-        assert_eq!(compute.partitions[2].chip.as_ref().unwrap().int8_tops, 750.0);
+        assert_eq!(compute.partitions[2].chip_profile("p2").unwrap().int8_tops, 750.0);
     }
 
     #[test]

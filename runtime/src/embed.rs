@@ -154,11 +154,24 @@ impl Runtime {
 
     /// Telemetry since the start: stage latencies, partition work, interventions.
     pub fn telemetry(&self) -> TelemetryReport {
+        let work: Vec<_> = self
+            .partitions
+            .all()
+            .iter()
+            .zip(&self.ledger_start)
+            .map(|(partition, start)| partition.backend.ledger().snapshot().since(start))
+            .collect();
+        let chips: Vec<_> = self
+            .partitions
+            .all()
+            .iter()
+            .map(|p| (p.name.as_str(), &p.chip))
+            .collect();
         TelemetryReport::collect(
             self.started.elapsed(),
             &self.shared.stages,
-            &self.partitions,
-            &self.ledger_start,
+            &chips,
+            &work,
             self.interventions(),
         )
     }

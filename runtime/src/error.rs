@@ -15,6 +15,8 @@ pub enum RuntimeError {
     Action(#[from] ActionError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Kernel(#[from] brainstem_models::kernels::KernelError),
     #[error("invalid observation: {0}")]
     Observation(String),
     #[error("could not start a runtime thread: {0}")]

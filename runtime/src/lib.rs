@@ -12,6 +12,7 @@ pub mod demo;
 pub mod embed;
 pub mod error;
 pub mod ffi;
+pub mod host;
 pub mod loops;
 pub mod motion;
 pub mod observe;
@@ -20,6 +21,7 @@ pub mod robot;
 pub mod simulate;
 pub mod stages;
 pub mod stream;
+pub mod sweep;
 pub mod telemetry;
 
 pub use brainstem_models as models;

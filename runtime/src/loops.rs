@@ -110,6 +110,7 @@ pub(crate) fn start(shared: &Arc<Shared>, models: ModelStages, sender: ActionSen
         joints: action_joints,
         period_ns: chunk_period_ns,
         next_chunk: 0,
+        last_tokens: Vec::new(),
     };
     let (s1, s2, s3) = (shared.clone(), shared.clone(), shared.clone());
     Ok(vec![
@@ -207,6 +208,8 @@ pub(crate) struct Cerebellum {
     pub joints: Vec<usize>,
     pub period_ns: Nanos,
     pub next_chunk: u64,
+    /// The tokens of the last chunk sampled.
+    pub last_tokens: Vec<u32>,
 }
 
 /// One chunk's outcome.
@@ -233,6 +236,7 @@ impl Cerebellum {
             .cerebellum_inputs(&self.joints, commanded)?;
         let chunk_id = self.next_chunk;
         self.next_chunk += 1;
+        self.last_tokens.clear();
         let request = ActRequest {
             frame: &inputs.frame,
             subtask: &inputs.subtask,
@@ -242,14 +246,12 @@ impl Cerebellum {
         // A full stream means the motion decoder has stopped draining it: the chunk arrives
         // incomplete and the decoder's framing rejects it, so there is nothing to retry.
         let _ = self.sender.begin_chunk(chunk_id, start);
-        let mut tokens = 0;
-        let sender = &mut self.sender;
-        let policy = &mut self.policy;
+        let (sender, policy, sent) = (&mut self.sender, &mut self.policy, &mut self.last_tokens);
         let result = guarded(|| {
             policy.act(&request, &mut |token| {
                 let _ = sender.token(token);
-                tokens += 1;
-                on_token(tokens);
+                sent.push(token);
+                on_token(sent.len());
             })
         });
         let _ = match result {
@@ -259,8 +261,36 @@ impl Cerebellum {
         Some(ChunkOutcome {
             chunk_id,
             subtask: inputs.subtask,
-            tokens,
+            tokens: self.last_tokens.len(),
             result,
+        })
+    }
+
+    /// Streams `tokens` as the next chunk from `start` without running the policy, once there
+    /// are inputs a chunk could be sampled from (the simulation's replay).
+    pub fn resend(
+        &mut self,
+        board: &Mutex<Board>,
+        commanded: &CommandedState,
+        start: Nanos,
+        tokens: &[u32],
+    ) -> Option<ChunkOutcome> {
+        let inputs = board
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cerebellum_inputs(&self.joints, commanded)?;
+        let chunk_id = self.next_chunk;
+        self.next_chunk += 1;
+        let _ = self.sender.begin_chunk(chunk_id, start);
+        for &token in tokens {
+            let _ = self.sender.token(token);
+        }
+        let _ = self.sender.end_chunk();
+        Some(ChunkOutcome {
+            chunk_id,
+            subtask: inputs.subtask,
+            tokens: tokens.len(),
+            result: Ok(()),
         })
     }
 

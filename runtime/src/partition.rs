@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::chip::ChipProfile;
+use crate::chip::{ChipProfile, BUILTIN_CHIPS};
 use crate::error::{Result, RuntimeError};
 use crate::kernels::CpuBackend;
 
@@ -53,9 +53,17 @@ pub struct PartitionConfig {
     /// The chip as an NPU of this many int8 TOPS (see [`ChipProfile::npu`]) ...
     #[serde(default)]
     pub npu_tops: Option<f64>,
-    /// ... or a full profile.
+    /// ... or a built-in profile by name, or a full profile.
     #[serde(default)]
-    pub chip: Option<ChipProfile>,
+    pub chip: Option<ChipSpec>,
+}
+
+/// A chip named from [`ChipProfile::builtin`]'s list, or described in full.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum ChipSpec {
+    Builtin(String),
+    Profile(ChipProfile),
 }
 
 /// Which partition each stage runs on, by partition name.
@@ -172,9 +180,15 @@ impl ComputeConfig {
 }
 
 impl PartitionConfig {
-    fn chip_profile(&self, key: &str) -> Result<ChipProfile> {
+    pub fn chip_profile(&self, key: &str) -> Result<ChipProfile> {
         let chip = match (&self.chip, self.npu_tops) {
-            (Some(chip), None) => chip.clone(),
+            (Some(ChipSpec::Profile(chip)), None) => chip.clone(),
+            (Some(ChipSpec::Builtin(name)), None) => ChipProfile::builtin(name).ok_or_else(|| {
+                RuntimeError::config(
+                    format!("{key}.chip"),
+                    format!("expected one of {}, found {name:?}", BUILTIN_CHIPS.join(", ")),
+                )
+            })?,
             (None, Some(tops)) => ChipProfile::npu(tops),
             _ => {
                 return Err(RuntimeError::config(
@@ -298,7 +312,9 @@ mod tests {
         memory_gbps = 200.0
         scratchpad_mib = 4.0
         idle_watts = 3.0
-        peak_watts = 25.0
+        int8_mac_pj = 0.3
+        float_op_pj = 1.0
+        dram_byte_pj = 30.0
         dispatch_us = 8.0
 
         [placement]
@@ -314,6 +330,8 @@ mod tests {
         let partitions = Partitions::start(&config).unwrap();
         assert_eq!(partitions.for_stage(Stage::Vlt).name, "brain");
         assert_eq!(partitions.for_stage(Stage::Vla).chip.int8_tops, 8.0);
+        let named = ComputeConfig::from_toml(&CONFIG.replace("npu_tops = 8.0", "chip = \"orin-like\"")).unwrap();
+        assert_eq!(named.partitions[0].chip_profile("p").unwrap().memory_gbps, 204.8);
         assert_eq!(partitions.for_stage(Stage::Vlm).pinning.len(), 2);
         let default = ComputeConfig::three_chips(available_cores());
         default.validate(available_cores()).unwrap();
@@ -337,6 +355,7 @@ mod tests {
                 "partition[1].chip.memory_gbps",
             ),
             (CONFIG.replace("npu_tops = 8.0", ""), "partition[0]"),
+            (CONFIG.replace("npu_tops = 8.0", "chip = \"tpu\""), "partition[0].chip"),
             (
                 CONFIG.replace("threads = 2", "threads = 2\n        priority = 40"),
                 "partition[1].priority",

@@ -129,6 +129,7 @@ pub struct ModelStages {
 }
 
 /// The motion decoder's side.
+#[derive(Clone)]
 pub struct MotionSetup {
     pub robot: RobotDescription,
     pub config: MotionConfig,
@@ -136,8 +137,8 @@ pub struct MotionSetup {
 }
 
 impl MotionSetup {
-    pub fn decoder(self, receiver: ActionReceiver) -> Result<MotionDecoder> {
-        MotionDecoder::new(&self.robot, self.config, self.decoding, receiver)
+    pub fn decoder(&self, receiver: ActionReceiver) -> Result<MotionDecoder> {
+        MotionDecoder::new(&self.robot, self.config.clone(), self.decoding.clone(), receiver)
     }
 }
 
@@ -298,7 +299,7 @@ fn action_scheme(
                 skip: FAST_SKIP_TOKENS,
                 end,
             };
-            Ok((actions, ActionDecoding::Fast(Box::new(tokenizer))))
+            Ok((actions, ActionDecoding::Fast(Arc::new(tokenizer))))
         }
         _ => {
             let bins = BinTokenizer::new(vocab, 256)?;

@@ -11,9 +11,8 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::chip::ChipProfile;
-use crate::kernels::{Backend, LedgerSnapshot};
+use crate::kernels::LedgerSnapshot;
 use crate::motion::{InterventionCounts, LoopReport};
-use crate::partition::{Partition, Partitions};
 
 struct StageRecord {
     latency_ns: Histogram<u64>,
@@ -102,6 +101,8 @@ pub struct PartitionReport {
     /// Busy time over the wall time.
     pub chip_utilisation: f64,
     pub tops_used: f64,
+    /// TOPS used over the chip's int8 TOPS.
+    pub tops_utilisation: f64,
     pub energy_joules: f64,
 }
 
@@ -120,14 +121,9 @@ impl PartitionReport {
             chip_busy_s: busy.as_secs_f64(),
             chip_utilisation: busy.as_secs_f64() / wall.as_secs_f64().max(1e-12),
             tops_used: ChipProfile::tops_used(work, wall),
+            tops_utilisation: ChipProfile::tops_used(work, wall) / chip.int8_tops,
             energy_joules: chip.energy_joules(work, wall),
         }
-    }
-
-    /// The report of a running partition since `start` (a snapshot of its ledger).
-    pub fn of(partition: &Partition, start: &LedgerSnapshot, wall: Duration) -> Self {
-        let work = partition.backend.ledger().snapshot().since(start);
-        Self::new(&partition.name, &partition.chip, &work, wall)
     }
 }
 
@@ -172,24 +168,23 @@ impl MotionSummary {
 }
 
 impl TelemetryReport {
-    /// The report of a run `wall` long: its stages, each partition's work since its ledger
-    /// stood at `ledger_start`, and the interventions (the motion loop's timing comes at its
-    /// end).
+    /// The report of a run `wall` long: its stages, the work each partition (named, with its
+    /// chip) did over it, and
+    /// the interventions (the motion loop's timing comes at its end).
     pub fn collect(
         wall: Duration,
         stages: &StageLatencies,
-        partitions: &Partitions,
-        ledger_start: &[LedgerSnapshot],
+        chips: &[(&str, &ChipProfile)],
+        work: &[LedgerSnapshot],
         interventions: InterventionCounts,
     ) -> Self {
         Self {
             wall_s: wall.as_secs_f64(),
             stages: stages.report(),
-            partitions: partitions
-                .all()
+            partitions: chips
                 .iter()
-                .zip(ledger_start)
-                .map(|(partition, start)| PartitionReport::of(partition, start, wall))
+                .zip(work)
+                .map(|((name, chip), work)| PartitionReport::new(name, chip, work, wall))
                 .collect(),
             interventions,
             motion: None,

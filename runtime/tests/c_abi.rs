@@ -48,13 +48,21 @@ fn library_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).unwrap().to_path_buf()
 }
 
-/// Builds the cdylib (cargo test builds only the rlib) with this test's profile.
+/// Builds the cdylib (cargo test builds only the rlib) with the profile this test was
+/// built with (`test` under target/debug, `bench` under target/release), so the workspace's
+/// crates compiled for the test are reused rather than built again.
 fn build_cdylib(libs: &Path) {
+    let profile = if libs.ends_with("release") { "bench" } else { "test" };
     let mut cargo = Command::new(env!("CARGO"));
-    cargo.args(["build", "--quiet", "-p", "brainstem-runtime", "--lib"]);
-    if libs.ends_with("release") {
-        cargo.arg("--release");
-    }
+    cargo.args([
+        "build",
+        "--quiet",
+        "-p",
+        "brainstem-runtime",
+        "--lib",
+        "--profile",
+        profile,
+    ]);
     assert!(cargo.status().expect("cargo").success());
     assert!(
         libs.join("libbrainstem_runtime.so").is_file(),

@@ -299,7 +299,7 @@ proptest! {
     #[test]
     fn fast_token_streams_never_break_a_limit(script in fast_script()) {
         let robot = RobotDescription::humanoid();
-        let (decoder, sender) = decoder(&robot, &HUMANOID_ARM, 16, ActionDecoding::Fast(Box::new(fast_tokenizer())), BlendMode::FreezePrefix { steps: 3 });
+        let (decoder, sender) = decoder(&robot, &HUMANOID_ARM, 16, ActionDecoding::Fast(Arc::new(fast_tokenizer())), BlendMode::FreezePrefix { steps: 3 });
         let (decoder, _) = play(&robot, decoder, sender, &script, TAIL_TICKS).map_err(TestCaseError::fail)?;
         assert_resting(&decoder).map_err(TestCaseError::fail)?;
     }
@@ -404,7 +404,7 @@ fn fast_chunks_move_the_robot_before_they_are_complete() {
         &robot,
         &HUMANOID_ARM,
         16,
-        ActionDecoding::Fast(Box::new(fast_tokenizer())),
+        ActionDecoding::Fast(Arc::new(fast_tokenizer())),
         blend,
     );
     let chunk: Vec<f64> = (0..16 * 7).map(|i| 0.5 + 0.3 * ((i / 7) as f64 / 15.0)).collect();
@@ -459,7 +459,7 @@ fn threaded_run() -> Vec<u8> {
         &robot,
         &HUMANOID_ARM,
         16,
-        ActionDecoding::Fast(Box::new(fast_tokenizer())),
+        ActionDecoding::Fast(Arc::new(fast_tokenizer())),
         BlendMode::LatestOnly,
     );
     let tokenizer = fast_tokenizer();

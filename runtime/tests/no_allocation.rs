@@ -7,6 +7,7 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use brainstem_runtime::models::action::{BinTokenizer, Normalization};
 use brainstem_runtime::motion::{ActionDecoding, BlendMode, MotionConfig, MotionDecoder};
@@ -72,7 +73,7 @@ fn ticks_never_allocate() {
     let fast = fast_tokenizer();
     let chunk: Vec<f64> = (0..16 * 7).map(|i| 0.4 * ((i / 7) as f64 / 5.0).sin()).collect();
     let tokens = fast.encode(&chunk).unwrap();
-    let (mut decoder, mut sender) = arm_decoder(ActionDecoding::Fast(Box::new(fast)), 16);
+    let (mut decoder, mut sender) = arm_decoder(ActionDecoding::Fast(Arc::new(fast)), 16);
     let mut now = 0;
     for chunk_id in 0..6u64 {
         sender.begin_chunk(chunk_id, now).unwrap();

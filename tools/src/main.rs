@@ -1,5 +1,7 @@
 //! `brainstem`: the command line of the brainstem runtime.
 
+mod bench;
+mod bench_report;
 mod generate;
 mod inspect;
 mod quantize;
@@ -25,6 +27,9 @@ enum Command {
     /// Run the whole pipeline (camera, vision encoder, brain, cerebellum, motion decoder) on a
     /// configuration; with no arguments, on the built-in demo (no download).
     Run(run::RunArgs),
+    /// Latency, control rate, power and energy per action for each TOPS budget and
+    /// placement, simulated on the virtual clock (or measured here with --measure).
+    Bench(bench::BenchArgs),
     /// Generate text with a language model (GGUF file or Hugging Face checkpoint), or answer
     /// about an image with a vision-language model (`--image`).
     Generate(generate::GenerateArgs),
@@ -44,6 +49,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Run(args) => run::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Quantize(args) => quantize::run(args),

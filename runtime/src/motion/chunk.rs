@@ -5,14 +5,17 @@
 //!
 //! Timing contract: no allocation after construction; O(chunk steps) per event at most.
 
+use std::sync::Arc;
+
 use brainstem_models::action::{ActionError, BinTokenizer, FastStreamDecoder, FastTokenizer};
 
 /// How the policy's output becomes actions.
+#[derive(Clone)]
 pub enum ActionDecoding {
     /// OpenVLA-style binning: one token per action value, step-major.
     Bins(BinTokenizer),
     /// FAST DCT + BPE tokens.
-    Fast(Box<FastTokenizer>),
+    Fast(Arc<FastTokenizer>),
     /// Raw values, step-major, for policies with continuous outputs.
     Values,
 }

@@ -1,10 +1,19 @@
-//! This machine's roofline, measured in the same run as the kernels it judges: a STREAM-like
+//! This machine's roofline, measured in the same run as the work it judges: a STREAM-like
 //! probe of memory bandwidth (read-only sum and triad over buffers far larger than the last
-//! level cache) and an FMA loop that gives the peak f32 multiply-add rate.
+//! level cache) and an FMA loop that gives the peak f32 multiply-add rate, on the current
+//! rayon pool. [`host_profile`] turns them, with the int8 rate and per-op cost the CPU
+//! backend reaches, into the `host` chip profile a partition's simulation is checked
+//! against.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use rayon::prelude::*;
+
+use crate::chip::ChipProfile;
+use crate::error::Result;
+use crate::kernels::quant::quantize::quantize;
+use crate::kernels::{Backend, BinaryOp, CpuBackend, DType, HostWeight};
 
 /// Measured ceilings of the machine.
 #[derive(Clone, Copy, Debug)]
@@ -140,4 +149,79 @@ pub fn measure() -> Roofline {
         triad_bytes_per_s: triad_bandwidth(),
         f32_flops: fma_peak(),
     }
+}
+
+/// int8 multiply-accumulates per second the backend's quantized matmul reaches on a
+/// cache-resident Q8_0 weight (64 activation rows, as a prefill would), by its own ledger.
+fn int8_mac_rate(backend: &CpuBackend) -> Result<f64> {
+    let (rows, cols, out) = (64, 1024, 1024);
+    let values: Vec<f32> = (0..cols * out)
+        .map(|i| ((i * 7919) % 255) as f32 / 127.0 - 1.0)
+        .collect();
+    let weight = backend.upload_weight(&HostWeight {
+        dtype: DType::Q8_0,
+        shape: vec![out, cols],
+        bytes: Cow::Owned(quantize(DType::Q8_0, &values)?),
+    })?;
+    let x = backend.upload(&vec![0.5; rows * cols], rows, cols)?;
+    Ok(best_of(5, || {
+        let before = backend.ledger().snapshot();
+        let start = Instant::now();
+        for _ in 0..10 {
+            let _ = std::hint::black_box(backend.matmul(&x, &weight));
+        }
+        let secs = start.elapsed().as_secs_f64();
+        backend.ledger().snapshot().since(&before).total().int8_macs as f64 / secs
+    }))
+}
+
+/// Microseconds one small op costs the backend beyond its arithmetic.
+fn dispatch_us(backend: &CpuBackend) -> Result<f64> {
+    let x = backend.upload(&[1.0; 8], 1, 8)?;
+    let start = Instant::now();
+    const OPS: usize = 2000;
+    for _ in 0..OPS {
+        let _ = std::hint::black_box(backend.binary(&x, &x, BinaryOp::Add));
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e6 / OPS as f64)
+}
+
+/// The largest CPU cache Linux reports, MiB (1 where it reports none).
+fn last_level_cache_mib() -> f64 {
+    let sizes = (0..8).filter_map(|index| {
+        let path = format!("/sys/devices/system/cpu/cpu0/cache/index{index}/size");
+        let text = std::fs::read_to_string(path).ok()?;
+        let text = text.trim();
+        let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
+        let value: f64 = digits.parse().ok()?;
+        Some(match unit {
+            "K" => value / 1024.0,
+            "M" => value,
+            "G" => value * 1024.0,
+            _ => value / (1024.0 * 1024.0),
+        })
+    });
+    sizes.fold(1.0, f64::max)
+}
+
+/// The `host` profile of `backend`'s threads: the int8 rate its kernels reach, the f32 FMA
+/// peak (for every float operation; the CPU computes half precision in f32), the read
+/// bandwidth and the cost of a small op, all measured now. Power is not measured (no energy
+/// counters are readable in a VM): the profile carries the model's energies per operation
+/// and no idle power.
+pub fn host_profile(backend: &CpuBackend) -> Result<ChipProfile> {
+    let int8_macs = int8_mac_rate(backend)?;
+    let (f32_flops, read) = backend.scope(|| (fma_peak(), read_bandwidth()));
+    let model = ChipProfile::npu(1.0);
+    Ok(ChipProfile {
+        name: format!("host-{}threads", backend.threads()),
+        int8_tops: 2.0 * int8_macs / 1e12,
+        fp16_tflops: f32_flops / 1e12,
+        f32_tflops: f32_flops / 1e12,
+        memory_gbps: read / 1e9,
+        scratchpad_mib: last_level_cache_mib(),
+        idle_watts: 0.0,
+        dispatch_us: dispatch_us(backend)?,
+        ..model
+    })
 }

@@ -1,0 +1,220 @@
+//! `brainstem bench`: latency and power per TOPS budget. Simulation mode (the default) runs
+//! the pipeline on the virtual clock for every point of a sweep (TOPS budgets x placements x
+//! quantizations x chunk lengths), each chip a member of one family scaled to its share of
+//! the budget, and writes a table, JSON, CSV and an SVG plot. `--measure` runs the workload
+//! on this machine's real partitions on the wall clock, then simulates it with each
+//! partition's measured `host` profile, and prints prediction beside measurement.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use brainstem_runtime::chip::ChipProfile;
+use brainstem_runtime::demo::{demo_config, SyntheticCamera, DEMO_INSTRUCTION};
+use brainstem_runtime::host::host_profile;
+use brainstem_runtime::motion::{JointCommand, JointSink};
+use brainstem_runtime::partition::available_cores;
+use brainstem_runtime::simulate::Simulation;
+use brainstem_runtime::stages::Pipeline;
+use brainstem_runtime::sweep::{simulate_point, Layout, SweepPoint};
+use brainstem_runtime::telemetry::TelemetryReport;
+use brainstem_runtime::{Runtime, RuntimeConfig, RuntimeOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::bench_report::{print_fidelity, print_points, write_csv, write_svg};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// A runtime configuration (TOML); without one, the built-in demo.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where the demo's generated checkpoint is kept.
+    #[arg(long, default_value = "weights")]
+    cache: PathBuf,
+    /// The chip family: a built-in name (turing-like, orin-like, thor-like) or a TOML file
+    /// holding one chip profile.
+    #[arg(long, default_value = "turing-like")]
+    chip: String,
+    /// The robot's total int8 TOPS budgets to sweep, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "250,500,750,1000,1500,2250")]
+    tops: Vec<f64>,
+    /// Placements to sweep: split, vla-with-brain, two-chips, one-chip.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "split,vla-with-brain,two-chips,one-chip"
+    )]
+    placements: Vec<String>,
+    /// Quantizations to sweep (q8_0, q4_0, ...), or none for the configuration's.
+    #[arg(long, value_delimiter = ',')]
+    quantize: Vec<String>,
+    /// Chunk lengths (policy steps) to sweep, or none for the configuration's.
+    #[arg(long, value_delimiter = ',')]
+    chunk_steps: Vec<usize>,
+    /// Simulated seconds per point.
+    #[arg(long, default_value_t = 20.0)]
+    seconds: f64,
+    #[arg(long, default_value_t = 5.0)]
+    camera_hz: f64,
+    #[arg(long, default_value = DEMO_INSTRUCTION)]
+    instruction: String,
+    /// Where bench.json, bench.csv and bench.svg go.
+    #[arg(long, default_value = "bench-out")]
+    out: PathBuf,
+    /// Instead of sweeping: run this many seconds on this machine's real partitions (wall
+    /// clock), then simulate the same with their measured host profiles, and compare.
+    #[arg(long)]
+    measure: Option<f64>,
+}
+
+struct Discard;
+
+impl JointSink for Discard {
+    fn send(&mut self, _: &JointCommand<'_>) {}
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let base = match &args.config {
+        Some(path) => RuntimeConfig::from_file(path)?,
+        None => {
+            std::fs::create_dir_all(&args.cache).with_context(|| format!("creating {}", args.cache.display()))?;
+            demo_config(&args.cache)?
+        }
+    };
+    match args.measure {
+        Some(seconds) => measure(&args, &base, seconds),
+        None => sweep(&args, &base),
+    }
+}
+
+fn chip_family(name: &str) -> anyhow::Result<ChipProfile> {
+    if let Some(chip) = ChipProfile::builtin(name) {
+        return Ok(chip);
+    }
+    let text = std::fs::read_to_string(name).with_context(|| {
+        format!("{name:?} is neither a built-in chip (turing-like, orin-like, thor-like) nor a readable file")
+    })?;
+    let chip: ChipProfile = toml::from_str(&text).with_context(|| format!("{name}: not a chip profile"))?;
+    chip.validate(name)?;
+    Ok(chip)
+}
+
+/// The configurations to sweep: every quantization x chunk length asked for, labelled.
+fn variants(args: &BenchArgs, base: &RuntimeConfig) -> Vec<(String, RuntimeConfig)> {
+    let quantize: Vec<Option<String>> = match args.quantize.is_empty() {
+        true => vec![base.models.quantize.clone()],
+        false => args.quantize.iter().cloned().map(Some).collect(),
+    };
+    let steps: Vec<usize> = match args.chunk_steps.is_empty() {
+        true => vec![base.policy.chunk_steps],
+        false => args.chunk_steps.clone(),
+    };
+    let mut out = Vec::new();
+    for q in &quantize {
+        for &s in &steps {
+            let mut config = base.clone();
+            config.models.quantize = q.clone();
+            config.policy.chunk_steps = s;
+            let label = format!(
+                "{} {}x{}",
+                q.as_deref().unwrap_or("as stored"),
+                s,
+                config.policy.joints.len()
+            );
+            out.push((label, config));
+        }
+    }
+    out
+}
+
+fn sweep(args: &BenchArgs, base: &RuntimeConfig) -> anyhow::Result<()> {
+    let family = chip_family(&args.chip)?;
+    let layouts = args
+        .placements
+        .iter()
+        .map(|p| Layout::parse(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let variants = variants(args, base);
+    let total = (variants.len() * layouts.len() * args.tops.len()) as u64;
+    let progress = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} points, {elapsed} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut points = Vec::new();
+    for (label, variant) in &variants {
+        for &layout in &layouts {
+            let mut config = variant.clone();
+            config.compute = Some(layout.compute(available_cores()));
+            progress.set_message(format!("loading {label} {}", layout.name()));
+            let pipeline = Pipeline::load(&config)?;
+            let camera = Box::new(SyntheticCamera::default());
+            let mut sim = Simulation::new(pipeline, Box::new(Discard), camera, args.camera_hz)?.replaying();
+            for &tops in &args.tops {
+                progress.set_message(format!("{label} {} {tops} TOPS", layout.name()));
+                let chips = layout.chips_for(&family, tops);
+                points.push(simulate_point(
+                    &mut sim,
+                    chips,
+                    &args.instruction,
+                    args.seconds,
+                    label,
+                    layout,
+                    tops,
+                )?);
+                progress.inc(1);
+            }
+        }
+    }
+    progress.finish_and_clear();
+    print_points(&points, &family);
+    write_outputs(&args.out, &points)
+}
+
+fn write_outputs(out: &std::path::Path, points: &[SweepPoint]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::write(out.join("bench.json"), serde_json::to_string_pretty(points)?)?;
+    write_csv(&out.join("bench.csv"), points)?;
+    write_svg(&out.join("bench.svg"), points)?;
+    println!("wrote {}/bench.json, bench.csv and bench.svg", out.display());
+    Ok(())
+}
+
+/// The same workload measured on the host's partitions and predicted with their host
+/// profiles.
+fn measure(args: &BenchArgs, config: &RuntimeConfig, seconds: f64) -> anyhow::Result<()> {
+    let measured = run_wall_clock(args, config, seconds)?;
+    let pipeline = Pipeline::load(config)?;
+    let chips = pipeline
+        .partitions
+        .all()
+        .iter()
+        .map(|p| host_profile(&p.backend))
+        .collect::<Result<Vec<_>, _>>()?;
+    for chip in &chips {
+        println!(
+            "host profile: {} int8 {:.3} TOPS, f32 {:.3} TFLOP/s, {:.1} GB/s, {:.1} us per op",
+            chip.name, chip.int8_tops, chip.f32_tflops, chip.memory_gbps, chip.dispatch_us
+        );
+    }
+    let camera = Box::new(SyntheticCamera::default());
+    let mut sim = Simulation::new(pipeline, Box::new(Discard), camera, args.camera_hz)?;
+    sim.restart(chips)?;
+    sim.board().set_instruction(&args.instruction)?;
+    sim.run_until((seconds * 1e9) as u64);
+    print_fidelity(&sim.telemetry(), &measured);
+    Ok(())
+}
+
+fn run_wall_clock(args: &BenchArgs, config: &RuntimeConfig, seconds: f64) -> anyhow::Result<TelemetryReport> {
+    let runtime = Runtime::from_config(config, Box::new(Discard), RuntimeOptions::default())?;
+    runtime.set_instruction(&args.instruction)?;
+    let camera = SyntheticCamera::default();
+    let period = Duration::from_secs_f64(1.0 / args.camera_hz);
+    let started = Instant::now();
+    while started.elapsed().as_secs_f64() < seconds {
+        runtime.push_frame(camera.frame(runtime.now()))?;
+        std::thread::sleep(period);
+        while runtime.try_event().is_some() {}
+    }
+    Ok(runtime.stop()?)
+}
