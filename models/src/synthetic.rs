@@ -121,6 +121,21 @@ impl Idefics3Shape {
         }
     }
 
+    /// A SmolVLA-sized VLA backbone: SmolVLM2-500M's SigLIP tower at 512 px and its
+    /// SmolLM2-360M text tower (960 wide, 15 heads over 5 key-value heads) cut to the 16
+    /// layers SmolVLA keeps. SmolVLA's flow-matching action expert is not part of it: this
+    /// VLA emits action tokens.
+    pub fn smolvla() -> Self {
+        Self {
+            text_hidden: 960,
+            text_intermediate: 2560,
+            text_layers: 16,
+            text_heads: 15,
+            text_kv_heads: 5,
+            ..Self::smolvlm_256m()
+        }
+    }
+
     /// A small model of the same structure for demos: 64-pixel tiles, two layers per tower.
     pub fn tiny() -> Self {
         Self {

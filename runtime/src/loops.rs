@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::{Clock, Nanos};
 use crate::error::{Result, RuntimeError};
-use crate::observe::{guarded, Board, CommandedState, RuntimeEvent};
+use crate::observe::{guarded, Board, CommandedState, FrameEncodings, RuntimeEvent};
 use crate::partition::Stage;
 use crate::stages::{ActRequest, ActionPolicy, Brain, ModelStages};
 use crate::stream::ActionSender;
@@ -80,7 +80,7 @@ impl Shared {
 const INPUT_POLL_NS: Nanos = 10_000_000;
 
 /// The period boundary after `deadline`, or the next one from `now` when the work ran over.
-fn next_deadline(deadline: Nanos, now: Nanos, period: Nanos) -> Nanos {
+pub(crate) fn next_deadline(deadline: Nanos, now: Nanos, period: Nanos) -> Nanos {
     deadline.max(now.saturating_sub(period)) + period
 }
 
@@ -115,17 +115,14 @@ pub(crate) fn start(shared: &Arc<Shared>, models: ModelStages, sender: ActionSen
     let (s1, s2, s3) = (shared.clone(), shared.clone(), shared.clone());
     Ok(vec![
         spawn("brainstem-vision", move || {
-            vision_loop(&s1, |image| Ok(vision.encode_frame(image)?))
+            vision_loop(&s1, |image| vision.encode(image))
         })?,
         spawn("brainstem-brain", move || brain_loop(&s2, &brain))?,
         spawn("brainstem-cerebellum", move || cerebellum.run(&s3))?,
     ])
 }
 
-fn vision_loop(
-    shared: &Shared,
-    encode: impl Fn(&brainstem_models::image::RgbImage) -> Result<brainstem_models::vlm::EncodedFrame>,
-) {
+fn vision_loop(shared: &Shared, encode: impl Fn(&brainstem_models::image::RgbImage) -> Result<FrameEncodings>) {
     loop {
         let job = {
             let mut board = shared.board();
@@ -144,7 +141,7 @@ fn vision_loop(
         match guarded(|| encode(&image)) {
             Ok(encoded) => {
                 shared.stages.record(VISION, started.elapsed());
-                shared.board().encoded = Some((seq, time, Arc::new(encoded)));
+                shared.board().encoded = Some((seq, time, encoded));
                 shared.wake.notify_all();
             }
             Err(message) => {

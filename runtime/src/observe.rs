@@ -20,6 +20,14 @@ use crate::error::{Result, RuntimeError};
 use crate::motion::{JointCommand, JointSink};
 use crate::partition::Stage;
 
+/// A frame encoded for the brain and for the VLA: the same encoding when the VLA takes the
+/// brain's image embedding, its own tower's otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameEncodings {
+    pub brain: Arc<EncodedFrame>,
+    pub vla: Arc<EncodedFrame>,
+}
+
 /// What the runtime tells the embedder.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum RuntimeEvent {
@@ -118,8 +126,8 @@ impl JointSink for RecordingSink {
 pub struct Board {
     /// The newest camera frame and its sequence number.
     pub frame: Option<(u64, Nanos, Arc<RgbImage>)>,
-    /// The newest encoding, and the sequence number of the frame it encodes.
-    pub encoded: Option<(u64, Nanos, Arc<EncodedFrame>)>,
+    /// The newest encodings, and the sequence number of the frame they encode.
+    pub encoded: Option<(u64, Nanos, FrameEncodings)>,
     /// The robot's measured joint state (every joint, in the robot's order).
     pub measured: Option<(Nanos, Vec<f64>)>,
     pub instruction: Option<String>,
@@ -205,7 +213,7 @@ impl Board {
     pub fn cerebellum_inputs(&self, joints: &[usize], commanded: &CommandedState) -> Option<CerebellumInputs> {
         let (_, _, frame) = self.encoded.as_ref()?;
         Some(CerebellumInputs {
-            frame: frame.clone(),
+            frame: frame.vla.clone(),
             subtask: self.current_subtask()?,
             state: self.policy_state(joints, commanded),
         })
@@ -216,7 +224,7 @@ impl Board {
     pub fn take_brain_inputs(&mut self) -> Option<BrainInputs> {
         let (_, _, frame) = self.encoded.as_ref()?;
         Some(BrainInputs {
-            frame: frame.clone(),
+            frame: frame.brain.clone(),
             instruction: self.instruction.clone(),
             questions: self.questions.drain(..).collect(),
         })
@@ -284,7 +292,12 @@ mod tests {
                 values: Vec::new(),
             }),
         };
-        board.encoded = Some((seq, time, Arc::new(encoded)));
+        let encoded = Arc::new(encoded);
+        let encodings = FrameEncodings {
+            brain: encoded.clone(),
+            vla: encoded,
+        };
+        board.encoded = Some((seq, time, encodings));
         assert!(board.frame_to_encode().is_none());
     }
 }

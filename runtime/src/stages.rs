@@ -2,8 +2,8 @@
 //! embedding every model shares; the brain plans (VLT) and answers (VLM) about the latest
 //! encoded frame; the cerebellum's [`ActionPolicy`] samples one chunk of action tokens.
 //! [`Pipeline::load`] loads every checkpoint on the partition its stage is placed on (a
-//! checkpoint is loaded once per partition that needs it) and checks that the models agree on
-//! the image embedding. The threaded loops ([`crate::loops`]) and the simulation
+//! checkpoint is loaded once per partition that needs it); a VLA that cannot read the VLM's
+//! image embedding brings its own vision tower to the vision stage. The threaded loops ([`crate::loops`]) and the simulation
 //! ([`crate::simulate`]) both drive these same stages.
 
 use std::collections::HashMap;
@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use brainstem_models::action::{BinTokenizer, FastTokenizer, Normalization};
 use brainstem_models::generate::GenerateOptions;
+use brainstem_models::image::RgbImage;
 use brainstem_models::plan::{Plan, PlanSchema};
 use brainstem_models::sampling::SamplingParams;
 use brainstem_models::vla::{ActionVocabulary, Vla, VlaSpec, FAST_SKIP_TOKENS};
@@ -23,6 +24,7 @@ use crate::config::{ActionScheme, BrainConfig, RuntimeConfig};
 use crate::error::{Result, RuntimeError};
 use crate::kernels::{CpuBackend, DType};
 use crate::motion::{ActionDecoding, MotionConfig, MotionDecoder};
+use crate::observe::FrameEncodings;
 use crate::partition::{Partitions, Stage};
 use crate::robot::RobotDescription;
 use crate::stream::ActionReceiver;
@@ -116,10 +118,33 @@ pub struct Pipeline {
     pub motion: MotionSetup,
 }
 
+/// The vision stage: the VLM checkpoint's vision tower and connector encode every frame
+/// once; a VLA whose checkpoint takes another image embedding gets its own encoding from its
+/// own tower, on the same partition.
+pub struct VisionStage {
+    brain: Arc<Vlm<CpuBackend>>,
+    vla: Option<Arc<Vlm<CpuBackend>>>,
+}
+
+impl VisionStage {
+    pub fn encode(&self, image: &RgbImage) -> Result<FrameEncodings> {
+        let brain = Arc::new(self.brain.encode_frame(image)?);
+        let vla = match &self.vla {
+            Some(vla) => Arc::new(vla.encode_frame(image)?),
+            None => brain.clone(),
+        };
+        Ok(FrameEncodings { brain, vla })
+    }
+
+    /// Whether the VLA has a tower of its own (the frame is encoded twice).
+    pub fn is_shared(&self) -> bool {
+        self.vla.is_none()
+    }
+}
+
 /// The model side.
 pub struct ModelStages {
-    /// The vision stage's model (its vision tower and connector encode every frame).
-    pub vision: Arc<Vlm<CpuBackend>>,
+    pub vision: VisionStage,
     pub brain: Brain,
     pub policy: Box<dyn ActionPolicy>,
     /// The robot joints the policy drives and reads the state of.
@@ -158,7 +183,10 @@ impl Pipeline {
         let vlm = loader.get(Stage::Vlm, &config.models.vlm)?;
         let vlt = loader.get(Stage::Vlt, &config.models.vlm)?;
         let vla_vlm = loader.get(Stage::Vla, &vla_dir)?;
-        check_shared_embedding(&vision, &vla_vlm, &vla_dir)?;
+        let vla_vision = match takes_same_embedding(&vision, &vla_vlm) {
+            true => None,
+            false => Some(loader.get(Stage::Vision, &vla_dir)?),
+        };
         let normalization = joint_bounds(&robot, &config.policy.joints)?;
         let names: Vec<&str> = config.policy.joints.iter().map(String::as_str).collect();
         let motion = MotionConfig::for_joints(
@@ -189,7 +217,10 @@ impl Pipeline {
         Ok(Self {
             partitions,
             models: ModelStages {
-                vision,
+                vision: VisionStage {
+                    brain: vision,
+                    vla: vla_vision,
+                },
                 brain,
                 policy: Box::new(policy),
                 action_joints: motion.action_joints.clone(),
@@ -244,22 +275,12 @@ fn quantized_dtype(name: &str) -> Result<DType> {
         })
 }
 
-/// The VLA reads the embedding the vision stage made: the two must agree on its shape.
-fn check_shared_embedding(vision: &Vlm<CpuBackend>, vla: &Vlm<CpuBackend>, vla_dir: &Path) -> Result<()> {
-    let (a, b) = (vision.model().config(), vla.model().config());
+/// Whether the VLA can read the embedding the VLM's vision tower makes: the same tile size,
+/// features per tile and width.
+fn takes_same_embedding(vision: &Vlm<CpuBackend>, vla: &Vlm<CpuBackend>) -> bool {
     let shape =
         |c: &brainstem_models::idefics3::Idefics3Config| (c.vision.image_size, c.image_seq_len(), c.text.hidden_size);
-    if shape(a) != shape(b) {
-        return Err(RuntimeError::ConfigFile {
-            path: vla_dir.to_path_buf(),
-            reason: format!(
-                "the VLA takes (tile, features per tile, width) {:?}, the shared vision encoder makes {:?}",
-                shape(b),
-                shape(a)
-            ),
-        });
-    }
-    Ok(())
+    shape(vision.model().config()) == shape(vla.model().config())
 }
 
 /// Each joint's position range, the normalisation of its action and state.

@@ -55,24 +55,40 @@ impl Layout {
         }
     }
 
-    /// The partitions and placement, on the host cores the default three partitions use
-    /// (host cores only matter for computing the work, not for its simulated time).
+    /// The partitions and placement on `host_cores` (which cores only matters when the
+    /// layout runs for real, as `brainstem bench --measure` does): the VLA's partition gets a
+    /// core to itself where there are two, and the most urgent priority.
     pub fn compute(self, host_cores: usize) -> ComputeConfig {
-        let three = ComputeConfig::three_chips(host_cores);
-        let partitions: Vec<PartitionConfig> = three.partitions.into_iter().take(self.chips()).collect();
+        let last = host_cores.max(1) - 1;
+        let partition = |name: &str, cores: Vec<usize>, priority| PartitionConfig {
+            name: name.into(),
+            threads: Some(cores.len()),
+            cores,
+            priority: Some(priority),
+            npu_tops: Some(20.0),
+            chip: None,
+        };
         let place = |vision: &str, brain: &str, vla: &str| PlacementConfig {
             vision: vision.into(),
             vlm: brain.into(),
             vlt: brain.into(),
             vla: vla.into(),
         };
-        let placement = match self {
-            Layout::Split => place("p0", "p1", "p2"),
-            Layout::VlaWithBrain => place("p0", "p1", "p1"),
-            Layout::TwoChips => place("p0", "p0", "p1"),
-            Layout::OneChip => place("p0", "p0", "p0"),
-        };
-        ComputeConfig { partitions, placement }
+        match self {
+            Layout::Split => ComputeConfig::three_chips(host_cores),
+            Layout::VlaWithBrain => ComputeConfig {
+                placement: place("p0", "p1", "p1"),
+                ..ComputeConfig::three_chips(host_cores)
+            },
+            Layout::TwoChips => ComputeConfig {
+                partitions: vec![partition("p0", vec![0], 5), partition("p1", vec![last.min(1)], 0)],
+                placement: place("p0", "p0", "p1"),
+            },
+            Layout::OneChip => ComputeConfig {
+                partitions: vec![partition("p0", (0..=last).collect(), 0)],
+                placement: place("p0", "p0", "p0"),
+            },
+        }
     }
 
     /// The chips for a robot with `budget_tops` in all, of `family`'s architecture.

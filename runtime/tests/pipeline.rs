@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use brainstem_runtime::config::RuntimeConfig;
 use brainstem_runtime::demo::{demo_config, SyntheticCamera, DEMO_INSTRUCTION};
+use brainstem_runtime::models::synthetic::Idefics3Shape;
 use brainstem_runtime::motion::{JointCommand, JointSink, MotionMode, StopReason};
 use brainstem_runtime::simulate::Simulation;
 use brainstem_runtime::stages::{ActRequest, ActionPolicy, Pipeline};
@@ -103,7 +104,16 @@ fn the_cerebellum_keeps_its_rate_while_the_brain_is_busy() {
         "{busy_plans} vs {quiet_plans} plans"
     );
     assert_eq!(busy_chunks, quiet_chunks);
-    assert_eq!((busy_vla.p99_ms, busy_vla.max_ms), (quiet_vla.p99_ms, quiet_vla.max_ms));
+    // The VLA's work differs only with its prompt (the subtask text the brain planned).
+    let close = |a: f64, b: f64| (a - b).abs() <= 0.01 * b;
+    assert!(
+        close(busy_vla.p99_ms, quiet_vla.p99_ms),
+        "{busy_vla:?} vs {quiet_vla:?}"
+    );
+    assert!(
+        close(busy_vla.max_ms, quiet_vla.max_ms),
+        "{busy_vla:?} vs {quiet_vla:?}"
+    );
     assert_eq!(busy_vla.deadline_misses, 0);
     assert_eq!(interventions.stop_starved, 0);
 
@@ -113,7 +123,10 @@ fn the_cerebellum_keeps_its_rate_while_the_brain_is_busy() {
     compute.placement.vla = compute.placement.vlt.clone();
     shared.compute = Some(compute);
     let (_, shared_vla, _, _) = chunk_latency(&shared);
-    assert!(shared_vla.max_ms > busy_vla.max_ms, "{shared_vla:?} vs {busy_vla:?}");
+    assert!(
+        shared_vla.max_ms > 1.5 * busy_vla.max_ms,
+        "{shared_vla:?} vs {busy_vla:?}"
+    );
 }
 
 /// The runtime's own policy, failing on some chunks: an error on chunk 10, a panic on 20.
@@ -208,4 +221,29 @@ fn the_embedding_api_runs_on_the_wall_clock() {
     assert_eq!(report.interventions.stop_policy_failed, 2);
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     assert_eq!(json["partitions"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn a_vla_with_its_own_vision_tower_gets_its_own_encoding() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wider-tiny-vla");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shape = Idefics3Shape {
+        text_hidden: 96,
+        text_heads: 6,
+        text_kv_heads: 3,
+        ..Idefics3Shape::tiny()
+    };
+    shape.write_checkpoint(&dir).unwrap();
+    let mut config = config();
+    config.models.vla = Some(dir);
+    let pipeline = Pipeline::load(&config).unwrap();
+    assert!(!pipeline.models.vision.is_shared());
+    let sink = LogSink::default();
+    let mut sim = Simulation::new(pipeline, Box::new(sink), Box::new(SyntheticCamera::default()), 10.0).unwrap();
+    sim.board().set_instruction(DEMO_INSTRUCTION).unwrap();
+    sim.run_until(SECOND);
+    let encoded = sim.board().encoded.clone().unwrap().2;
+    assert_eq!((encoded.brain.embedding.hidden, encoded.vla.embedding.hidden), (64, 96));
+    assert!(chunks(&sim.take_events()) >= 5);
+    assert_eq!(sim.interventions().stops(), 0);
 }

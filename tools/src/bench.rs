@@ -25,9 +25,10 @@ use crate::bench_report::{print_fidelity, print_points, write_csv, write_svg};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// A runtime configuration (TOML); without one, the built-in demo.
+    /// Runtime configurations (TOML), one --config each, to sweep as models; without one,
+    /// the built-in demo. --measure takes the first.
     #[arg(long)]
-    config: Option<PathBuf>,
+    config: Vec<PathBuf>,
     /// Where the demo's generated checkpoint is kept.
     #[arg(long, default_value = "weights")]
     cache: PathBuf,
@@ -62,7 +63,8 @@ pub struct BenchArgs {
     #[arg(long, default_value = "bench-out")]
     out: PathBuf,
     /// Instead of sweeping: run this many seconds on this machine's real partitions (wall
-    /// clock), then simulate the same with their measured host profiles, and compare.
+    /// clock; the configuration's placement, or the one --placements names), then simulate
+    /// the same with their measured host profiles, and compare.
     #[arg(long)]
     measure: Option<f64>,
 }
@@ -74,17 +76,34 @@ impl JointSink for Discard {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let base = match &args.config {
-        Some(path) => RuntimeConfig::from_file(path)?,
-        None => {
-            std::fs::create_dir_all(&args.cache).with_context(|| format!("creating {}", args.cache.display()))?;
-            demo_config(&args.cache)?
-        }
-    };
+    let models = models(&args)?;
     match args.measure {
-        Some(seconds) => measure(&args, &base, seconds),
-        None => sweep(&args, &base),
+        Some(seconds) => {
+            let mut config = models[0].1.clone();
+            if let [placement] = args.placements.as_slice() {
+                config.compute = Some(Layout::parse(placement)?.compute(available_cores()));
+            }
+            measure(&args, &config, seconds)
+        }
+        None => sweep(&args, &models),
     }
+}
+
+/// Each configuration named by its file's stem, or the demo's.
+fn models(args: &BenchArgs) -> anyhow::Result<Vec<(String, RuntimeConfig)>> {
+    if args.config.is_empty() {
+        std::fs::create_dir_all(&args.cache).with_context(|| format!("creating {}", args.cache.display()))?;
+        return Ok(vec![("demo".into(), demo_config(&args.cache)?)]);
+    }
+    args.config
+        .iter()
+        .map(|path| {
+            let name = path
+                .file_stem()
+                .map_or("config".into(), |s| s.to_string_lossy().into_owned());
+            Ok((name, RuntimeConfig::from_file(path)?))
+        })
+        .collect()
 }
 
 fn chip_family(name: &str) -> anyhow::Result<ChipProfile> {
@@ -99,8 +118,23 @@ fn chip_family(name: &str) -> anyhow::Result<ChipProfile> {
     Ok(chip)
 }
 
-/// The configurations to sweep: every quantization x chunk length asked for, labelled.
-fn variants(args: &BenchArgs, base: &RuntimeConfig) -> Vec<(String, RuntimeConfig)> {
+/// The configurations to sweep: every model x quantization x chunk length asked for,
+/// labelled (the model's name only when there are several).
+fn variants(args: &BenchArgs, models: &[(String, RuntimeConfig)]) -> Vec<(String, RuntimeConfig)> {
+    let mut out = Vec::new();
+    for (name, base) in models {
+        for (label, config) in quantizations_and_chunks(args, base) {
+            let label = match models.len() {
+                1 => label,
+                _ => format!("{name} {label}"),
+            };
+            out.push((label, config));
+        }
+    }
+    out
+}
+
+fn quantizations_and_chunks(args: &BenchArgs, base: &RuntimeConfig) -> Vec<(String, RuntimeConfig)> {
     let quantize: Vec<Option<String>> = match args.quantize.is_empty() {
         true => vec![base.models.quantize.clone()],
         false => args.quantize.iter().cloned().map(Some).collect(),
@@ -127,14 +161,14 @@ fn variants(args: &BenchArgs, base: &RuntimeConfig) -> Vec<(String, RuntimeConfi
     out
 }
 
-fn sweep(args: &BenchArgs, base: &RuntimeConfig) -> anyhow::Result<()> {
+fn sweep(args: &BenchArgs, models: &[(String, RuntimeConfig)]) -> anyhow::Result<()> {
     let family = chip_family(&args.chip)?;
     let layouts = args
         .placements
         .iter()
         .map(|p| Layout::parse(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let variants = variants(args, base);
+    let variants = variants(args, models);
     let total = (variants.len() * layouts.len() * args.tops.len()) as u64;
     let progress = ProgressBar::new(total).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} points, {elapsed} {msg}")
@@ -197,7 +231,7 @@ fn measure(args: &BenchArgs, config: &RuntimeConfig, seconds: f64) -> anyhow::Re
         );
     }
     let camera = Box::new(SyntheticCamera::default());
-    let mut sim = Simulation::new(pipeline, Box::new(Discard), camera, args.camera_hz)?;
+    let mut sim = Simulation::new(pipeline, Box::new(Discard), camera, args.camera_hz)?.replaying();
     sim.restart(chips)?;
     sim.board().set_instruction(&args.instruction)?;
     sim.run_until((seconds * 1e9) as u64);

@@ -63,7 +63,9 @@ pub fn print_points(points: &[SweepPoint], family: &ChipProfile) {
 }
 
 /// For each configuration and budget: the placement with the highest control rate (ties go
-/// to the lower VLA p99, then the lower power).
+/// to the lower VLA p99, then the lower power) among those whose brain keeps at least half
+/// the replanning rate the best of them reaches (strict priority lets a VLA that runs back
+/// to back starve a brain on its chip).
 fn print_best(points: &[SweepPoint]) {
     let mut keys: Vec<(&str, f64)> = Vec::new();
     for p in points {
@@ -71,11 +73,16 @@ fn print_best(points: &[SweepPoint]) {
             keys.push((p.label.as_str(), p.budget_tops));
         }
     }
-    println!("\nbest placement for the control rate:");
+    println!("\nbest placement for the control rate (with the brain still replanning):");
     for (label, tops) in keys {
-        let best = points
+        let candidates: Vec<&SweepPoint> = points
             .iter()
             .filter(|p| p.label == label && p.budget_tops == tops)
+            .collect();
+        let replanning = candidates.iter().map(|p| p.replan_rate_hz).fold(0.0, f64::max);
+        let best = candidates
+            .into_iter()
+            .filter(|p| p.replan_rate_hz >= 0.5 * replanning)
             .max_by(|a, b| {
                 a.chunk_rate_hz
                     .total_cmp(&b.chunk_rate_hz)
@@ -84,8 +91,8 @@ fn print_best(points: &[SweepPoint]) {
             });
         if let Some(p) = best {
             println!(
-                "  {label} at {tops} TOPS: {} ({:.2} chunks/s, VLA p99 {:.2} ms, {:.1} W)",
-                p.placement, p.chunk_rate_hz, p.vla_chunk_p99_ms, p.average_watts
+                "  {label} at {tops} TOPS: {} ({:.2} chunks/s, VLA p99 {:.2} ms, {:.2} plans/s, {:.1} W)",
+                p.placement, p.chunk_rate_hz, p.vla_chunk_p99_ms, p.replan_rate_hz, p.average_watts
             );
         }
     }
@@ -204,16 +211,17 @@ pub fn write_svg(path: &Path, points: &[SweepPoint]) -> anyhow::Result<()> {
 /// Each stage's p50 as measured and as the host profiles predict it.
 pub fn print_fidelity(predicted: &TelemetryReport, measured: &TelemetryReport) {
     println!("\nstage              measured p50 ms   predicted p50 ms   predicted / measured");
-    for m in &measured.stages {
-        let Some(p) = predicted.stages.iter().find(|p| p.name == m.name) else {
-            continue;
-        };
-        println!(
-            "{:<18} {:>15.2} {:>18.2} {:>22.2}",
-            m.name,
-            m.p50_ms,
-            p.p50_ms,
-            p.p50_ms / m.p50_ms
-        );
+    let ran = |report: &TelemetryReport, name: &str| {
+        report
+            .stages
+            .iter()
+            .find(|s| s.name == name && s.count > 0)
+            .map(|s| s.p50_ms)
+    };
+    for m in measured.stages.iter().filter(|s| s.count > 0) {
+        match ran(predicted, &m.name) {
+            Some(p) => println!("{:<18} {:>15.2} {:>18.2} {:>22.2}", m.name, m.p50_ms, p, p / m.p50_ms),
+            None => println!("{:<18} {:>15.2} {:>18} {:>22}", m.name, m.p50_ms, "never ran", "-"),
+        }
     }
 }

@@ -19,18 +19,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use brainstem_models::image::RgbImage;
-use brainstem_models::vlm::{EncodedFrame, Vlm};
 
 use crate::chip::ChipProfile;
 use crate::clock::Nanos;
 use crate::error::{Result, RuntimeError};
-use crate::kernels::{Backend, CpuBackend, LedgerSnapshot};
-use crate::loops::{Cerebellum, ChunkOutcome, ANSWER, CHUNK, FIRST_ACTION, PLAN, VISION};
+use crate::kernels::{Backend, LedgerSnapshot};
+use crate::loops::{next_deadline, Cerebellum, ChunkOutcome, ANSWER, CHUNK, FIRST_ACTION, PLAN, VISION};
 use crate::motion::{InterventionCounts, JointSink, MotionDecoder};
-use crate::observe::{guarded, Board, CommandedState, RuntimeEvent};
+use crate::observe::{guarded, Board, CommandedState, FrameEncodings, RuntimeEvent};
 use crate::partition::{Partitions, Stage};
 use crate::simulate::replay::{Recorded, RecordedChunk, Replay};
-use crate::stages::{Brain, MotionSetup, Pipeline};
+use crate::stages::{Brain, MotionSetup, Pipeline, VisionStage};
 use crate::stream::{action_stream, ActionReceiver, ActionSender, StreamEvent};
 use crate::telemetry::{StageLatencies, TelemetryReport};
 
@@ -41,14 +40,14 @@ pub trait Camera: Send {
 
 /// Something that becomes visible at a virtual time.
 enum Completion {
-    Encoded(u64, Nanos, Arc<EncodedFrame>),
+    Encoded(u64, Nanos, FrameEncodings),
     Subtask(String),
     Event(RuntimeEvent),
 }
 
 pub struct Simulation {
     control_period: Nanos,
-    vision: Arc<Vlm<CpuBackend>>,
+    vision: VisionStage,
     brain: Brain,
     cerebellum: Cerebellum,
     motion: MotionSetup,
@@ -78,6 +77,10 @@ struct Run {
     next_frame: Nanos,
     next_chunk: Nanos,
     next_brain: Nanos,
+    /// When the last chunk and the last brain period ended: a loop does not start its next
+    /// period's work before its last is done, so latency counts from the later of the two.
+    chunk_done: Nanos,
+    brain_done: Nanos,
     /// The newest frame sequence number handed to the vision stage.
     encoding: Option<u64>,
     stages: StageLatencies,
@@ -114,6 +117,8 @@ impl Run {
             next_frame: 0,
             next_chunk: 0,
             next_brain: 0,
+            chunk_done: 0,
+            brain_done: 0,
             encoding: None,
             stages,
             events: Vec::new(),
@@ -306,7 +311,7 @@ impl Simulation {
             index,
             self.run.now,
             |r| &mut r.vision,
-            |sim| guarded(|| Ok(Arc::new(sim.vision.encode_frame(&image)?))),
+            |sim| guarded(|| sim.vision.encode(&image)),
         );
         match result {
             Ok(frame) => {
@@ -332,10 +337,14 @@ impl Simulation {
         };
         let due = self.run.next_brain;
         let Some(inputs) = self.board().take_brain_inputs() else {
+            // Nothing to plan from yet: the period starts when there is.
+            self.run.next_brain = self.run.now + self.control_period;
             return;
         };
-        self.run.next_brain = next_slot(due, self.brain_period, self.run.now);
-        let mut cursor = self.run.now;
+        let start = self.run.now;
+        self.run.next_brain = next_deadline(due, start, self.brain_period);
+        // Latency counts from when the brain wanted the chip, waiting for it included.
+        let (mut cursor, mut from) = (start, due.max(self.run.brain_done));
         for (id, question) in inputs.questions {
             let (result, done) = self.occupy(
                 vlm,
@@ -343,13 +352,16 @@ impl Simulation {
                 |r| &mut r.answer,
                 |sim| guarded(|| sim.brain.answer(&question, &inputs.frame)),
             );
-            self.run.stages.record(ANSWER, Duration::from_nanos(done - cursor));
+            self.run.stages.record(ANSWER, Duration::from_nanos(done - from));
             let event = match result {
                 Ok(text) => RuntimeEvent::Answer { time: done, id, text },
                 Err(message) => RuntimeEvent::failed(done, Stage::Vlm, message),
             };
             self.run.completions.push((done, Completion::Event(event)));
-            cursor = if vlm == vlt { done } else { cursor };
+            self.run.brain_done = done;
+            if vlm == vlt {
+                (cursor, from) = (done, done);
+            }
         }
         let Some(instruction) = inputs.instruction else { return };
         let (result, done) = self.occupy(
@@ -358,9 +370,10 @@ impl Simulation {
             |r| &mut r.plan,
             |sim| guarded(|| sim.brain.plan(&instruction, &inputs.frame)),
         );
+        self.run.brain_done = self.run.brain_done.max(done);
         match result {
             Ok(plan) => {
-                self.run.stages.record(PLAN, Duration::from_nanos(done - cursor));
+                self.run.stages.record(PLAN, Duration::from_nanos(done - from));
                 let event = RuntimeEvent::plan(done, &instruction, &plan);
                 if let RuntimeEvent::Plan { subtasks, .. } = &event {
                     if let Some(first) = subtasks.first() {
@@ -390,6 +403,8 @@ impl Simulation {
             None => self.sample_chunk(index, start),
         };
         let Some((outcome, work, work_at_token)) = chunk else {
+            // No frame or subtask yet: the chunk's period starts when there is.
+            self.run.next_chunk = self.run.now + self.control_period;
             return;
         };
         let done = self.account(index, start, &work);
@@ -398,12 +413,18 @@ impl Simulation {
             .iter()
             .map(|w| start + chip.time(w).as_nanos() as Nanos)
             .collect();
-        self.run.next_chunk = next_slot(due, self.cerebellum.period_ns, self.run.now);
+        // Latency counts from when the cerebellum wanted the chip (its period, once its last
+        // chunk was done), waiting for another stage on the chip included.
+        let wanted = due.max(self.run.chunk_done);
+        self.run.chunk_done = done;
+        self.run.next_chunk = next_deadline(due, start, self.cerebellum.period_ns);
         self.retime_stream(start, &token_times, done);
         if outcome.result.is_ok() {
-            self.run.stages.record(CHUNK, Duration::from_nanos(done - due));
+            self.run.stages.record(CHUNK, Duration::from_nanos(done - wanted));
             if let Some(first) = token_times.first() {
-                self.run.stages.record(FIRST_ACTION, Duration::from_nanos(first - due));
+                self.run
+                    .stages
+                    .record(FIRST_ACTION, Duration::from_nanos(first - wanted));
             }
         }
         self.run
@@ -484,15 +505,5 @@ impl Simulation {
     pub fn peak_watts(&self) -> f64 {
         let idle: f64 = self.chips.iter().map(|chip| chip.idle_watts).sum();
         self.run.power.peak_watts(idle)
-    }
-}
-
-/// The next period boundary after `due` that is not in the past at `now`.
-fn next_slot(due: Nanos, period: Nanos, now: Nanos) -> Nanos {
-    let next = due + period;
-    if next > now {
-        next
-    } else {
-        now + period - (now - due) % period
     }
 }

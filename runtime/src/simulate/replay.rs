@@ -6,12 +6,10 @@
 //! as a full run's, and a sweep over chips and placements costs one real call per stage
 //! kind instead of one per simulated call.
 
-use std::sync::Arc;
-
 use brainstem_models::plan::Plan;
-use brainstem_models::vlm::EncodedFrame;
 
 use crate::kernels::LedgerSnapshot;
+use crate::observe::FrameEncodings;
 
 /// A call's output and the work it did.
 #[derive(Clone)]
@@ -30,7 +28,7 @@ pub struct RecordedChunk {
 
 #[derive(Default, Clone)]
 pub struct Replay {
-    pub vision: Option<Recorded<Arc<EncodedFrame>>>,
+    pub vision: Option<Recorded<FrameEncodings>>,
     pub plan: Option<Recorded<Plan>>,
     pub answer: Option<Recorded<String>>,
     pub chunk: Option<RecordedChunk>,
