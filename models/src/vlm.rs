@@ -17,12 +17,22 @@ use crate::llama::{LoadOptions, Logits};
 use crate::plan::{Plan, PlanConstraint, PlanSchema};
 use crate::tokenizer::Tokenizer;
 
-/// A frame encoded once, for every prompt (and every model) that needs it.
+/// A frame encoded once, for every prompt (and every model) that needs it: one view per
+/// camera, each as the processor tiled it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncodedFrame {
-    pub rows: usize,
-    pub cols: usize,
+    /// Tile rows and columns of each camera's view, in camera order (0 x 0: the global
+    /// view alone).
+    pub views: Vec<(usize, usize)>,
+    /// Every view's features, in the order the prompt's `<image>` tokens take them.
     pub embedding: Arc<ImageEmbedding>,
+}
+
+impl EncodedFrame {
+    /// Tiles over every view, global views included.
+    pub fn tiles(&self) -> usize {
+        self.views.iter().map(|(rows, cols)| rows * cols + 1).sum()
+    }
 }
 
 pub struct Vlm<B: Backend> {
@@ -92,11 +102,26 @@ impl<B: Backend> Vlm<B> {
     }
 
     pub fn encode_frame(&self, frame: &RgbImage) -> Result<EncodedFrame> {
-        let tiles = self.processor.preprocess(frame);
+        self.encode_views(std::slice::from_ref(frame))
+    }
+
+    /// Encodes one frame from each camera, in camera order, as one multi-image frame.
+    pub fn encode_views(&self, views: &[RgbImage]) -> Result<EncodedFrame> {
+        if views.is_empty() {
+            return Err(ModelError::Generation("a frame needs at least one camera view".into()));
+        }
+        let (mut shapes, mut values, mut rows) = (Vec::new(), Vec::new(), 0);
+        for view in views {
+            let tiles = self.processor.preprocess(view);
+            let embedding = self.model.encode_image(&tiles)?;
+            shapes.push((tiles.rows, tiles.cols));
+            rows += embedding.rows;
+            values.extend_from_slice(&embedding.values);
+        }
+        let hidden = self.model.config().text.hidden_size;
         Ok(EncodedFrame {
-            rows: tiles.rows,
-            cols: tiles.cols,
-            embedding: Arc::new(self.model.encode_image(&tiles)?),
+            views: shapes,
+            embedding: Arc::new(ImageEmbedding { rows, hidden, values }),
         })
     }
 
@@ -107,7 +132,11 @@ impl<B: Backend> Vlm<B> {
 
     /// The prompt with the start of the assistant's answer already written (`answer`).
     pub fn prompt_ids_with_answer(&self, user: &str, answer: &str, frame: &EncodedFrame) -> Result<Vec<u32>> {
-        let image = self.processor.image_prompt(frame.rows, frame.cols);
+        let image: String = frame
+            .views
+            .iter()
+            .map(|&(rows, cols)| self.processor.image_prompt(rows, cols))
+            .collect();
         let text = format!("<|im_start|>User:{image}{user}<end_of_utterance>\nAssistant:{answer}");
         self.tokenizer.encode(&text)
     }

@@ -126,3 +126,34 @@ fn fast_action_tokens_end_within_budget_whatever_the_logits() {
     let tiny = ActionConstraint::new(&actions, 300, 16, 7);
     assert!(tiny.is_err(), "FAST ids cannot fit a 300-token vocabulary");
 }
+
+#[test]
+fn a_frame_from_two_cameras_conditions_the_vla_on_both_views() {
+    let (vla, vlm) = tiny_vla();
+    let image = RgbImage::open(&common::reference_dir().join("tiny-idefics3/image.png")).unwrap();
+    let wrist = image.crop(0, 0, image.width() / 2, image.height() / 2);
+    let one = vlm.encode_frame(&image).unwrap();
+    let two = vlm.encode_views(&[image, wrist]).unwrap();
+    assert_eq!(two.views.len(), 2);
+    assert_eq!(two.views[0], one.views[0]);
+    assert!(two.embedding.rows > one.embedding.rows);
+    assert_eq!(
+        two.embedding.values[..one.embedding.values.len()],
+        one.embedding.values[..]
+    );
+    let ids = vlm
+        .prompt_ids_with_answer("Task: x, State: 1;\n", "Action: ", &two)
+        .unwrap();
+    let image_id = vlm.tokenizer().token_id("<image>").unwrap();
+    assert_eq!(ids.iter().filter(|&&id| id == image_id).count(), two.embedding.rows);
+    let mut tokens = Vec::new();
+    let opts = GenerateOptions {
+        max_tokens: 32,
+        sampling: SamplingParams::default(),
+        stop_ids: vec![],
+    };
+    vla.act(&two, "pick", &[0.0, 0.0, 0.0], &opts, |t| tokens.push(t))
+        .unwrap();
+    assert_eq!(tokens.len(), 12);
+    assert!(vlm.encode_views(&[]).is_err());
+}

@@ -61,8 +61,8 @@ void brainstem_runtime_free(struct BrainstemRuntime *handle);
 uintptr_t brainstem_joint_count(const struct BrainstemRuntime *handle);
 
 /**
- * Pushes a camera frame of `width` x `height` RGB pixels (3 bytes each, row-major).
- * Returns 0, or -1 with the reason in [`brainstem_last_error`].
+ * Pushes a camera frame of `width` x `height` RGB pixels (3 bytes each, row-major), for a
+ * robot with one camera. Returns 0, or -1 with the reason in [`brainstem_last_error`].
  *
  * # Safety
  * `handle` is live; `rgb` points to `width * height * 3` readable bytes.

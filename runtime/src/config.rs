@@ -3,6 +3,8 @@
 //! shape, the brain's rate and skills, and the compute partitions with the stage placement.
 //!
 //! ```toml
+//! cameras = 2                   # a view from each in every frame and prompt (default 1)
+//!
 //! [robot]
 //! builtin = "humanoid"          # or: file = "my_robot.toml"
 //!
@@ -42,8 +44,15 @@ pub struct RuntimeConfig {
     pub policy: PolicyConfig,
     #[serde(default)]
     pub brain: BrainConfig,
+    /// Cameras on the robot (default 1): a frame has a view from each, in this order.
+    #[serde(default = "one_camera")]
+    pub cameras: usize,
     #[serde(default)]
     pub compute: Option<ComputeConfig>,
+}
+
+fn one_camera() -> usize {
+    1
 }
 
 /// Where the robot description comes from.
@@ -268,6 +277,12 @@ impl RuntimeConfig {
                 ))
             }
         }
+        if !(1..=8).contains(&self.cameras) {
+            return Err(RuntimeError::config(
+                "cameras",
+                format!("must be 1 to 8, found {}", self.cameras),
+            ));
+        }
         if !(self.brain.rate_hz.is_finite() && self.brain.rate_hz > 0.0) {
             return Err(RuntimeError::config(
                 "brain.rate_hz",
@@ -326,6 +341,7 @@ mod tests {
             (CONFIG.replace("\"bins\"", "\"fast\""), "policy.actions"),
             (CONFIG.replace("\"bins\"", "\"binz\""), "binz"),
             (CONFIG.replace("rate_hz = 2.0", "rate_hz = 0.0"), "brain.rate_hz"),
+            (CONFIG.replace("[models]", "cameras = 0\n[models]"), "cameras"),
             (
                 CONFIG.replace("[models]", "[robot]\nbuiltin = \"dog\"\n[models]"),
                 "robot.builtin",

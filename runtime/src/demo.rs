@@ -76,40 +76,62 @@ pub fn demo_config(cache: &Path) -> Result<RuntimeConfig> {
             rate_hz: 2.0,
             ..BrainConfig::default()
         },
+        cameras: 1,
         compute: None,
     };
     config.validate()?;
     Ok(config)
 }
 
-/// A table seen from the robot's head: a red ball rolls left and right in front of a blue bin.
+/// Cameras watching a table: a red ball rolls left and right in front of a blue bin. The
+/// first view is the robot's head camera; further views (a wrist camera, ...) see the same
+/// scene closer, each a little further to the side.
 pub struct SyntheticCamera {
     pub width: u32,
     pub height: u32,
+    pub views: usize,
 }
 
 impl Default for SyntheticCamera {
     fn default() -> Self {
-        Self { width: 128, height: 96 }
+        Self::with_views(1)
     }
 }
 
 impl SyntheticCamera {
+    pub fn with_views(views: usize) -> Self {
+        Self {
+            width: 128,
+            height: 96,
+            views,
+        }
+    }
+
+    /// The head camera's view at `time`.
     pub fn frame(&self, time: Nanos) -> RgbImage {
+        self.view(time, 0)
+    }
+
+    /// View `index` at `time`: the scene zoomed in `1 + index / 2` times, shifted right.
+    pub fn view(&self, time: Nanos, index: usize) -> RgbImage {
         let (w, h) = (self.width as f64, self.height as f64);
+        let zoom = 1.0 + index as f64 / 2.0;
+        let shift = 0.15 * index as f64;
         let t = time as f64 * 1e-9;
-        let ball = (w * (0.5 + 0.35 * (0.8 * t).sin()), h * 0.62, h * 0.09);
+        let ball: (f64, f64, f64) = (0.5 + 0.35 * (0.8 * t).sin(), 0.62, 0.09);
         let mut pixels = Vec::with_capacity((self.width * self.height * 3) as usize);
         for y in 0..self.height {
             for x in 0..self.width {
-                let (fx, fy) = (x as f64, y as f64);
-                let in_ball = (fx - ball.0).powi(2) + (fy - ball.1).powi(2) < ball.2.powi(2);
-                let in_bin = fx > w * 0.72 && fx < w * 0.92 && fy > h * 0.45 && fy < h * 0.75;
+                // Scene coordinates, 0 to 1 across the head camera's view.
+                let sx = (x as f64 / w - 0.5) / zoom + 0.5 + shift;
+                let sy = (y as f64 / h - 0.5) / zoom + 0.5;
+                let in_ball = ((sx - ball.0) * w / h).powi(2) + (sy - ball.1).powi(2) < ball.2.powi(2);
+                let in_bin = sx > 0.72 && sx < 0.92 && sy > 0.45 && sy < 0.75;
                 let rgb = if in_ball {
                     [210, 30, 30]
                 } else if in_bin {
                     [40, 60, 190]
-                } else if fy > h * 0.5 {
+                } else if sy > 0.5 {
                     [150, 110, 70]
                 } else {
                     [200, 200, 195]
@@ -122,16 +144,20 @@ impl SyntheticCamera {
 }
 
 impl Camera for SyntheticCamera {
-    fn capture(&mut self, time: Nanos) -> RgbImage {
-        self.frame(time)
+    fn capture(&mut self, time: Nanos) -> Vec<RgbImage> {
+        (0..self.views).map(|index| self.view(time, index)).collect()
     }
 }
 
-/// A fixed image as the camera, for running real models on a picture from the command line.
-pub struct StillCamera(pub RgbImage);
+/// A fixed image as every camera's view, for running real models on a picture from the
+/// command line.
+pub struct StillCamera {
+    pub image: RgbImage,
+    pub views: usize,
+}
 
 impl Camera for StillCamera {
-    fn capture(&mut self, _time: Nanos) -> RgbImage {
-        self.0.clone()
+    fn capture(&mut self, _time: Nanos) -> Vec<RgbImage> {
+        vec![self.image.clone(); self.views]
     }
 }

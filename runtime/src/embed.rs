@@ -51,6 +51,7 @@ pub struct Runtime {
     ledger_start: Vec<LedgerSnapshot>,
     started: Instant,
     joints: usize,
+    cameras: usize,
 }
 
 impl Runtime {
@@ -67,6 +68,7 @@ impl Runtime {
             motion,
         } = pipeline;
         let joints = motion.robot.joints.len();
+        let cameras = models.cameras;
         let (sender, receiver) = action_stream(options.stream_capacity);
         let decoder = motion.decoder(receiver)?;
         let commanded = Arc::new(CommandedState::new(decoder.home()));
@@ -93,6 +95,7 @@ impl Runtime {
             ledger_start,
             started: Instant::now(),
             joints,
+            cameras,
         };
         runtime.threads = loops::start(&shared, models, sender)?;
         Ok(runtime)
@@ -103,12 +106,22 @@ impl Runtime {
         self.shared.clock.now()
     }
 
-    /// A camera frame taken now; returns its sequence number. Only the newest frame is
-    /// encoded: one the vision stage has not started on is replaced.
+    /// A camera frame taken now, for a robot with one camera; returns its sequence number.
+    /// Only the newest frame is encoded: one the vision stage has not started on is replaced.
     pub fn push_frame(&self, image: RgbImage) -> Result<u64> {
-        let seq = self.shared.board().push_frame(self.now(), image)?;
+        self.push_views(vec![image])
+    }
+
+    /// One frame from each camera, taken now, in camera order.
+    pub fn push_views(&self, views: Vec<RgbImage>) -> Result<u64> {
+        let seq = self.shared.board().push_frame(self.now(), views, self.cameras)?;
         self.shared.wake.notify_all();
         Ok(seq)
+    }
+
+    /// Cameras on the robot: every frame has a view from each.
+    pub fn camera_count(&self) -> usize {
+        self.cameras
     }
 
     /// The robot's measured position of every joint, in the robot's joint order. Without

@@ -175,8 +175,8 @@ pub unsafe extern "C" fn brainstem_joint_count(handle: *const BrainstemRuntime) 
     boundary(0, || Ok(unsafe { runtime(handle) }?.runtime.joint_count()))
 }
 
-/// Pushes a camera frame of `width` x `height` RGB pixels (3 bytes each, row-major).
-/// Returns 0, or -1 with the reason in [`brainstem_last_error`].
+/// Pushes a camera frame of `width` x `height` RGB pixels (3 bytes each, row-major), for a
+/// robot with one camera. Returns 0, or -1 with the reason in [`brainstem_last_error`].
 ///
 /// # Safety
 /// `handle` is live; `rgb` points to `width * height * 3` readable bytes.

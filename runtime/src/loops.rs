@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::{Clock, Nanos};
 use crate::error::{Result, RuntimeError};
-use crate::observe::{guarded, Board, CommandedState, FrameEncodings, RuntimeEvent};
+use crate::observe::{guarded, Board, CerebellumInputs, CommandedState, FrameEncodings, RuntimeEvent};
 use crate::partition::Stage;
 use crate::stages::{ActRequest, ActionPolicy, Brain, ModelStages};
 use crate::stream::ActionSender;
@@ -99,6 +99,7 @@ pub(crate) fn start(shared: &Arc<Shared>, models: ModelStages, sender: ActionSen
         policy,
         action_joints,
         chunk_period_ns,
+        ..
     } = models;
     shared.stages.set_deadline(CHUNK, Duration::from_nanos(chunk_period_ns));
     shared
@@ -115,14 +116,14 @@ pub(crate) fn start(shared: &Arc<Shared>, models: ModelStages, sender: ActionSen
     let (s1, s2, s3) = (shared.clone(), shared.clone(), shared.clone());
     Ok(vec![
         spawn("brainstem-vision", move || {
-            vision_loop(&s1, |image| vision.encode(image))
+            vision_loop(&s1, |views| vision.encode(views))
         })?,
         spawn("brainstem-brain", move || brain_loop(&s2, &brain))?,
         spawn("brainstem-cerebellum", move || cerebellum.run(&s3))?,
     ])
 }
 
-fn vision_loop(shared: &Shared, encode: impl Fn(&brainstem_models::image::RgbImage) -> Result<FrameEncodings>) {
+fn vision_loop(shared: &Shared, encode: impl Fn(&[brainstem_models::image::RgbImage]) -> Result<FrameEncodings>) {
     loop {
         let job = {
             let mut board = shared.board();
@@ -138,7 +139,7 @@ fn vision_loop(shared: &Shared, encode: impl Fn(&brainstem_models::image::RgbIma
         };
         let (seq, time, image) = job;
         let started = Instant::now();
-        match guarded(|| encode(&image)) {
+        match guarded(|| encode(&image[..])) {
             Ok(encoded) => {
                 shared.stages.record(VISION, started.elapsed());
                 shared.board().encoded = Some((seq, time, encoded));
@@ -218,6 +219,20 @@ pub(crate) struct ChunkOutcome {
 }
 
 impl Cerebellum {
+    /// The inputs of the next chunk and its number, once there is a frame and a subtask.
+    fn next_chunk_inputs(
+        &mut self,
+        board: &Mutex<Board>,
+        commanded: &CommandedState,
+    ) -> Option<(CerebellumInputs, u64)> {
+        let inputs = board
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cerebellum_inputs(&self.joints, commanded)?;
+        self.next_chunk += 1;
+        Some((inputs, self.next_chunk - 1))
+    }
+
     /// Samples one chunk starting at `start` and streams it; `on_token` sees each token as
     /// it is sent. A failure halts the motion decoder.
     pub fn chunk(
@@ -227,12 +242,7 @@ impl Cerebellum {
         start: Nanos,
         mut on_token: impl FnMut(usize),
     ) -> Option<ChunkOutcome> {
-        let inputs = board
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .cerebellum_inputs(&self.joints, commanded)?;
-        let chunk_id = self.next_chunk;
-        self.next_chunk += 1;
+        let (inputs, chunk_id) = self.next_chunk_inputs(board, commanded)?;
         self.last_tokens.clear();
         let request = ActRequest {
             frame: &inputs.frame,
@@ -272,12 +282,7 @@ impl Cerebellum {
         start: Nanos,
         tokens: &[u32],
     ) -> Option<ChunkOutcome> {
-        let inputs = board
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .cerebellum_inputs(&self.joints, commanded)?;
-        let chunk_id = self.next_chunk;
-        self.next_chunk += 1;
+        let (inputs, chunk_id) = self.next_chunk_inputs(board, commanded)?;
         let _ = self.sender.begin_chunk(chunk_id, start);
         for &token in tokens {
             let _ = self.sender.token(token);

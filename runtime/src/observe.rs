@@ -124,8 +124,8 @@ impl JointSink for RecordingSink {
 /// The shared state behind the board's lock.
 #[derive(Default)]
 pub struct Board {
-    /// The newest camera frame and its sequence number.
-    pub frame: Option<(u64, Nanos, Arc<RgbImage>)>,
+    /// The newest frame (a view per camera) and its sequence number.
+    pub frame: Option<(u64, Nanos, Arc<Vec<RgbImage>>)>,
     /// The newest encodings, and the sequence number of the frame they encode.
     pub encoded: Option<(u64, Nanos, FrameEncodings)>,
     /// The robot's measured joint state (every joint, in the robot's order).
@@ -139,17 +139,28 @@ pub struct Board {
 }
 
 impl Board {
-    pub fn push_frame(&mut self, time: Nanos, image: RgbImage) -> Result<u64> {
-        if image.width() == 0 || image.height() == 0 {
+    /// One frame from each of the robot's `cameras`, in camera order.
+    pub fn push_frame(&mut self, time: Nanos, views: Vec<RgbImage>, cameras: usize) -> Result<u64> {
+        if views.len() != cameras {
             return Err(RuntimeError::Observation(format!(
-                "a camera frame of {}x{} pixels",
-                image.width(),
-                image.height()
+                "a frame has one view per camera: expected {cameras}, found {}",
+                views.len()
+            )));
+        }
+        if let Some((i, view)) = views
+            .iter()
+            .enumerate()
+            .find(|(_, v)| v.width() == 0 || v.height() == 0)
+        {
+            return Err(RuntimeError::Observation(format!(
+                "camera {i}'s frame is {}x{} pixels",
+                view.width(),
+                view.height()
             )));
         }
         let seq = self.next_frame;
         self.next_frame += 1;
-        self.frame = Some((seq, time, Arc::new(image)));
+        self.frame = Some((seq, time, Arc::new(views)));
         Ok(seq)
     }
 
@@ -190,7 +201,7 @@ impl Board {
     }
 
     /// A frame not yet encoded, if there is one.
-    pub fn frame_to_encode(&self) -> Option<(u64, Nanos, Arc<RgbImage>)> {
+    pub fn frame_to_encode(&self) -> Option<(u64, Nanos, Arc<Vec<RgbImage>>)> {
         let (seq, time, image) = self.frame.as_ref()?;
         let done = self.encoded.as_ref().is_some_and(|(s, ..)| s >= seq);
         (!done).then(|| (*seq, *time, image.clone()))
@@ -279,13 +290,13 @@ mod tests {
     fn the_newest_frame_waits_for_encoding_once() {
         let mut board = Board::default();
         let image = RgbImage::new(2, 2, vec![0; 12]).unwrap();
-        board.push_frame(10, image.clone()).unwrap();
-        let seq = board.push_frame(20, image).unwrap();
+        board.push_frame(10, vec![image.clone()], 1).unwrap();
+        assert!(board.push_frame(15, vec![image.clone()], 2).is_err());
+        let seq = board.push_frame(20, vec![image], 1).unwrap();
         let (next, time, _) = board.frame_to_encode().unwrap();
         assert_eq!((next, time), (seq, 20));
         let encoded = EncodedFrame {
-            rows: 0,
-            cols: 0,
+            views: vec![(0, 0)],
             embedding: Arc::new(brainstem_models::idefics3::ImageEmbedding {
                 rows: 0,
                 hidden: 0,

@@ -127,10 +127,11 @@ pub struct VisionStage {
 }
 
 impl VisionStage {
-    pub fn encode(&self, image: &RgbImage) -> Result<FrameEncodings> {
-        let brain = Arc::new(self.brain.encode_frame(image)?);
+    /// Encodes a frame: one view per camera.
+    pub fn encode(&self, views: &[RgbImage]) -> Result<FrameEncodings> {
+        let brain = Arc::new(self.brain.encode_views(views)?);
         let vla = match &self.vla {
-            Some(vla) => Arc::new(vla.encode_frame(image)?),
+            Some(vla) => Arc::new(vla.encode_views(views)?),
             None => brain.clone(),
         };
         Ok(FrameEncodings { brain, vla })
@@ -147,6 +148,8 @@ pub struct ModelStages {
     pub vision: VisionStage,
     pub brain: Brain,
     pub policy: Box<dyn ActionPolicy>,
+    /// Cameras on the robot: every frame has a view from each, and every prompt shows them all.
+    pub cameras: usize,
     /// The robot joints the policy drives and reads the state of.
     pub action_joints: Vec<usize>,
     /// How often the cerebellum starts a chunk.
@@ -223,6 +226,7 @@ impl Pipeline {
                 },
                 brain,
                 policy: Box::new(policy),
+                cameras: config.cameras,
                 action_joints: motion.action_joints.clone(),
                 chunk_period_ns: config.chunk_period_ns(),
             },

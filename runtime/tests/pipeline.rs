@@ -247,3 +247,33 @@ fn a_vla_with_its_own_vision_tower_gets_its_own_encoding() {
     assert!(chunks(&sim.take_events()) >= 5);
     assert_eq!(sim.interventions().stops(), 0);
 }
+
+#[test]
+fn a_robot_with_two_cameras_shows_every_model_both_views() {
+    let mut config = config();
+    config.cameras = 2;
+    let pipeline = Pipeline::load(&config).unwrap();
+    let camera = Box::new(SyntheticCamera::with_views(2));
+    let mut sim = Simulation::new(pipeline, Box::new(LogSink::default()), camera, 10.0).unwrap();
+    sim.board().set_instruction(DEMO_INSTRUCTION).unwrap();
+    sim.run_until(SECOND);
+    let encoded = sim.board().encoded.clone().unwrap().2;
+    assert_eq!(encoded.brain.views.len(), 2);
+    let events = sim.take_events();
+    assert!(chunks(&events) >= 5, "{events:?}");
+    assert!(events.iter().any(|e| matches!(e, RuntimeEvent::Plan { .. })));
+    // A camera that gives the wrong number of views is reported, not ignored.
+    let pipeline = Pipeline::load(&config).unwrap();
+    let one_view = Box::new(SyntheticCamera::default());
+    let mut sim = Simulation::new(pipeline, Box::new(LogSink::default()), one_view, 10.0).unwrap();
+    sim.run_until(SECOND / 10);
+    let failure = sim.take_events().into_iter().find_map(|e| match e {
+        RuntimeEvent::StageFailed {
+            stage: "vision",
+            message,
+            ..
+        } => Some(message),
+        _ => None,
+    });
+    assert!(failure.unwrap().contains("expected 2, found 1"));
+}

@@ -14,7 +14,7 @@ use brainstem_runtime::demo::{demo_config, SyntheticCamera, DEMO_INSTRUCTION};
 use brainstem_runtime::host::host_profile;
 use brainstem_runtime::motion::{JointCommand, JointSink};
 use brainstem_runtime::partition::available_cores;
-use brainstem_runtime::simulate::Simulation;
+use brainstem_runtime::simulate::{Camera, Simulation};
 use brainstem_runtime::stages::Pipeline;
 use brainstem_runtime::sweep::{simulate_point, Layout, SweepPoint};
 use brainstem_runtime::telemetry::TelemetryReport;
@@ -49,6 +49,10 @@ pub struct BenchArgs {
     /// Quantizations to sweep (q8_0, q4_0, ...), or none for the configuration's.
     #[arg(long, value_delimiter = ',')]
     quantize: Vec<String>,
+    /// Camera counts to sweep (each frame has a view per camera, and every prompt shows
+    /// them all), or none for the configuration's.
+    #[arg(long, value_delimiter = ',')]
+    cameras: Vec<usize>,
     /// Chunk lengths (policy steps) to sweep, or none for the configuration's.
     #[arg(long, value_delimiter = ',')]
     chunk_steps: Vec<usize>,
@@ -118,12 +122,12 @@ fn chip_family(name: &str) -> anyhow::Result<ChipProfile> {
     Ok(chip)
 }
 
-/// The configurations to sweep: every model x quantization x chunk length asked for,
-/// labelled (the model's name only when there are several).
+/// The configurations to sweep: every model x quantization x camera count x chunk length
+/// asked for, labelled (the model's name only when there are several).
 fn variants(args: &BenchArgs, models: &[(String, RuntimeConfig)]) -> Vec<(String, RuntimeConfig)> {
     let mut out = Vec::new();
     for (name, base) in models {
-        for (label, config) in quantizations_and_chunks(args, base) {
+        for (label, config) in settings(args, base) {
             let label = match models.len() {
                 1 => label,
                 _ => format!("{name} {label}"),
@@ -134,28 +138,28 @@ fn variants(args: &BenchArgs, models: &[(String, RuntimeConfig)]) -> Vec<(String
     out
 }
 
-fn quantizations_and_chunks(args: &BenchArgs, base: &RuntimeConfig) -> Vec<(String, RuntimeConfig)> {
+/// One model's configurations: every quantization x camera count x chunk length asked for.
+fn settings(args: &BenchArgs, base: &RuntimeConfig) -> Vec<(String, RuntimeConfig)> {
+    let or_base = |asked: &[usize], base: usize| match asked.is_empty() {
+        true => vec![base],
+        false => asked.to_vec(),
+    };
     let quantize: Vec<Option<String>> = match args.quantize.is_empty() {
         true => vec![base.models.quantize.clone()],
         false => args.quantize.iter().cloned().map(Some).collect(),
     };
-    let steps: Vec<usize> = match args.chunk_steps.is_empty() {
-        true => vec![base.policy.chunk_steps],
-        false => args.chunk_steps.clone(),
-    };
     let mut out = Vec::new();
     for q in &quantize {
-        for &s in &steps {
-            let mut config = base.clone();
-            config.models.quantize = q.clone();
-            config.policy.chunk_steps = s;
-            let label = format!(
-                "{} {}x{}",
-                q.as_deref().unwrap_or("as stored"),
-                s,
-                config.policy.joints.len()
-            );
-            out.push((label, config));
+        for cameras in or_base(&args.cameras, base.cameras) {
+            for steps in or_base(&args.chunk_steps, base.policy.chunk_steps) {
+                let mut config = base.clone();
+                config.models.quantize = q.clone();
+                config.cameras = cameras;
+                config.policy.chunk_steps = steps;
+                let joints = config.policy.joints.len();
+                let label = format!("{} {cameras}cam {steps}x{joints}", q.as_deref().unwrap_or("as stored"));
+                out.push((label, config));
+            }
         }
     }
     out
@@ -181,7 +185,7 @@ fn sweep(args: &BenchArgs, models: &[(String, RuntimeConfig)]) -> anyhow::Result
             config.compute = Some(layout.compute(available_cores()));
             progress.set_message(format!("loading {label} {}", layout.name()));
             let pipeline = Pipeline::load(&config)?;
-            let camera = Box::new(SyntheticCamera::default());
+            let camera = Box::new(SyntheticCamera::with_views(config.cameras));
             let mut sim = Simulation::new(pipeline, Box::new(Discard), camera, args.camera_hz)?.replaying();
             for &tops in &args.tops {
                 progress.set_message(format!("{label} {} {tops} TOPS", layout.name()));
@@ -230,7 +234,7 @@ fn measure(args: &BenchArgs, config: &RuntimeConfig, seconds: f64) -> anyhow::Re
             chip.name, chip.int8_tops, chip.f32_tflops, chip.memory_gbps, chip.dispatch_us
         );
     }
-    let camera = Box::new(SyntheticCamera::default());
+    let camera = Box::new(SyntheticCamera::with_views(config.cameras));
     let mut sim = Simulation::new(pipeline, Box::new(Discard), camera, args.camera_hz)?.replaying();
     sim.restart(chips)?;
     sim.board().set_instruction(&args.instruction)?;
@@ -242,11 +246,11 @@ fn measure(args: &BenchArgs, config: &RuntimeConfig, seconds: f64) -> anyhow::Re
 fn run_wall_clock(args: &BenchArgs, config: &RuntimeConfig, seconds: f64) -> anyhow::Result<TelemetryReport> {
     let runtime = Runtime::from_config(config, Box::new(Discard), RuntimeOptions::default())?;
     runtime.set_instruction(&args.instruction)?;
-    let camera = SyntheticCamera::default();
+    let mut camera = SyntheticCamera::with_views(config.cameras);
     let period = Duration::from_secs_f64(1.0 / args.camera_hz);
     let started = Instant::now();
     while started.elapsed().as_secs_f64() < seconds {
-        runtime.push_frame(camera.frame(runtime.now()))?;
+        runtime.push_views(camera.capture(runtime.now()))?;
         std::thread::sleep(period);
         while runtime.try_event().is_some() {}
     }

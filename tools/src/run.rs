@@ -33,7 +33,7 @@ pub struct RunArgs {
     /// A question for the VLM about the first frame.
     #[arg(long, default_value = "What is on the table?")]
     ask: String,
-    /// A still PNG or JPEG as the camera (default: the synthetic camera).
+    /// A still PNG or JPEG as every camera's view (default: the synthetic cameras).
     #[arg(long)]
     image: Option<PathBuf>,
     #[arg(long, default_value_t = 10.0)]
@@ -82,8 +82,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     let mut camera: Box<dyn Camera> = match &args.image {
-        Some(path) => Box::new(StillCamera(RgbImage::open(path)?)),
-        None => Box::new(SyntheticCamera::default()),
+        Some(path) => Box::new(StillCamera {
+            image: RgbImage::open(path)?,
+            views: config.cameras,
+        }),
+        None => Box::new(SyntheticCamera::with_views(config.cameras)),
     };
     let loading = Instant::now();
     let pipeline = Pipeline::load(&config)?;
@@ -132,7 +135,7 @@ fn run_wall_clock(
     };
     let runtime = Runtime::start(pipeline, Box::new(sink.clone()), options)?;
     runtime.set_instruction(&args.instruction)?;
-    runtime.push_frame(camera.capture(runtime.now()))?;
+    runtime.push_views(camera.capture(runtime.now()))?;
     runtime.ask(&args.ask)?;
     let started = Instant::now();
     let frame_period = Duration::from_secs_f64(1.0 / args.camera_hz.max(0.1));
@@ -142,7 +145,7 @@ fn run_wall_clock(
             print_event(&event);
         }
         if Instant::now() >= next_frame {
-            runtime.push_frame(camera.capture(runtime.now()))?;
+            runtime.push_views(camera.capture(runtime.now()))?;
             next_frame += frame_period;
         }
         if Instant::now() >= next_status {

@@ -64,7 +64,7 @@ pub fn encode(vlm: &Vlm<CpuBackend>, image: &Path) -> anyhow::Result<EncodedFram
         "image {}x{} -> {} tiles, {} features in {:.1} ms",
         frame.width(),
         frame.height(),
-        encoded.rows * encoded.cols + 1,
+        encoded.tiles(),
         encoded.embedding.rows,
         started.elapsed().as_secs_f64() * 1e3
     );

@@ -15,7 +15,8 @@ use brainstem_benches::machine_description;
 use brainstem_runtime::config::{ActionScheme, BrainConfig, ModelsConfig, PolicyConfig, RobotSource};
 use brainstem_runtime::demo::{SyntheticCamera, DEMO_ARM, DEMO_INSTRUCTION};
 use brainstem_runtime::motion::{JointCommand, JointSink, LoopOptions};
-use brainstem_runtime::partition::{ComputeConfig, PartitionConfig, PlacementConfig};
+use brainstem_runtime::partition::{available_cores, ComputeConfig};
+use brainstem_runtime::sweep::Layout;
 use brainstem_runtime::telemetry::{StageReport, TelemetryReport};
 use brainstem_runtime::{Runtime, RuntimeConfig, RuntimeEvent, RuntimeOptions};
 use clap::Parser;
@@ -61,37 +62,13 @@ impl JointSink for BusSink {
     }
 }
 
-fn partition(name: &str, cores: Vec<usize>, priority: i32) -> PartitionConfig {
-    PartitionConfig {
-        name: name.into(),
-        threads: Some(cores.len()),
-        cores,
-        priority: Some(priority),
-        npu_tops: Some(20.0),
-        chip: None,
-    }
-}
-
 /// The placements compared: each a name, the compute configuration and the brain's rate.
-fn placements(brain_hz: f64) -> Vec<(&'static str, ComputeConfig, f64)> {
-    let split = ComputeConfig::three_chips(2);
-    let place = |vision: &str, brain: &str, vla: &str| PlacementConfig {
-        vision: vision.into(),
-        vlm: brain.into(),
-        vlt: brain.into(),
-        vla: vla.into(),
-    };
-    let one_pool = ComputeConfig {
-        partitions: vec![partition("all", vec![0, 1], 0)],
-        placement: place("all", "all", "all"),
-    };
-    let mut vla_with_brain = split.clone();
-    vla_with_brain.placement.vla = "p1".into();
+fn placements(brain_hz: f64, cores: usize) -> Vec<(&'static str, ComputeConfig, f64)> {
     vec![
-        ("split, brain quiet", split.clone(), 0.05),
-        ("split (default)", split, brain_hz),
-        ("one 2-core pool", one_pool, brain_hz),
-        ("VLA on the brain's core", vla_with_brain, brain_hz),
+        ("split, brain quiet", Layout::Split.compute(cores), 0.05),
+        ("split (default)", Layout::Split.compute(cores), brain_hz),
+        ("one 2-core pool", Layout::OneChip.compute(cores), brain_hz),
+        ("VLA on the brain's core", Layout::VlaWithBrain.compute(cores), brain_hz),
     ]
 }
 
@@ -118,6 +95,7 @@ fn config(args: &Args, compute: ComputeConfig, brain_hz: f64) -> RuntimeConfig {
             rate_hz: brain_hz,
             ..BrainConfig::default()
         },
+        cameras: 1,
         compute: Some(compute),
     }
 }
@@ -178,7 +156,7 @@ fn main() -> anyhow::Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut reports = Vec::new();
-    for (name, compute, brain_hz) in placements(args.brain_hz) {
+    for (name, compute, brain_hz) in placements(args.brain_hz, available_cores()) {
         let (report, failures) = run(&args, &config(&args, compute, brain_hz))?;
         let rate = |s: &str| stage(&report, s).map_or(0.0, |s| s.count as f64 / report.wall_s);
         println!(

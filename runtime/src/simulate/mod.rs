@@ -33,9 +33,9 @@ use crate::stages::{Brain, MotionSetup, Pipeline, VisionStage};
 use crate::stream::{action_stream, ActionReceiver, ActionSender, StreamEvent};
 use crate::telemetry::{StageLatencies, TelemetryReport};
 
-/// Where simulated frames come from.
+/// Where frames come from: one view per camera of the robot, in camera order.
 pub trait Camera: Send {
-    fn capture(&mut self, time: Nanos) -> RgbImage;
+    fn capture(&mut self, time: Nanos) -> Vec<RgbImage>;
 }
 
 /// Something that becomes visible at a virtual time.
@@ -57,6 +57,7 @@ pub struct Simulation {
     chips: Vec<ChipProfile>,
     camera: Box<dyn Camera>,
     camera_period: Nanos,
+    cameras: usize,
     brain_period: Nanos,
     replay: Option<Replay>,
     run: Run,
@@ -156,6 +157,7 @@ impl Simulation {
             partitions,
             camera,
             camera_period: (1e9 / camera_hz.max(1e-3)).round() as Nanos,
+            cameras: models.cameras,
             brain_period,
             replay: None,
             run,
@@ -217,9 +219,12 @@ impl Simulation {
     fn step(&mut self) {
         let now = self.run.now;
         if now >= self.run.next_frame {
-            let image = self.camera.capture(now);
-            // A camera's frames are never empty; if one were, it is skipped like a dropped frame.
-            let _ = self.board().push_frame(now, image);
+            let views = self.camera.capture(now);
+            let pushed = self.board().push_frame(now, views, self.cameras);
+            if let Err(error) = pushed {
+                let event = RuntimeEvent::failed(now, Stage::Vision, error.to_string());
+                self.run.events.push(event);
+            }
             self.run.next_frame += self.camera_period;
         }
         self.apply_completions();
