@@ -75,7 +75,7 @@ impl Runtime {
         let (events_in, events) = mpsc::channel();
         let clock: Arc<dyn Clock> = Arc::new(WallClock::new());
         let shared = Arc::new(Shared {
-            board: Mutex::new(Board::default()),
+            board: Mutex::new(Board::new(joints, cameras)),
             wake: Default::default(),
             stop: Default::default(),
             stages: Default::default(),
@@ -114,7 +114,7 @@ impl Runtime {
 
     /// One frame from each camera, taken now, in camera order.
     pub fn push_views(&self, views: Vec<RgbImage>) -> Result<u64> {
-        let seq = self.shared.board().push_frame(self.now(), views, self.cameras)?;
+        let seq = self.shared.board().push_frame(self.now(), views)?;
         self.shared.wake.notify_all();
         Ok(seq)
     }
@@ -127,7 +127,7 @@ impl Runtime {
     /// The robot's measured position of every joint, in the robot's joint order. Without
     /// one, the cerebellum reads the commanded positions.
     pub fn push_state(&self, positions: &[f64]) -> Result<()> {
-        self.shared.board().push_state(self.now(), positions, self.joints)
+        self.shared.board().push_state(self.now(), positions)
     }
 
     /// What the robot should do; the brain plans it at its next period.

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use crate::clock::{Clock, Nanos};
 use crate::error::{Result, RuntimeError};
-use crate::observe::{guarded, Board, CerebellumInputs, CommandedState, FrameEncodings, RuntimeEvent};
+use crate::observe::{guarded, Board, CerebellumInputs, CommandedState, RuntimeEvent};
 use crate::partition::Stage;
-use crate::stages::{ActRequest, ActionPolicy, Brain, ModelStages};
+use crate::stages::{ActRequest, ActionPolicy, Brain, ModelStages, VisionStage};
 use crate::stream::ActionSender;
 use crate::telemetry::StageLatencies;
 
@@ -115,15 +115,13 @@ pub(crate) fn start(shared: &Arc<Shared>, models: ModelStages, sender: ActionSen
     };
     let (s1, s2, s3) = (shared.clone(), shared.clone(), shared.clone());
     Ok(vec![
-        spawn("brainstem-vision", move || {
-            vision_loop(&s1, |views| vision.encode(views))
-        })?,
+        spawn("brainstem-vision", move || vision_loop(&s1, &vision))?,
         spawn("brainstem-brain", move || brain_loop(&s2, &brain))?,
         spawn("brainstem-cerebellum", move || cerebellum.run(&s3))?,
     ])
 }
 
-fn vision_loop(shared: &Shared, encode: impl Fn(&[brainstem_models::image::RgbImage]) -> Result<FrameEncodings>) {
+fn vision_loop(shared: &Shared, vision: &VisionStage) {
     loop {
         let job = {
             let mut board = shared.board();
@@ -139,7 +137,7 @@ fn vision_loop(shared: &Shared, encode: impl Fn(&[brainstem_models::image::RgbIm
         };
         let (seq, time, image) = job;
         let started = Instant::now();
-        match guarded(|| encode(&image[..])) {
+        match guarded(|| vision.encode(&image)) {
             Ok(encoded) => {
                 shared.stages.record(VISION, started.elapsed());
                 shared.board().encoded = Some((seq, time, encoded));

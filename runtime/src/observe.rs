@@ -121,26 +121,45 @@ impl JointSink for RecordingSink {
     }
 }
 
-/// The shared state behind the board's lock.
-#[derive(Default)]
+/// The shared state behind the board's lock. It knows the robot's joint and camera counts,
+/// so whatever is pushed is checked against the robot, not against the caller's word.
 pub struct Board {
     /// The newest frame (a view per camera) and its sequence number.
     pub frame: Option<(u64, Nanos, Arc<Vec<RgbImage>>)>,
     /// The newest encodings, and the sequence number of the frame they encode.
     pub encoded: Option<(u64, Nanos, FrameEncodings)>,
     /// The robot's measured joint state (every joint, in the robot's order).
-    pub measured: Option<(Nanos, Vec<f64>)>,
+    measured: Option<(Nanos, Vec<f64>)>,
     pub instruction: Option<String>,
     /// The subtask the cerebellum works on: the first of the latest plan.
     pub subtask: Option<String>,
     pub questions: VecDeque<(u64, String)>,
     next_frame: u64,
     next_question: u64,
+    joints: usize,
+    cameras: usize,
 }
 
 impl Board {
-    /// One frame from each of the robot's `cameras`, in camera order.
-    pub fn push_frame(&mut self, time: Nanos, views: Vec<RgbImage>, cameras: usize) -> Result<u64> {
+    /// The board of a robot with `joints` joints and `cameras` cameras.
+    pub fn new(joints: usize, cameras: usize) -> Self {
+        Self {
+            frame: None,
+            encoded: None,
+            measured: None,
+            instruction: None,
+            subtask: None,
+            questions: VecDeque::new(),
+            next_frame: 0,
+            next_question: 0,
+            joints,
+            cameras,
+        }
+    }
+
+    /// One frame from each of the robot's cameras, in camera order.
+    pub fn push_frame(&mut self, time: Nanos, views: Vec<RgbImage>) -> Result<u64> {
+        let cameras = self.cameras;
         if views.len() != cameras {
             return Err(RuntimeError::Observation(format!(
                 "a frame has one view per camera: expected {cameras}, found {}",
@@ -164,7 +183,9 @@ impl Board {
         Ok(seq)
     }
 
-    pub fn push_state(&mut self, time: Nanos, positions: &[f64], joints: usize) -> Result<()> {
+    /// The measured position of every joint, in the robot's order.
+    pub fn push_state(&mut self, time: Nanos, positions: &[f64]) -> Result<()> {
+        let joints = self.joints;
         if positions.len() != joints {
             return Err(RuntimeError::Observation(format!(
                 "a joint state has one position per joint: expected {joints}, found {}",
@@ -276,10 +297,10 @@ mod tests {
 
     #[test]
     fn bad_observations_are_refused_with_the_reason() {
-        let mut board = Board::default();
-        let nan = board.push_state(0, &[0.0, f64::NAN], 2).unwrap_err().to_string();
+        let mut board = Board::new(2, 1);
+        let nan = board.push_state(0, &[0.0, f64::NAN]).unwrap_err().to_string();
         assert!(nan.contains("joint 1") && nan.contains("NaN"), "{nan}");
-        let short = board.push_state(0, &[0.0], 2).unwrap_err().to_string();
+        let short = board.push_state(0, &[0.0]).unwrap_err().to_string();
         assert!(short.contains("expected 2, found 1"), "{short}");
         assert!(board.set_instruction("  ").is_err());
         assert!(board.ask("").is_err());
@@ -288,11 +309,11 @@ mod tests {
 
     #[test]
     fn the_newest_frame_waits_for_encoding_once() {
-        let mut board = Board::default();
+        let mut board = Board::new(2, 1);
         let image = RgbImage::new(2, 2, vec![0; 12]).unwrap();
-        board.push_frame(10, vec![image.clone()], 1).unwrap();
-        assert!(board.push_frame(15, vec![image.clone()], 2).is_err());
-        let seq = board.push_frame(20, vec![image], 1).unwrap();
+        board.push_frame(10, vec![image.clone()]).unwrap();
+        assert!(board.push_frame(15, vec![image.clone(), image.clone()]).is_err());
+        let seq = board.push_frame(20, vec![image]).unwrap();
         let (next, time, _) = board.frame_to_encode().unwrap();
         assert_eq!((next, time), (seq, 20));
         let encoded = EncodedFrame {

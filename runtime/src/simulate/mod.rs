@@ -96,6 +96,7 @@ impl Run {
     fn new(
         motion: &MotionSetup,
         partitions: usize,
+        cameras: usize,
         chunk_period: Nanos,
         brain_period: Nanos,
     ) -> Result<(Self, ActionSender)> {
@@ -107,7 +108,7 @@ impl Run {
         stages.set_deadline(PLAN, Duration::from_nanos(brain_period));
         let run = Self {
             now: 0,
-            board: Mutex::new(Board::default()),
+            board: Mutex::new(Board::new(motion.robot.joints.len(), cameras)),
             commanded: CommandedState::new(decoder.home()),
             from_policy,
             to_decoder,
@@ -138,7 +139,13 @@ impl Simulation {
             motion,
         } = pipeline;
         let brain_period = (1e9 / models.brain.rate_hz()).round() as Nanos;
-        let (run, sender) = Run::new(&motion, partitions.all().len(), models.chunk_period_ns, brain_period)?;
+        let (run, sender) = Run::new(
+            &motion,
+            partitions.all().len(),
+            models.cameras,
+            models.chunk_period_ns,
+            brain_period,
+        )?;
         Ok(Self {
             control_period: motion.robot.control_period_ns(),
             vision: models.vision,
@@ -177,7 +184,13 @@ impl Simulation {
                 ),
             ));
         }
-        let (run, sender) = Run::new(&self.motion, chips.len(), self.cerebellum.period_ns, self.brain_period)?;
+        let (run, sender) = Run::new(
+            &self.motion,
+            chips.len(),
+            self.cameras,
+            self.cerebellum.period_ns,
+            self.brain_period,
+        )?;
         self.run = run;
         self.chips = chips;
         self.cerebellum.sender = sender;
@@ -220,7 +233,7 @@ impl Simulation {
         let now = self.run.now;
         if now >= self.run.next_frame {
             let views = self.camera.capture(now);
-            let pushed = self.board().push_frame(now, views, self.cameras);
+            let pushed = self.board().push_frame(now, views);
             if let Err(error) = pushed {
                 let event = RuntimeEvent::failed(now, Stage::Vision, error.to_string());
                 self.run.events.push(event);
