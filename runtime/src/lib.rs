@@ -8,6 +8,7 @@
 pub mod chip;
 pub mod clock;
 pub mod config;
+pub mod dataset;
 pub mod demo;
 pub mod embed;
 pub mod error;
