@@ -63,6 +63,9 @@ pub struct RobotSource {
     pub builtin: Option<String>,
     #[serde(default)]
     pub file: Option<PathBuf>,
+    /// A description made in code (an evaluation's robot from a dataset); never from TOML.
+    #[serde(skip)]
+    pub description: Option<RobotDescription>,
 }
 
 impl Default for RobotSource {
@@ -70,6 +73,7 @@ impl Default for RobotSource {
         Self {
             builtin: Some("humanoid".into()),
             file: None,
+            description: None,
         }
     }
 }
@@ -209,6 +213,10 @@ impl RuntimeConfig {
     }
 
     pub fn robot(&self) -> Result<RobotDescription> {
+        if let Some(robot) = &self.robot.description {
+            robot.validate()?;
+            return Ok(robot.clone());
+        }
         match (&self.robot.builtin, &self.robot.file) {
             (Some(name), None) if name == "humanoid" => Ok(RobotDescription::humanoid()),
             (Some(name), None) => Err(RuntimeError::config(

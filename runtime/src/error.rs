@@ -19,6 +19,8 @@ pub enum RuntimeError {
     Kernel(#[from] brainstem_models::kernels::KernelError),
     #[error("invalid observation: {0}")]
     Observation(String),
+    #[error(transparent)]
+    Dataset(#[from] crate::dataset::DatasetError),
     #[error("could not start a runtime thread: {0}")]
     Thread(String),
 }

@@ -12,6 +12,7 @@ pub mod dataset;
 pub mod demo;
 pub mod embed;
 pub mod error;
+pub mod eval;
 pub mod ffi;
 pub mod host;
 pub mod loops;

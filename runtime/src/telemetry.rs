@@ -55,6 +55,19 @@ impl StageLatencies {
         record.misses += u64::from(record.deadline.is_some_and(|d| latency > d));
     }
 
+    /// Stage `stage`'s recorded latencies as (milliseconds, count) pairs, in increasing
+    /// order, and its deadline misses.
+    pub fn recorded_ms(&self, stage: &str) -> Option<(Vec<(f64, u64)>, u64)> {
+        let stages = self.stages.lock().unwrap_or_else(|e| e.into_inner());
+        let record = stages.get(stage)?;
+        let buckets = record
+            .latency_ns
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to() as f64 / 1e6, v.count_at_value()))
+            .collect();
+        Some((buckets, record.misses))
+    }
+
     pub fn report(&self) -> Vec<StageReport> {
         let stages = self.stages.lock().unwrap_or_else(|e| e.into_inner());
         stages

@@ -2,6 +2,8 @@
 
 mod bench;
 mod bench_report;
+mod eval;
+mod eval_html;
 mod generate;
 mod inspect;
 mod quantize;
@@ -30,6 +32,9 @@ enum Command {
     /// Latency, control rate, power and energy per action for each TOPS budget and
     /// placement, simulated on the virtual clock (or measured here with --measure).
     Bench(bench::BenchArgs),
+    /// Replay recorded episodes (LeRobotDataset v3.0 or v2.1) through the runtime and
+    /// compare its commands with the recorded actions; `eval merge` joins shards' reports.
+    Eval(eval::EvalArgs),
     /// Generate text with a language model (GGUF file or Hugging Face checkpoint), or answer
     /// about an image with a vision-language model (`--image`).
     Generate(generate::GenerateArgs),
@@ -50,6 +55,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => run::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Quantize(args) => quantize::run(args),

@@ -3,7 +3,7 @@
 //! ([`video`], FFmpeg behind the `video` feature). Only the frame being replayed is held
 //! decoded, so an hour-long episode costs one frame of memory per camera.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use brainstem_models::image::RgbImage;
 
@@ -72,23 +72,25 @@ impl<'a> FrameReader<'a> {
     }
 }
 
-fn decode_png(path: &PathBuf, frames: &[Vec<u8>], frame: usize) -> Result<RgbImage, DatasetError> {
+fn decode_png(path: &Path, frames: &[Vec<u8>], frame: usize) -> Result<RgbImage, DatasetError> {
     let bytes = frames.get(frame).ok_or_else(|| DatasetError::Format {
-        path: path.clone(),
+        path: path.to_path_buf(),
         reason: format!("no image for frame {frame}"),
     })?;
     RgbImage::decode(bytes).map_err(|e| DatasetError::Value {
-        path: path.clone(),
+        path: path.to_path_buf(),
         reason: format!("frame {frame}'s image: {e}"),
     })
 }
 
 #[cfg(feature = "video")]
-fn open_video<'a>(path: &PathBuf, start: f64) -> Result<CameraReader<'a>, DatasetError> {
+fn open_video<'a>(path: &Path, start: f64) -> Result<CameraReader<'a>, DatasetError> {
     Ok(CameraReader::Video(video::VideoStream::open(path, start)?))
 }
 
 #[cfg(not(feature = "video"))]
-fn open_video<'a>(path: &PathBuf, _start: f64) -> Result<CameraReader<'a>, DatasetError> {
-    Err(DatasetError::VideoNotCompiled { path: path.clone() })
+fn open_video<'a>(path: &Path, _start: f64) -> Result<CameraReader<'a>, DatasetError> {
+    Err(DatasetError::VideoNotCompiled {
+        path: path.to_path_buf(),
+    })
 }

@@ -39,6 +39,7 @@ impl VideoStream {
             });
         }
         ffmpeg::init().map_err(|e| error(format!("FFmpeg did not start: {e}")))?;
+        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
         let mut input = ffmpeg::format::input(&path).map_err(|e| error(e.to_string()))?;
         let stream = input
             .streams()
@@ -97,7 +98,7 @@ impl VideoStream {
                 self.pending = Some((time, frame));
                 return Err(self.error(format!("no frame at {target:.3} s; the next one is at {time:.3} s")));
             }
-            return self.to_rgb(&frame);
+            return self.rgb_image(&frame);
         }
     }
 
@@ -135,7 +136,7 @@ impl VideoStream {
         }
     }
 
-    fn to_rgb(&mut self, frame: &ffmpeg::frame::Video) -> Result<RgbImage, DatasetError> {
+    fn rgb_image(&mut self, frame: &ffmpeg::frame::Video) -> Result<RgbImage, DatasetError> {
         let (width, height) = (frame.width(), frame.height());
         if self.scaler.is_none() {
             let scaler = scaling::Context::get(

@@ -198,6 +198,24 @@ impl Simulation {
         Ok(())
     }
 
+    /// Starts again from time zero with the robot resting at `positions` (one per joint,
+    /// each clamped into its range), as a recorded episode starts where the robot stood.
+    pub fn restart_at(&mut self, positions: &[f64]) -> Result<()> {
+        for (joint, &position) in self.motion.robot.joints.iter_mut().zip(positions) {
+            joint.home = Some(position.clamp(joint.min_position, joint.max_position));
+        }
+        self.restart(self.chips.clone())
+    }
+
+    /// The position last commanded to robot joint `joint`.
+    pub fn commanded(&self, joint: usize) -> f64 {
+        self.run.commanded.load(joint)
+    }
+
+    pub fn stage_latencies(&self) -> &StageLatencies {
+        &self.run.stages
+    }
+
     /// Reuses each stage kind's first successful call from now on (see [`replay`]).
     pub fn replaying(mut self) -> Self {
         self.replay = Some(Replay::default());

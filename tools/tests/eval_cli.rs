@@ -1,0 +1,99 @@
+//! `brainstem eval` from the command line on the v2.1 reference dataset: two shards written
+//! by two runs, merged by `eval merge` into the report one run writes, with the HTML report
+//! and a parity run against the quantized models.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn brainstem(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_brainstem"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "brainstem {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn dataset() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/out/lerobot/v21-images");
+    root.display().to_string()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+fn episodes(report: &Path) -> Vec<u64> {
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    json["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["episode"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn shards_evaluated_apart_merge_into_one_report() {
+    let cache = scratch("eval-cli-cache").display().to_string();
+    let (a, b, merged) = (scratch("eval-cli-a"), scratch("eval-cli-b"), scratch("eval-cli-merged"));
+    for (shard, out) in [("0/2", &a), ("1/2", &b)] {
+        let out = out.display().to_string();
+        let text = brainstem(&[
+            "eval",
+            "--dataset",
+            &dataset(),
+            "--shard",
+            shard,
+            "--cache",
+            &cache,
+            "--out",
+            &out,
+        ]);
+        assert!(text.contains("LeRobotDataset v2.1, 3 episodes"), "{text}");
+    }
+    assert_eq!(episodes(&a.join("report.json")), [0, 2]);
+    assert_eq!(episodes(&b.join("report.json")), [1]);
+    let text = brainstem(&[
+        "eval",
+        "merge",
+        &a.join("report.json").display().to_string(),
+        &b.join("report.json").display().to_string(),
+        "--out",
+        &merged.display().to_string(),
+    ]);
+    assert!(text.contains("3 episodes evaluated, 0 failed, 36 frames"), "{text}");
+    assert_eq!(episodes(&merged.join("report.json")), [0, 1, 2]);
+    let html = std::fs::read_to_string(merged.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("shoulder_pan") && html.contains("Episode 2"));
+    assert!(!html.contains("plot failed"));
+}
+
+#[test]
+fn parity_against_quantized_models_is_reported() {
+    let cache = scratch("eval-cli-cache-parity").display().to_string();
+    let out = scratch("eval-cli-parity");
+    let text = brainstem(&[
+        "eval",
+        "--dataset",
+        &dataset(),
+        "--episodes",
+        "1",
+        "--against-quantize",
+        "q8_0",
+        "--cache",
+        &cache,
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(text.contains("parity demo q8_0 vs demo over 1 episodes"), "{text}");
+    let parity: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("parity.json")).unwrap()).unwrap();
+    assert_eq!(parity["joints"].as_array().unwrap().len(), 6);
+    assert!(out.join("report-demo-q8-0.json").is_file());
+}
