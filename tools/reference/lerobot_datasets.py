@@ -24,10 +24,14 @@ Writes, under tools/reference/out/lerobot/ (committed, small):
                  frame plus a few exact pixels.
 
 Run: python3.12 tools/reference/lerobot_datasets.py
+     python3.12 tools/reference/lerobot_datasets.py --bench DIR   (not committed: two datasets
+     of camera-sized frames for the read benchmark in BENCHMARKS.md, DIR/bench-video with
+     640x480 AV1 video and DIR/bench-images with PNG frames, 2 episodes of 10 s at 30 fps)
 Needs: Python 3.12, pip install -r tools/reference/requirements-datasets.txt, and Debian's
 libosmesa6 for the humanoid's offscreen rendering. Works offline.
 """
 
+import argparse
 import json
 import os
 import pathlib
@@ -328,7 +332,52 @@ def write_humanoid(root, seconds=2.0, fps=20, height=48, width=64):
     dataset.finalize()
 
 
+def bench_frame(episode, frame, height, width):
+    """A camera-like frame: smooth gradients that drift, and a moving block."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    t = frame / 30.0
+    image = np.stack(
+        [
+            128 + 100 * np.sin(x / 37.0 + t + episode),
+            128 + 100 * np.sin(y / 23.0 - 0.7 * t),
+            128 + 100 * np.sin((x + y) / 51.0 + 0.3 * t),
+        ],
+        axis=-1,
+    ).astype(np.uint8)
+    left = int(40 + 20 * frame) % (width - 64)
+    image[height // 3 : height // 3 + 64, left : left + 64] = [220, 40, 40]
+    return image
+
+
+def write_bench(root, use_videos, episodes=2, seconds=10, fps=30, height=480, width=640):
+    if root.exists():
+        shutil.rmtree(root)
+    features = arm_features(height, width, "video" if use_videos else "image")
+    dataset = LeRobotDataset.create(
+        repo_id=f"brainstem/{root.name}", fps=fps, features=features, root=root, use_videos=use_videos
+    )
+    for episode in range(episodes):
+        for frame in range(seconds * fps):
+            dataset.add_frame(
+                {
+                    "observation.state": arm_state(episode, frame),
+                    "action": arm_state(episode, frame + 1),
+                    CAMERA: bench_frame(episode, frame, height, width),
+                    "task": TASKS[episode % len(TASKS)],
+                }
+            )
+        dataset.save_episode()
+    dataset.finalize()
+
+
 def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bench", type=pathlib.Path, help="write the benchmark datasets here instead")
+    args = parser.parse_args()
+    if args.bench:
+        write_bench(args.bench / "bench-video", use_videos=True)
+        write_bench(args.bench / "bench-images", use_videos=False)
+        return
     OUT.mkdir(parents=True, exist_ok=True)
     expected = {}
     write_arm_dataset(OUT / "v30-images", use_videos=False, height=24, width=32)
