@@ -8,8 +8,12 @@ use std::path::{Path, PathBuf};
 use brainstem_runtime::dataset::{Dataset, DatasetError, Version};
 use serde_json::Value;
 
+mod common;
+
+use common::{lerobot_reference, scratch_copy};
+
 fn reference() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/reference/out/lerobot")
+    lerobot_reference("")
 }
 
 fn expected(name: &str) -> Vec<Value> {
@@ -146,27 +150,6 @@ fn v3_with_video_reads_rows_and_frames_from_one_shared_file() {
     }
 }
 
-/// A copy of reference dataset `name` to spoil.
-fn scratch_copy(name: &str, tag: &str) -> PathBuf {
-    let target = std::env::temp_dir().join(format!("brainstem-dataset-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&target);
-    copy_dir(&reference().join(name), &target);
-    target
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
-}
-
 fn episode_error(root: &Path, position: usize) -> String {
     let dataset = Dataset::open(root).unwrap();
     let error = dataset.read_episode(position).err().expect("the spoiled episode fails");
@@ -180,7 +163,7 @@ fn episode_error(root: &Path, position: usize) -> String {
 
 #[test]
 fn bad_data_is_a_clear_error_for_that_episode() {
-    let v2 = scratch_copy("v21-images", "nan");
+    let v2 = scratch_copy("v21-images", "dataset-nan");
     std::fs::copy(
         reference().join("bad/nan-action.parquet"),
         v2.join("data/chunk-000/episode_000001.parquet"),
@@ -192,7 +175,7 @@ fn bad_data_is_a_clear_error_for_that_episode() {
         "{nan}"
     );
 
-    let missing = scratch_copy("v21-images", "missing");
+    let missing = scratch_copy("v21-images", "dataset-missing");
     std::fs::remove_file(missing.join("data/chunk-000/episode_000002.parquet")).unwrap();
     let gone = episode_error(&missing, 2);
     assert!(
@@ -200,14 +183,14 @@ fn bad_data_is_a_clear_error_for_that_episode() {
         "{gone}"
     );
 
-    let truncated = scratch_copy("v21-images", "truncated");
+    let truncated = scratch_copy("v21-images", "dataset-truncated");
     let file = truncated.join("data/chunk-000/episode_000000.parquet");
     let bytes = std::fs::read(&file).unwrap();
     std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
     let cut = episode_error(&truncated, 0);
     assert!(cut.contains("episode_000000.parquet"), "{cut}");
 
-    let schema = scratch_copy("v30-images", "schema");
+    let schema = scratch_copy("v30-images", "dataset-schema");
     let info = schema.join("meta/info.json");
     let text = std::fs::read_to_string(&info).unwrap();
     let wrong = text.replacen(
@@ -236,7 +219,7 @@ fn a_dataset_without_its_metadata_says_which_file() {
         .unwrap()
         .to_string();
     assert!(missing.contains("/nonexistent/dataset/meta/info.json"), "{missing}");
-    let old = scratch_copy("v30-images", "version");
+    let old = scratch_copy("v30-images", "dataset-version");
     let info = old.join("meta/info.json");
     let text = std::fs::read_to_string(&info).unwrap().replace("\"v3.0\"", "\"v1.6\"");
     std::fs::write(&info, text).unwrap();

@@ -3,17 +3,15 @@
 //! the robot, the same report twice, shards that merge into the whole, parity, and a bad
 //! episode listed with its error while the others are evaluated.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use brainstem_runtime::dataset::Dataset;
 use brainstem_runtime::eval::report::{EvalReport, Parity, Shard};
 use brainstem_runtime::eval::{dataset_config, Evaluator};
 
-fn reference(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tools/reference/out/lerobot")
-        .join(name)
-}
+mod common;
+
+use common::{lerobot_reference as reference, scratch_copy};
 
 fn cache() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -100,9 +98,7 @@ fn quantized_weights_are_compared_with_float_ones_on_the_same_episodes() {
 
 #[test]
 fn a_bad_episode_is_listed_and_the_others_are_evaluated() {
-    let copy = std::env::temp_dir().join(format!("brainstem-eval-nan-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&copy);
-    copy_dir(&reference("v21-images"), &copy);
+    let copy = scratch_copy("v21-images", "eval-nan");
     std::fs::copy(
         reference("bad/nan-action.parquet"),
         copy.join("data/chunk-000/episode_000001.parquet"),
@@ -124,17 +120,4 @@ fn a_bad_episode_is_listed_and_the_others_are_evaluated() {
     );
     assert_eq!(report.summary().failed, 2);
     let _ = std::fs::remove_dir_all(copy);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
 }

@@ -158,6 +158,12 @@ impl Dataset {
             .collect();
         columns.extend(&image_columns);
         let table = Table::read(&meta.data_file, &columns, &[], Some(meta.rows.clone()))?;
+        if table.is_empty() {
+            return Err(DatasetError::Value {
+                path: meta.data_file.clone(),
+                reason: format!("episode {} has no frames", meta.index),
+            });
+        }
         let mut episode = Episode {
             timestamps: Vec::with_capacity(table.len()),
             state: state_len.map(|_| Vec::with_capacity(table.len())),

@@ -211,8 +211,26 @@ impl EvalReport {
         serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
+    /// A report read back, checked to be whole: every episode has a row of every joint per
+    /// frame, and sums for every joint.
     pub fn from_json(text: &str, origin: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| RuntimeError::config(origin, format!("not an evaluation report: {e}")))
+        let report: Self = serde_json::from_str(text)
+            .map_err(|e| RuntimeError::config(origin, format!("not an evaluation report: {e}")))?;
+        let joints = report.joints.len();
+        for episode in &report.episodes {
+            let frames = episode.timestamps.len();
+            let rows_fit = |rows: &[Vec<f64>]| rows.len() == frames && rows.iter().all(|r| r.len() == joints);
+            if !(rows_fit(&episode.predicted) && rows_fit(&episode.recorded) && episode.errors.len() == joints) {
+                return Err(RuntimeError::config(
+                    origin,
+                    format!(
+                        "episode {} does not have {joints} joints in each of its {frames} frames",
+                        episode.episode
+                    ),
+                ));
+            }
+        }
+        Ok(report)
     }
 
     /// Shards of one evaluation merged into one report, episodes in episode order. The shards
@@ -312,4 +330,48 @@ fn joint_summaries(names: &[String], errors: &[ErrorSums], stats: Option<&Vector
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_with_ragged_rows_is_refused() {
+        let episode = EpisodeResult::new(
+            3,
+            "task".into(),
+            vec![0.0, 0.1],
+            vec![vec![0.0, 1.0], vec![0.5, 1.0]],
+            vec![vec![0.0, 1.0], vec![0.0, 1.0]],
+            10.0,
+            BTreeMap::new(),
+            InterventionCounts::default(),
+        );
+        let mut report = EvalReport {
+            dataset: "d".into(),
+            codebase_version: "v3.0".into(),
+            fps: 10.0,
+            config: "c".into(),
+            joints: vec!["a".into(), "b".into()],
+            action_mean: None,
+            action_std: None,
+            action_min: None,
+            action_max: None,
+            shards: Vec::new(),
+            episodes: vec![episode],
+            failures: Vec::new(),
+        };
+        let back = EvalReport::from_json(&report.to_json(), "r.json").unwrap();
+        assert_eq!(back, report);
+        assert_eq!(back.summary().joints[0].mae, 0.25);
+        report.episodes[0].predicted[1].pop();
+        let error = EvalReport::from_json(&report.to_json(), "r.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("episode 3 does not have 2 joints in each of its 2 frames"),
+            "{error}"
+        );
+    }
 }

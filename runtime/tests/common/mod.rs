@@ -1,6 +1,6 @@
 //! Helpers shared by the runtime tests: the humanoid's left arm that FAST-driven tests use
 //! (seven joints, as many as the reference FAST tokenizer's action dimensions), and that
-//! tokenizer.
+//! tokenizer; the reference LeRobotDatasets, and scratch copies of them to spoil.
 
 #![allow(dead_code)]
 
@@ -21,4 +21,32 @@ pub const HUMANOID_ARM: [&str; 7] = [
 pub fn fast_tokenizer() -> FastTokenizer {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/reference/out/fast-tokenizer");
     FastTokenizer::from_dir(&dir, None).expect("the committed FAST tokenizer")
+}
+
+/// A reference dataset tools/reference/lerobot_datasets.py wrote (or a file beside them).
+pub fn lerobot_reference(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tools/reference/out/lerobot")
+        .join(name)
+}
+
+/// A fresh copy of reference dataset `name` under the temporary directory, to spoil.
+pub fn scratch_copy(name: &str, tag: &str) -> std::path::PathBuf {
+    let target = std::env::temp_dir().join(format!("brainstem-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&target);
+    copy_dir(&lerobot_reference(name), &target);
+    target
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
 }
