@@ -241,6 +241,7 @@ fn print_summary(report: &EvalReport, parity: Option<&Parity>) {
         summary.read_seconds,
         summary.wall_seconds
     );
+    print_episodes(report);
     println!(
         "{:<24} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "joint", "MAE", "RMSE", "max", "MAE/std", "RMSE/std"
@@ -299,6 +300,38 @@ fn print_summary(report: &EvalReport, parity: Option<&Parity>) {
         println!(
             "parity {} vs {} over {} episodes: MAE {:.5}, max {:.5}",
             parity.b, parity.a, parity.episodes, parity.mae, parity.max_abs
+        );
+    }
+}
+
+/// Episodes printed one line each; the rest are in report.json and report.html.
+const PRINTED_EPISODES: usize = 20;
+
+fn print_episodes(report: &EvalReport) {
+    for e in report.episodes.iter().take(PRINTED_EPISODES) {
+        let frames = e.timestamps.len();
+        let abs: f64 = e.errors.iter().map(|s| s.abs).sum();
+        let chunk_p99 = e.latency.get("vla_chunk").and_then(|l| l.quantile(0.99));
+        let interventions: u64 = e
+            .interventions
+            .iter()
+            .filter(|(name, _)| *name != COMPLETED)
+            .map(|(_, count)| count)
+            .sum();
+        println!(
+            "episode {:>5}: {frames:>5} frames  MAE {:.4}  RMS jerk {:.1}  chunk p99 {} ms  interventions {interventions}  stage failures {}  {:.2} s",
+            e.episode,
+            abs / (frames * e.errors.len()).max(1) as f64,
+            e.jerk_predicted.rms(),
+            chunk_p99.map_or("-".into(), |v| format!("{v:.1}")),
+            e.stage_failures.len(),
+            e.wall_seconds
+        );
+    }
+    if report.episodes.len() > PRINTED_EPISODES {
+        println!(
+            "... and {} more episodes in report.json",
+            report.episodes.len() - PRINTED_EPISODES
         );
     }
 }
