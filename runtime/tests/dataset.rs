@@ -241,7 +241,10 @@ fn damaged_parquet_files_never_panic() {
         let copy = scratch_copy(name, &format!("dataset-damage-{}", name.len() + file.len()));
         let path = copy.join(file);
         let pristine = std::fs::read(&path).unwrap();
-        let mut damaged: Vec<Vec<u8>> = (0..pristine.len()).step_by(97).map(|n| pristine[..n].to_vec()).collect();
+        let mut damaged: Vec<Vec<u8>> = (0..pristine.len())
+            .step_by(97)
+            .map(|n| pristine[..n].to_vec())
+            .collect();
         let mut state = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..300 {
             state ^= state << 13;
@@ -263,7 +266,11 @@ fn damaged_parquet_files_never_panic() {
                 }
                 Ok::<_, DatasetError>(())
             });
-            assert!(outcome.is_ok(), "{name} {file}: a damaged file of {} bytes panicked", bytes.len());
+            assert!(
+                outcome.is_ok(),
+                "{name} {file}: a damaged file of {} bytes panicked",
+                bytes.len()
+            );
         }
         let _ = std::fs::remove_dir_all(copy);
     }

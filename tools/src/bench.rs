@@ -12,7 +12,7 @@ use anyhow::Context;
 use brainstem_runtime::chip::ChipProfile;
 use brainstem_runtime::demo::{demo_config, SyntheticCamera, DEMO_INSTRUCTION};
 use brainstem_runtime::host::host_profile;
-use brainstem_runtime::motion::{JointCommand, JointSink};
+use brainstem_runtime::motion::NoHardware;
 use brainstem_runtime::partition::available_cores;
 use brainstem_runtime::simulate::{Camera, Simulation};
 use brainstem_runtime::stages::Pipeline;
@@ -71,12 +71,6 @@ pub struct BenchArgs {
     /// the same with their measured host profiles, and compare.
     #[arg(long)]
     measure: Option<f64>,
-}
-
-struct Discard;
-
-impl JointSink for Discard {
-    fn send(&mut self, _: &JointCommand<'_>) {}
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -186,7 +180,7 @@ fn sweep(args: &BenchArgs, models: &[(String, RuntimeConfig)]) -> anyhow::Result
             progress.set_message(format!("loading {label} {}", layout.name()));
             let pipeline = Pipeline::load(&config)?;
             let camera = Box::new(SyntheticCamera::with_views(config.cameras));
-            let mut sim = Simulation::new(pipeline, Box::new(Discard), camera, args.camera_hz)?.replaying();
+            let mut sim = Simulation::new(pipeline, Box::new(NoHardware), camera, args.camera_hz)?.replaying();
             for &tops in &args.tops {
                 progress.set_message(format!("{label} {} {tops} TOPS", layout.name()));
                 let chips = layout.chips_for(&family, tops);
@@ -235,7 +229,7 @@ fn measure(args: &BenchArgs, config: &RuntimeConfig, seconds: f64) -> anyhow::Re
         );
     }
     let camera = Box::new(SyntheticCamera::with_views(config.cameras));
-    let mut sim = Simulation::new(pipeline, Box::new(Discard), camera, args.camera_hz)?.replaying();
+    let mut sim = Simulation::new(pipeline, Box::new(NoHardware), camera, args.camera_hz)?.replaying();
     sim.restart(chips)?;
     sim.board().set_instruction(&args.instruction)?;
     sim.run_until((seconds * 1e9) as u64);
@@ -244,7 +238,7 @@ fn measure(args: &BenchArgs, config: &RuntimeConfig, seconds: f64) -> anyhow::Re
 }
 
 fn run_wall_clock(args: &BenchArgs, config: &RuntimeConfig, seconds: f64) -> anyhow::Result<TelemetryReport> {
-    let runtime = Runtime::from_config(config, Box::new(Discard), RuntimeOptions::default())?;
+    let runtime = Runtime::from_config(config, Box::new(NoHardware), RuntimeOptions::default())?;
     runtime.set_instruction(&args.instruction)?;
     let mut camera = SyntheticCamera::with_views(config.cameras);
     let period = Duration::from_secs_f64(1.0 / args.camera_hz);

@@ -25,7 +25,7 @@ use crate::dataset::{Dataset, Episode, STATE};
 use crate::demo::demo_config;
 use crate::error::{Result, RuntimeError};
 use crate::loops::{CHUNK, FIRST_ACTION, PLAN, VISION};
-use crate::motion::{JointCommand, JointSink};
+use crate::motion::NoHardware;
 use crate::observe::RuntimeEvent;
 use crate::robot::{JointSpec, RobotDescription};
 use crate::simulate::{Camera, Simulation};
@@ -111,13 +111,6 @@ impl Camera for ReplayCamera {
     fn capture(&mut self, _time: Nanos) -> Vec<RgbImage> {
         self.0.lock().map(|views| views.clone()).unwrap_or_default()
     }
-}
-
-/// The commands are read off the simulation; nothing drives hardware here.
-struct NoHardware;
-
-impl JointSink for NoHardware {
-    fn send(&mut self, _command: &JointCommand<'_>) {}
 }
 
 /// One configuration, loaded once, replaying episode after episode.

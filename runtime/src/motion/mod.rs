@@ -86,6 +86,14 @@ pub trait JointSink: Send {
     fn send(&mut self, command: &JointCommand<'_>);
 }
 
+/// A sink that drives nothing, where the commands are read elsewhere or not needed
+/// (benchmarks, offline evaluation).
+pub struct NoHardware;
+
+impl JointSink for NoHardware {
+    fn send(&mut self, _command: &JointCommand<'_>) {}
+}
+
 /// The stream's framing state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Receiving {
