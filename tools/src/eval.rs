@@ -1,8 +1,8 @@
 //! `brainstem eval`: recorded episodes of a LeRobotDataset (v3.0 or v2.1) replayed through
 //! the runtime the robot uses, the motion decoder's commands compared with the recorded
 //! actions. Prints a summary, writes report.json and a self-contained report.html under
-//! `--out`; `--against` evaluates a second configuration on the same episodes and reports
-//! their parity; `--shard i/n` takes every n-th episode from the i-th, and `eval merge`
+//! `--out`; `--against` (or `--against-quantize`, `--against-placement`) evaluates a second
+//! configuration on the same episodes and reports their parity; `--shard i/n` takes every n-th episode from the i-th, and `eval merge`
 //! joins the shards' reports into one.
 
 use std::path::{Path, PathBuf};
@@ -11,6 +11,8 @@ use anyhow::{bail, Context};
 use brainstem_runtime::dataset::Dataset;
 use brainstem_runtime::eval::report::{EvalReport, Parity, Shard};
 use brainstem_runtime::eval::{dataset_config, Evaluator};
+use brainstem_runtime::partition::available_cores;
+use brainstem_runtime::sweep::Layout;
 use brainstem_runtime::RuntimeConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -38,12 +40,19 @@ pub struct EvalArgs {
     /// Quantize the configuration's float matrices while loading (q8_0, q4_0, ...).
     #[arg(long)]
     quantize: Option<String>,
+    /// Place the stages on the partitions this way (split, vla-with-brain, two-chips,
+    /// one-chip) instead of the configuration's placement.
+    #[arg(long)]
+    placement: Option<String>,
     /// A second configuration to evaluate on the same episodes, for parity.
     #[arg(long)]
     against: Option<PathBuf>,
     /// Parity against the same configuration quantized to this format.
     #[arg(long, conflicts_with = "against")]
     against_quantize: Option<String>,
+    /// Parity against the same configuration with its stages placed this way.
+    #[arg(long, conflicts_with_all = ["against", "against_quantize"])]
+    against_placement: Option<String>,
     /// Episode indices to evaluate (comma-separated); all by default.
     #[arg(long, value_delimiter = ',')]
     episodes: Vec<u64>,
@@ -93,14 +102,19 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let (name, config) = configuration(&args, &dataset)?;
     let report = evaluate(&name, &config, &dataset, &positions, shard)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let against = match (&args.against, &args.against_quantize) {
-        (Some(path), _) => Some((stem(path), RuntimeConfig::from_file(path)?)),
-        (None, Some(format)) => {
+    let against = match (&args.against, &args.against_quantize, &args.against_placement) {
+        (Some(path), ..) => Some((stem(path), RuntimeConfig::from_file(path)?)),
+        (None, Some(format), _) => {
             let mut quantized = config.clone();
             quantized.models.quantize = Some(format.clone());
             Some((format!("{name} {format}"), quantized))
         }
-        (None, None) => None,
+        (None, None, Some(layout)) => {
+            let mut placed = config.clone();
+            placed.compute = Some(Layout::parse(layout)?.compute(available_cores()));
+            Some((format!("{name} {layout}"), placed))
+        }
+        (None, None, None) => None,
     };
     let parity = match against {
         Some((other, config)) => {
@@ -136,9 +150,14 @@ fn configuration(args: &EvalArgs, dataset: &Dataset) -> anyhow::Result<(String, 
             (name, config)
         }
     };
+    let mut name = name;
+    if let Some(layout) = &args.placement {
+        config.compute = Some(Layout::parse(layout)?.compute(available_cores()));
+        name = format!("{name} {layout}");
+    }
     if let Some(format) = &args.quantize {
         config.models.quantize = Some(format.clone());
-        return Ok((format!("{name} {format}"), config));
+        name = format!("{name} {format}");
     }
     Ok((name, config))
 }

@@ -97,3 +97,31 @@ fn parity_against_quantized_models_is_reported() {
     assert_eq!(parity["joints"].as_array().unwrap().len(), 6);
     assert!(out.join("report-demo-q8-0.json").is_file());
 }
+
+#[test]
+fn parity_against_another_placement_is_reported() {
+    let cache = scratch("eval-cli-cache-placement").display().to_string();
+    let out = scratch("eval-cli-placement");
+    let text = brainstem(&[
+        "eval",
+        "--dataset",
+        &dataset(),
+        "--episodes",
+        "0,2",
+        "--against-placement",
+        "one-chip",
+        "--cache",
+        &cache,
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(text.contains("parity demo one-chip vs demo over 2 episodes"), "{text}");
+    let placed = std::fs::read_to_string(out.join("report-demo-one-chip.json")).unwrap();
+    assert!(placed.contains("\"config\":\"demo one-chip\""));
+    let refused = Command::new(env!("CARGO_BIN_EXE_brainstem"))
+        .args(["eval", "--dataset", &dataset(), "--placement", "four-chips"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("four-chips"));
+}
