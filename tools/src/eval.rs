@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use brainstem_runtime::dataset::Dataset;
-use brainstem_runtime::eval::report::{EvalReport, Parity, Shard};
+use brainstem_runtime::eval::report::{EvalReport, Parity, Shard, CHUNKS_COMPLETED};
 use brainstem_runtime::eval::{dataset_config, Evaluator};
 use brainstem_runtime::partition::available_cores;
 use brainstem_runtime::sweep::Layout;
@@ -299,7 +299,7 @@ fn print_summary(report: &EvalReport, parity: Option<&Parity>) {
     let interventions: Vec<String> = summary
         .interventions
         .iter()
-        .filter(|(name, count)| **count > 0 && *name != COMPLETED)
+        .filter(|(name, count)| **count > 0 && *name != CHUNKS_COMPLETED)
         .map(|(name, count)| format!("{name} {count}"))
         .collect();
     println!(
@@ -309,7 +309,7 @@ fn print_summary(report: &EvalReport, parity: Option<&Parity>) {
         } else {
             interventions.join(", ")
         },
-        summary.interventions.get(COMPLETED).copied().unwrap_or(0),
+        summary.interventions.get(CHUNKS_COMPLETED).copied().unwrap_or(0),
         summary.stage_failures
     );
     for failure in &report.failures {
@@ -328,21 +328,15 @@ const PRINTED_EPISODES: usize = 20;
 
 fn print_episodes(report: &EvalReport) {
     for e in report.episodes.iter().take(PRINTED_EPISODES) {
-        let frames = e.timestamps.len();
-        let abs: f64 = e.errors.iter().map(|s| s.abs).sum();
         let chunk_p99 = e.latency.get("vla_chunk").and_then(|l| l.quantile(0.99));
-        let interventions: u64 = e
-            .interventions
-            .iter()
-            .filter(|(name, _)| *name != COMPLETED)
-            .map(|(_, count)| count)
-            .sum();
         println!(
-            "episode {:>5}: {frames:>5} frames  MAE {:.4}  RMS jerk {:.1}  chunk p99 {} ms  interventions {interventions}  stage failures {}  {:.2} s",
+            "episode {:>5}: {:>5} frames  MAE {:.4}  RMS jerk {:.1}  chunk p99 {} ms  interventions {}  stage failures {}  {:.2} s",
             e.episode,
-            abs / (frames * e.errors.len()).max(1) as f64,
+            e.timestamps.len(),
+            e.mae(),
             e.jerk_predicted.rms(),
             chunk_p99.map_or("-".into(), |v| format!("{v:.1}")),
+            e.interventions_total(),
             e.stage_failures.len(),
             e.wall_seconds
         );
@@ -354,9 +348,6 @@ fn print_episodes(report: &EvalReport) {
         );
     }
 }
-
-/// The motion decoder's count of chunks it scheduled: beside the interventions, not one.
-pub const COMPLETED: &str = "chunks_completed";
 
 fn stem(path: &Path) -> String {
     path.file_stem()

@@ -5,10 +5,8 @@
 
 use std::fmt::Write;
 
-use brainstem_runtime::eval::report::{EpisodeResult, EvalReport, JointSummary, Parity};
+use brainstem_runtime::eval::report::{EpisodeResult, EvalReport, JointSummary, Parity, CHUNKS_COMPLETED};
 use plotters::prelude::*;
-
-use crate::eval::COMPLETED;
 
 /// Episodes drawn joint by joint; the rest are in the tables.
 const PLOTTED_EPISODES: usize = 4;
@@ -121,38 +119,30 @@ fn stages_section(html: &mut String, report: &EvalReport, summary: &brainstem_ru
     let interventions: Vec<String> = summary
         .interventions
         .iter()
-        .filter(|(name, _)| *name != COMPLETED)
+        .filter(|(name, _)| *name != CHUNKS_COMPLETED)
         .map(|(name, count)| format!("{name} {count}"))
         .collect();
     let _ = write!(
         html,
         "<p>Safety interventions (joint-ticks or stops): {}. Chunks completed: {}.</p>",
         interventions.join(", "),
-        summary.interventions.get(COMPLETED).copied().unwrap_or(0)
+        summary.interventions.get(CHUNKS_COMPLETED).copied().unwrap_or(0)
     );
 }
 
 fn episodes_section(html: &mut String, report: &EvalReport) {
     html.push_str("<h2>Episodes</h2><table><tr><th>episode</th><th>task</th><th>frames</th><th>MAE</th><th>RMS jerk commanded</th><th>recorded</th><th>interventions</th><th>stage failures</th><th>seconds</th></tr>");
     for e in &report.episodes {
-        let frames: u64 = e.errors.first().map_or(0, |s| s.frames);
-        let abs: f64 = e.errors.iter().map(|s| s.abs).sum();
-        let interventions: u64 = e
-            .interventions
-            .iter()
-            .filter(|(name, _)| *name != COMPLETED)
-            .map(|(_, count)| count)
-            .sum();
         let _ = write!(
             html,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
             e.episode,
             escape(&e.task),
-            frames,
-            abs / (frames as f64 * e.errors.len() as f64).max(1.0),
+            e.timestamps.len(),
+            e.mae(),
             e.jerk_predicted.rms(),
             e.jerk_recorded.rms(),
-            interventions,
+            e.interventions_total(),
             e.stage_failures.len(),
             e.wall_seconds
         );

@@ -71,6 +71,27 @@ impl EpisodeResult {
     }
 }
 
+/// The motion decoder's count of chunks it scheduled: reported beside its interventions,
+/// not one of them.
+pub const CHUNKS_COMPLETED: &str = "chunks_completed";
+
+impl EpisodeResult {
+    /// Mean absolute error over every joint and frame.
+    pub fn mae(&self) -> f64 {
+        let abs: f64 = self.errors.iter().map(|s| s.abs).sum();
+        abs / (self.timestamps.len() * self.errors.len()).max(1) as f64
+    }
+
+    /// The motion decoder's interventions of every kind, together.
+    pub fn interventions_total(&self) -> u64 {
+        self.interventions
+            .iter()
+            .filter(|(name, _)| *name != CHUNKS_COMPLETED)
+            .map(|(_, count)| count)
+            .sum()
+    }
+}
+
 /// An episode that could not be evaluated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpisodeFailure {
