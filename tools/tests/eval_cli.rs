@@ -119,7 +119,15 @@ fn parity_against_another_placement_is_reported() {
     let placed = std::fs::read_to_string(out.join("report-demo-one-chip.json")).unwrap();
     assert!(placed.contains("\"config\":\"demo one-chip\""));
     let refused = Command::new(env!("CARGO_BIN_EXE_brainstem"))
-        .args(["eval", "--dataset", &dataset(), "--placement", "four-chips"])
+        .args([
+            "eval",
+            "--dataset",
+            &dataset(),
+            "--placement",
+            "four-chips",
+            "--cache",
+            &cache,
+        ])
         .output()
         .unwrap();
     assert!(!refused.status.success());
