@@ -31,6 +31,43 @@ pub enum KernelError {
     InvalidArgument { op: &'static str, message: String },
     #[error("dense math: {0}")]
     Candle(#[from] candle_core::Error),
+    #[error("wgpu: no adapter: {0}")]
+    NoAdapter(String),
+    #[error("wgpu on {adapter}: {fault}: {message}")]
+    Device {
+        adapter: String,
+        fault: DeviceFault,
+        message: String,
+    },
+}
+
+/// What went wrong on a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceFault {
+    /// The adapter refused the device request (missing features or limits).
+    Refused,
+    OutOfMemory,
+    /// The device was lost (driver reset, GPU removed, timeout).
+    Lost,
+    /// The adapter would not compile a shader or build its pipeline.
+    ShaderRejected,
+    /// A buffer or dispatch exceeds a limit of the adapter.
+    Limit,
+    /// Any other error the device reported.
+    Validation,
+}
+
+impl std::fmt::Display for DeviceFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DeviceFault::Refused => "device request refused",
+            DeviceFault::OutOfMemory => "out of memory",
+            DeviceFault::Lost => "device lost",
+            DeviceFault::ShaderRejected => "shader rejected",
+            DeviceFault::Limit => "over a device limit",
+            DeviceFault::Validation => "device error",
+        })
+    }
 }
 
 /// Result alias for kernel operations.

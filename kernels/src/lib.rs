@@ -3,13 +3,16 @@
 //! that every op reports to.
 
 pub mod backend;
+mod checks;
 pub mod cpu;
 pub mod error;
 pub mod ledger;
 pub mod quant;
+pub mod wgpu;
 
 pub use backend::{Activation, AttentionParams, Backend, BinaryOp, KvCacheSpec, RopeParams, RopeStyle};
 pub use cpu::{CpuBackend, CpuTensor, CpuWeight};
-pub use error::{KernelError, Result};
+pub use error::{DeviceFault, KernelError, Result};
 pub use ledger::{Cost, Ledger, LedgerSnapshot, OpKind};
 pub use quant::{ActivationPrecision, DType, HostWeight, QMatrix};
+pub use wgpu::{DeviceStats, WgpuBackend, WgpuTensor, WgpuWeight};

@@ -13,7 +13,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use safetensors::SafeTensors;
 
-const BLOCK_FORMATS: [DType; 5] = [DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::Q4K, DType::Q6K];
+mod common;
+use common::{random_activations, random_weight, BLOCK_FORMATS};
 
 fn reference_blocks() -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/reference/out/quant_blocks.safetensors");
@@ -57,35 +58,6 @@ fn dequantization_matches_gguf_py() {
             );
         }
     }
-}
-
-/// Random block bytes with finite, realistic f16 scales.
-fn random_weight(dtype: DType, rows: usize, cols: usize, rng: &mut SmallRng) -> HostWeight<'static> {
-    let n_blocks = rows * cols / dtype.block_elems();
-    let size = dtype.block_bytes();
-    let mut bytes = vec![0u8; n_blocks * size];
-    rng.fill(bytes.as_mut_slice());
-    let scale_offsets: &[usize] = match dtype {
-        DType::Q4_0 | DType::Q8_0 => &[0],
-        DType::Q4_1 | DType::Q4K => &[0, 2],
-        DType::Q6K => &[208],
-        _ => &[],
-    };
-    for block in bytes.chunks_exact_mut(size) {
-        for &off in scale_offsets {
-            let v = f16::from_f32(rng.random_range(-0.02f32..0.02));
-            block[off..off + 2].copy_from_slice(&v.to_le_bytes());
-        }
-    }
-    HostWeight {
-        dtype,
-        shape: vec![rows, cols],
-        bytes: Cow::Owned(bytes),
-    }
-}
-
-fn random_activations(n: usize, rng: &mut SmallRng) -> Vec<f32> {
-    (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect()
 }
 
 #[test]

@@ -8,44 +8,9 @@ use rayon::prelude::*;
 use super::ops::{dot, exp_sum};
 use super::{CpuKvCache, CpuTensor};
 use crate::backend::AttentionParams;
-use crate::error::{shape_err, KernelError, Result};
+use crate::checks;
+use crate::error::Result;
 use crate::ledger::Cost;
-
-fn check(q: &CpuTensor, k: &CpuTensor, v: &CpuTensor, cache: &CpuKvCache, p: &AttentionParams) -> Result<()> {
-    let kv_dim = p.kv_heads * p.head_dim;
-    if p.kv_heads == 0 || !p.heads.is_multiple_of(p.kv_heads) {
-        return Err(shape_err(
-            "attention",
-            "heads a multiple of kv_heads",
-            format!("{} and {}", p.heads, p.kv_heads),
-        ));
-    }
-    if q.cols != p.heads * p.head_dim || k.cols != kv_dim || v.cols != kv_dim || k.rows != q.rows || v.rows != q.rows {
-        return Err(shape_err(
-            "attention",
-            format!("q [n, {}], k and v [n, {kv_dim}]", p.heads * p.head_dim),
-            format!(
-                "q {}x{}, k {}x{}, v {}x{}",
-                q.rows, q.cols, k.rows, k.cols, v.rows, v.cols
-            ),
-        ));
-    }
-    if (cache.spec.kv_heads, cache.spec.head_dim) != (p.kv_heads, p.head_dim) {
-        return Err(shape_err(
-            "attention",
-            format!("a cache of {kv_dim} features"),
-            cache.spec.kv_heads * cache.spec.head_dim,
-        ));
-    }
-    let needed = cache.len + q.rows;
-    if needed > cache.spec.max_positions {
-        return Err(KernelError::KvCacheFull {
-            needed,
-            capacity: cache.spec.max_positions,
-        });
-    }
-    Ok(())
-}
 
 /// Appends `k`, `v` to the cache and attends from every row of `q`.
 pub fn attend(
@@ -55,7 +20,8 @@ pub fn attend(
     cache: &mut CpuKvCache,
     p: AttentionParams,
 ) -> Result<(CpuTensor, Cost)> {
-    check(q, k, v, cache, &p)?;
+    let dims = |t: &CpuTensor| (t.rows, t.cols);
+    checks::attention_operands(dims(q), dims(k), dims(v), &cache.spec, cache.len, &p)?;
     let start = cache.len;
     cache.keys.extend_from_slice(&k.data);
     cache.values.extend_from_slice(&v.data);
@@ -67,15 +33,7 @@ pub fn attend(
     } else {
         attend_rows(q, &cache.keys, &cache.values, &p, visible)
     };
-    let (hd, kv_dim) = (p.head_dim, p.kv_heads * p.head_dim);
-    let contexts: u64 = (0..q.rows).map(|r| visible(r) as u64).sum();
-    let cost = Cost {
-        f32_macs: 2 * contexts * (p.heads * hd) as u64,
-        float_ops: 4 * contexts * p.heads as u64,
-        bytes_read: 4 * (q.data.len() as u64 + 2 * total as u64 * kv_dim as u64),
-        bytes_written: 4 * (out.len() + k.data.len() + v.data.len()) as u64,
-        ..Cost::default()
-    };
+    let cost = checks::attention_cost(q.rows, start, &p);
     Ok((CpuTensor::new(out, q.rows, q.cols), cost))
 }
 

@@ -13,6 +13,7 @@ use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use crate::backend::*;
+use crate::checks;
 use crate::error::{shape_err, KernelError, Result};
 use crate::ledger::{Cost, Ledger, OpKind};
 use crate::quant::{ActivationPrecision, DType, HostWeight, QMatrix};
@@ -123,10 +124,6 @@ impl CpuBackend {
     }
 }
 
-fn bytes_f32(elems: usize) -> u64 {
-    4 * elems as u64
-}
-
 impl Backend for CpuBackend {
     type Tensor = CpuTensor;
     type Weight = CpuWeight;
@@ -203,29 +200,14 @@ impl Backend for CpuBackend {
 
     fn matmul(&self, x: &CpuTensor, w: &CpuWeight) -> Result<CpuTensor> {
         let (rows, cols) = self.weight_dims(w);
-        if x.cols != cols {
-            return Err(shape_err(
-                "matmul",
-                format!("x with {cols} columns"),
-                format!("{} x {}", x.rows, x.cols),
-            ));
-        }
+        checks::matmul_operands((x.rows, x.cols), (rows, cols))?;
         let n = x.rows;
-        let macs = (n * rows * cols) as u64;
-        let io = bytes_f32(n * cols);
         let out = match w {
             CpuWeight::Quantized(q) => {
                 let mut out = vec![0f32; n * rows];
                 self.pool.install(|| q.matmul(&x.data, n, &mut out, self.precision))?;
-                let mut cost = Cost {
-                    bytes_read: q.byte_len() as u64 + io,
-                    bytes_written: bytes_f32(n * rows),
-                    ..Cost::default()
-                };
-                match self.precision {
-                    ActivationPrecision::Int8 => cost.int8_macs = macs,
-                    ActivationPrecision::F32 => cost.f32_macs = macs,
-                }
+                let int8 = self.precision == ActivationPrecision::Int8;
+                let cost = checks::matmul_cost(n, rows, cols, q.byte_len(), int8);
                 self.record(OpKind::QuantMatmul, cost);
                 out
             }
@@ -234,12 +216,7 @@ impl Backend for CpuBackend {
                 let out = self
                     .pool
                     .install(|| xs.matmul(&matrix.t()?)?.flatten_all()?.to_vec1::<f32>())?;
-                let cost = Cost {
-                    f32_macs: macs,
-                    bytes_read: bytes_f32(rows * cols) + io,
-                    bytes_written: bytes_f32(n * rows),
-                    ..Cost::default()
-                };
+                let cost = checks::matmul_cost(n, rows, cols, 4 * rows * cols, false);
                 self.record(OpKind::DenseMatmul, cost);
                 out
             }
@@ -264,42 +241,31 @@ impl Backend for CpuBackend {
             CpuWeight::Quantized(q) => q.byte_len() / rows,
             CpuWeight::Dense { .. } => 4 * cols,
         };
-        let cost = Cost {
-            bytes_read: (ids.len() * row_bytes) as u64,
-            bytes_written: bytes_f32(out.len()),
-            ..Cost::default()
-        };
-        self.record(OpKind::Embedding, cost);
+        self.record(OpKind::Embedding, checks::embedding_cost(ids.len(), cols, row_bytes));
         Ok(CpuTensor::new(out, ids.len(), cols))
     }
 
     fn rms_norm(&self, x: &CpuTensor, gamma: &CpuTensor, eps: f32) -> Result<CpuTensor> {
-        check_row_vector("rms_norm", x, gamma)?;
+        checks::row_vector("rms_norm", (x.rows, x.cols), (gamma.rows, gamma.cols))?;
         let out = self.pool.install(|| ops::rms_norm(&x.data, &gamma.data, eps));
-        self.record(OpKind::Norm, ops::row_op_cost(x.rows, x.cols, 4));
+        self.record(OpKind::Norm, checks::row_op_cost(x.rows, x.cols, 4));
         Ok(CpuTensor::new(out, x.rows, x.cols))
     }
 
     fn layer_norm(&self, x: &CpuTensor, gamma: &CpuTensor, beta: &CpuTensor, eps: f32) -> Result<CpuTensor> {
-        check_row_vector("layer_norm", x, gamma)?;
-        check_row_vector("layer_norm", x, beta)?;
+        checks::row_vector("layer_norm", (x.rows, x.cols), (gamma.rows, gamma.cols))?;
+        checks::row_vector("layer_norm", (x.rows, x.cols), (beta.rows, beta.cols))?;
         let out = self
             .pool
             .install(|| ops::layer_norm(&x.data, &gamma.data, &beta.data, eps));
-        self.record(OpKind::Norm, ops::row_op_cost(x.rows, x.cols, 7));
+        self.record(OpKind::Norm, checks::row_op_cost(x.rows, x.cols, 7));
         Ok(CpuTensor::new(out, x.rows, x.cols))
     }
 
     fn rope(&self, x: &CpuTensor, params: RopeParams) -> Result<CpuTensor> {
-        if params.heads * params.head_dim != x.cols || !params.head_dim.is_multiple_of(2) {
-            return Err(shape_err(
-                "rope",
-                format!("{} heads of even size {}", params.heads, params.head_dim),
-                x.cols,
-            ));
-        }
+        checks::rope_operand((x.rows, x.cols), &params)?;
         let out = ops::rope(&x.data, x.cols, params);
-        self.record(OpKind::Rope, ops::row_op_cost(x.rows, x.cols, 3));
+        self.record(OpKind::Rope, checks::row_op_cost(x.rows, x.cols, 3));
         Ok(CpuTensor::new(out, x.rows, x.cols))
     }
 
@@ -322,98 +288,48 @@ impl Backend for CpuBackend {
             out.par_chunks_mut(4096)
                 .for_each(|chunk| ops::activate_slice(chunk, act))
         });
-        self.record(OpKind::Activation, ops::row_op_cost(x.rows, x.cols, 5));
+        self.record(OpKind::Activation, checks::row_op_cost(x.rows, x.cols, 5));
         Ok(CpuTensor::new(out, x.rows, x.cols))
     }
 
     fn gated(&self, gate: &CpuTensor, up: &CpuTensor, act: Activation) -> Result<CpuTensor> {
-        if (gate.rows, gate.cols) != (up.rows, up.cols) {
-            return Err(shape_err(
-                "gated",
-                format!("up {} x {}", gate.rows, gate.cols),
-                format!("{} x {}", up.rows, up.cols),
-            ));
-        }
+        checks::same_shape("gated", (gate.rows, gate.cols), (up.rows, up.cols))?;
         let out = gate
             .data
             .iter()
             .zip(up.data.iter())
             .map(|(&g, &u)| ops::activate(g, act) * u)
             .collect();
-        let mut cost = ops::row_op_cost(gate.rows, gate.cols, 6);
+        let mut cost = checks::row_op_cost(gate.rows, gate.cols, 6);
         cost.bytes_read *= 2;
         self.record(OpKind::Activation, cost);
         Ok(CpuTensor::new(out, gate.rows, gate.cols))
     }
 
     fn binary(&self, a: &CpuTensor, b: &CpuTensor, op: BinaryOp) -> Result<CpuTensor> {
-        let broadcast = b.rows == 1 && b.cols == a.cols;
-        if !broadcast && (a.rows, a.cols) != (b.rows, b.cols) {
-            return Err(shape_err(
-                "binary",
-                format!("{} x {} or 1 x {}", a.rows, a.cols, a.cols),
-                format!("{} x {}", b.rows, b.cols),
-            ));
-        }
+        checks::binary_operands((a.rows, a.cols), (b.rows, b.cols))?;
         let out = self.pool.install(|| ops::binary(&a.data, &b.data, a.cols, op));
-        let cost = Cost {
-            float_ops: out.len() as u64,
-            bytes_read: bytes_f32(a.data.len() + b.data.len()),
-            bytes_written: bytes_f32(out.len()),
-            ..Cost::default()
-        };
+        let cost = checks::binary_cost(a.data.len(), b.data.len(), out.len());
         self.record(OpKind::Elementwise, cost);
         Ok(CpuTensor::new(out, a.rows, a.cols))
     }
 
     fn rows(&self, x: &CpuTensor, start: usize, len: usize) -> Result<CpuTensor> {
-        let end = range_end("rows", start, len, x.rows)?;
+        let end = checks::range_end("rows", start, len, x.rows)?;
         let out = x.data[start * x.cols..end * x.cols].to_vec();
-        let cost = Cost {
-            bytes_read: bytes_f32(out.len()),
-            bytes_written: bytes_f32(out.len()),
-            ..Cost::default()
-        };
-        self.record(OpKind::Copy, cost);
+        self.record(OpKind::Copy, checks::copy_cost(out.len()));
         Ok(CpuTensor::new(out, len, x.cols))
     }
 
     fn columns(&self, x: &CpuTensor, start: usize, len: usize) -> Result<CpuTensor> {
-        let end = range_end("columns", start, len, x.cols)?;
+        let end = checks::range_end("columns", start, len, x.cols)?;
         let out: Vec<f32> = x
             .data
             .chunks_exact(x.cols)
             .flat_map(|row| &row[start..end])
             .copied()
             .collect();
-        let cost = Cost {
-            bytes_read: bytes_f32(out.len()),
-            bytes_written: bytes_f32(out.len()),
-            ..Cost::default()
-        };
-        self.record(OpKind::Copy, cost);
+        self.record(OpKind::Copy, checks::copy_cost(out.len()));
         Ok(CpuTensor::new(out, x.rows, len))
     }
-}
-
-/// The end of `start..start + len`, which must lie within `0..bound` of what `op` slices.
-fn range_end(op: &'static str, start: usize, len: usize, bound: usize) -> Result<usize> {
-    start.checked_add(len).filter(|&end| end <= bound).ok_or_else(|| {
-        shape_err(
-            op,
-            format!("a range within {bound} {op}"),
-            format!("{start}..{start}+{len}"),
-        )
-    })
-}
-
-fn check_row_vector(op: &'static str, x: &CpuTensor, v: &CpuTensor) -> Result<()> {
-    if v.rows != 1 || v.cols != x.cols {
-        return Err(shape_err(
-            op,
-            format!("1 x {}", x.cols),
-            format!("{} x {}", v.rows, v.cols),
-        ));
-    }
-    Ok(())
 }

@@ -4,19 +4,6 @@
 use rayon::prelude::*;
 
 use crate::backend::{Activation, BinaryOp, RopeParams, RopeStyle};
-use crate::ledger::Cost;
-
-/// Cost of an op that reads and writes a `[rows, cols]` f32 matrix once, with
-/// `ops_per_elem` floating-point operations per element.
-pub fn row_op_cost(rows: usize, cols: usize, ops_per_elem: u64) -> Cost {
-    let elems = (rows * cols) as u64;
-    Cost {
-        float_ops: ops_per_elem * elems,
-        bytes_read: 4 * elems,
-        bytes_written: 4 * elems,
-        ..Cost::default()
-    }
-}
 
 /// Rows handed to one rayon task by the row-wise ops.
 const ROWS_PER_TASK: usize = 16;

@@ -1,37 +1,14 @@
-//! The CPU backend's ops against plain reference computations, and its cost ledger against
-//! hand-counted costs. This suite is written against the `Backend` trait so that every
-//! backend can run it.
+//! The backend suite: every backend's ops against plain reference computations and its cost
+//! ledger against hand-counted costs. It is written against the `Backend` trait and run on
+//! the CPU backend and on the wgpu backend (a software Vulkan device on machines without a
+//! GPU).
 
 use std::borrow::Cow;
 
 use brainstem_kernels::*;
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 
-fn backend() -> CpuBackend {
-    CpuBackend::new(2).unwrap()
-}
-
-fn random(n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = SmallRng::seed_from_u64(seed);
-    (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
-}
-
-fn dense_weight(values: &[f32], rows: usize, cols: usize) -> HostWeight<'static> {
-    let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    HostWeight {
-        dtype: DType::F32,
-        shape: vec![rows, cols],
-        bytes: Cow::Owned(bytes),
-    }
-}
-
-fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths");
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!((x - y).abs() <= tol * y.abs().max(1.0), "{what}[{i}]: {x} vs {y}");
-    }
-}
+mod common;
+use common::{assert_close, dense_weight, random, wgpu_backend};
 
 fn suite_matmul_and_ledger<B: Backend>(b: &B) {
     let (n, k, m) = (3, 40, 7);
@@ -243,19 +220,50 @@ fn suite_elementwise<B: Backend>(b: &B) {
     ));
 }
 
-#[test]
-fn cpu_backend_passes_the_backend_suite() {
-    let b = backend();
-    suite_matmul_and_ledger(&b);
-    suite_norms(&b);
-    suite_rope_styles(&b);
-    suite_attention(&b);
-    suite_elementwise(&b);
+/// One test per suite for a backend; `$make` builds a fresh backend for each, so that ledger
+/// deltas see only that suite's ops.
+macro_rules! backend_suite {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            use super::*;
+
+            #[test]
+            fn matmul_and_ledger() {
+                suite_matmul_and_ledger(&$make);
+            }
+
+            #[test]
+            fn quantized_ledger() {
+                suite_quantized_ledger(&$make);
+            }
+
+            #[test]
+            fn norms() {
+                suite_norms(&$make);
+            }
+
+            #[test]
+            fn rope_styles() {
+                suite_rope_styles(&$make);
+            }
+
+            #[test]
+            fn attention() {
+                suite_attention(&$make);
+            }
+
+            #[test]
+            fn elementwise() {
+                suite_elementwise(&$make);
+            }
+        }
+    };
 }
 
-#[test]
-fn quantized_matmul_ledger_counts_int8_macs_and_weight_bytes() {
-    let b = backend();
+backend_suite!(cpu, CpuBackend::new(2).unwrap());
+backend_suite!(wgpu, wgpu_backend());
+
+fn suite_quantized_ledger<B: Backend>(b: &B) {
     let blocks = scalar_q8(64 * 5);
     let w = HostWeight {
         dtype: DType::Q8_0,
@@ -264,8 +272,9 @@ fn quantized_matmul_ledger_counts_int8_macs_and_weight_bytes() {
     };
     let weight = b.upload_weight(&w).unwrap();
     let x = b.upload(&random(2 * 64, 11), 2, 64).unwrap();
+    let before = b.ledger().snapshot();
     b.matmul(&x, &weight).unwrap();
-    let cost = b.ledger().snapshot().total();
+    let cost = b.ledger().snapshot().since(&before).total();
     assert_eq!(cost.int8_macs, 2 * 5 * 64);
     assert_eq!(cost.bytes_read, (5 * 2 * 34 + 2 * 64 * 4) as u64);
     assert_eq!(cost.bytes_written, 2 * 5 * 4);

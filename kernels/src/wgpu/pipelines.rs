@@ -1,0 +1,285 @@
+//! The compute kernels: which shader entry point each one is, the buffers it binds, and
+//! their pipelines, compiled once when the backend opens so that an adapter that rejects a
+//! shader says so at once, by name.
+
+use std::num::NonZeroU64;
+
+use super::device::Gpu;
+use crate::error::{DeviceFault, Result};
+use crate::quant::DType;
+
+/// Bytes of the parameter block every kernel reads at binding 0.
+pub const PARAMS_BYTES: u64 = 64;
+
+/// The WGSL sources, one shader module each.
+#[derive(Clone, Copy)]
+enum Module {
+    Elementwise,
+    Rows,
+    Matmul,
+    Quantize,
+    Attention,
+    Embed,
+}
+impl Module {
+    const ALL: [Module; 6] = [
+        Module::Elementwise,
+        Module::Rows,
+        Module::Matmul,
+        Module::Quantize,
+        Module::Attention,
+        Module::Embed,
+    ];
+
+    fn source(self) -> &'static str {
+        match self {
+            Module::Elementwise => include_str!("shaders/elementwise.wgsl"),
+            Module::Rows => include_str!("shaders/rows.wgsl"),
+            Module::Matmul => include_str!("shaders/matmul.wgsl"),
+            Module::Quantize => include_str!("shaders/quantize.wgsl"),
+            Module::Attention => include_str!("shaders/attention.wgsl"),
+            Module::Embed => include_str!("shaders/embed.wgsl"),
+        }
+    }
+}
+
+/// A storage binding after the parameters: its number and whether the kernel writes it.
+#[derive(Clone, Copy)]
+enum Slot {
+    Read(u32),
+    Write(u32),
+}
+use Slot::{Read, Write};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    Add,
+    Mul,
+    Silu,
+    Gelu,
+    GatedSilu,
+    GatedGelu,
+    CopyBlock,
+    RmsNorm,
+    LayerNorm,
+    Rope,
+    Quantize,
+    MatmulF32,
+    MatmulQ8_0,
+    MatmulQ4_0,
+    MatmulQ4_1,
+    MatmulQ4K,
+    MatmulQ6K,
+    Attend,
+    EmbedF32,
+    EmbedQ8_0,
+    EmbedQ4_0,
+    EmbedQ4_1,
+    EmbedQ4K,
+    EmbedQ6K,
+}
+
+impl Kernel {
+    pub const ALL: [Kernel; 24] = [
+        Kernel::Add,
+        Kernel::Mul,
+        Kernel::Silu,
+        Kernel::Gelu,
+        Kernel::GatedSilu,
+        Kernel::GatedGelu,
+        Kernel::CopyBlock,
+        Kernel::RmsNorm,
+        Kernel::LayerNorm,
+        Kernel::Rope,
+        Kernel::Quantize,
+        Kernel::MatmulF32,
+        Kernel::MatmulQ8_0,
+        Kernel::MatmulQ4_0,
+        Kernel::MatmulQ4_1,
+        Kernel::MatmulQ4K,
+        Kernel::MatmulQ6K,
+        Kernel::Attend,
+        Kernel::EmbedF32,
+        Kernel::EmbedQ8_0,
+        Kernel::EmbedQ4_0,
+        Kernel::EmbedQ4_1,
+        Kernel::EmbedQ4K,
+        Kernel::EmbedQ6K,
+    ];
+
+    /// The matrix product for weights stored as `dtype` (dense formats are held as f32).
+    pub fn matmul(dtype: DType) -> Kernel {
+        match dtype {
+            DType::Q8_0 => Kernel::MatmulQ8_0,
+            DType::Q4_0 => Kernel::MatmulQ4_0,
+            DType::Q4_1 => Kernel::MatmulQ4_1,
+            DType::Q4K => Kernel::MatmulQ4K,
+            DType::Q6K => Kernel::MatmulQ6K,
+            DType::F32 | DType::F16 | DType::BF16 => Kernel::MatmulF32,
+        }
+    }
+
+    /// The embedding gather for a table stored as `dtype`.
+    pub fn embed(dtype: DType) -> Kernel {
+        match dtype {
+            DType::Q8_0 => Kernel::EmbedQ8_0,
+            DType::Q4_0 => Kernel::EmbedQ4_0,
+            DType::Q4_1 => Kernel::EmbedQ4_1,
+            DType::Q4K => Kernel::EmbedQ4K,
+            DType::Q6K => Kernel::EmbedQ6K,
+            DType::F32 | DType::F16 | DType::BF16 => Kernel::EmbedF32,
+        }
+    }
+
+    /// Shader source, entry point, and storage bindings in the order ops pass buffers.
+    fn spec(self) -> (Module, &'static str, &'static [Slot]) {
+        const BINARY: &[Slot] = &[Read(1), Read(2), Write(3)];
+        const UNARY: &[Slot] = &[Read(1), Write(3)];
+        const QUANT: &[Slot] = &[Read(1), Read(2), Read(3), Write(4)];
+        const TABLE: &[Slot] = &[Read(1), Read(2), Write(3)];
+        match self {
+            Kernel::Add => (Module::Elementwise, "add", BINARY),
+            Kernel::Mul => (Module::Elementwise, "mul", BINARY),
+            Kernel::Silu => (Module::Elementwise, "silu_op", UNARY),
+            Kernel::Gelu => (Module::Elementwise, "gelu_op", UNARY),
+            Kernel::GatedSilu => (Module::Elementwise, "gated_silu", BINARY),
+            Kernel::GatedGelu => (Module::Elementwise, "gated_gelu", BINARY),
+            Kernel::CopyBlock => (Module::Elementwise, "copy_block", UNARY),
+            Kernel::RmsNorm => (Module::Rows, "rms_norm", &[Read(1), Read(2), Write(4)]),
+            Kernel::LayerNorm => (Module::Rows, "layer_norm", &[Read(1), Read(2), Read(3), Write(4)]),
+            Kernel::Rope => (Module::Rows, "rope", &[Read(1), Write(4), Read(5)]),
+            Kernel::Quantize => (Module::Quantize, "quantize_rows", &[Read(1), Write(2), Write(3)]),
+            Kernel::MatmulF32 => (Module::Matmul, "mm_f32", &[Write(4), Read(5), Read(6)]),
+            Kernel::MatmulQ8_0 => (Module::Matmul, "mm_q8_0", QUANT),
+            Kernel::MatmulQ4_0 => (Module::Matmul, "mm_q4_0", QUANT),
+            Kernel::MatmulQ4_1 => (Module::Matmul, "mm_q4_1", QUANT),
+            Kernel::MatmulQ4K => (Module::Matmul, "mm_q4k", QUANT),
+            Kernel::MatmulQ6K => (Module::Matmul, "mm_q6k", QUANT),
+            Kernel::Attend => (
+                Module::Attention,
+                "attend",
+                &[Read(1), Read(2), Read(3), Write(4), Write(5)],
+            ),
+            Kernel::EmbedF32 => (Module::Embed, "embed_f32", &[Read(2), Write(3), Read(4)]),
+            Kernel::EmbedQ8_0 => (Module::Embed, "embed_q8_0", TABLE),
+            Kernel::EmbedQ4_0 => (Module::Embed, "embed_q4_0", TABLE),
+            Kernel::EmbedQ4_1 => (Module::Embed, "embed_q4_1", TABLE),
+            Kernel::EmbedQ4K => (Module::Embed, "embed_q4k", TABLE),
+            Kernel::EmbedQ6K => (Module::Embed, "embed_q6k", TABLE),
+        }
+    }
+
+    /// Number of storage buffers the kernel binds.
+    pub fn buffers(self) -> usize {
+        self.spec().2.len()
+    }
+
+    /// Binding numbers of the storage buffers, in the order ops pass them.
+    pub fn binding(self, i: usize) -> u32 {
+        match self.spec().2[i] {
+            Read(b) | Write(b) => b,
+        }
+    }
+}
+
+/// A compiled kernel and the layout its bind groups follow.
+pub struct Pipeline {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+/// Every kernel's pipeline, indexed by [`Kernel`]'s position in [`Kernel::ALL`].
+pub struct Pipelines(Vec<Pipeline>);
+
+impl Pipelines {
+    pub fn build(gpu: &Gpu) -> Result<Pipelines> {
+        let mut modules = Vec::with_capacity(Module::ALL.len());
+        for module in Module::ALL {
+            let source = module.source();
+            modules.push(
+                gpu.scoped(wgpu::ErrorFilter::Validation, DeviceFault::ShaderRejected, || {
+                    gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(first_line(source)),
+                        source: wgpu::ShaderSource::Wgsl(source.into()),
+                    })
+                })?,
+            );
+        }
+        let mut pipelines = Vec::with_capacity(Kernel::ALL.len());
+        for kernel in Kernel::ALL {
+            let (module, entry, slots) = kernel.spec();
+            let module = &modules[module as usize];
+            let built = gpu.scoped(wgpu::ErrorFilter::Validation, DeviceFault::ShaderRejected, || {
+                pipeline(&gpu.device, module, entry, slots)
+            });
+            pipelines.push(built.map_err(|e| match e {
+                crate::KernelError::Device {
+                    adapter,
+                    fault,
+                    message,
+                } => crate::KernelError::Device {
+                    adapter,
+                    fault,
+                    message: format!("kernel {entry}: {message}"),
+                },
+                other => other,
+            })?);
+        }
+        Ok(Pipelines(pipelines))
+    }
+
+    pub fn get(&self, kernel: Kernel) -> &Pipeline {
+        &self.0[kernel as usize]
+    }
+}
+
+fn first_line(source: &str) -> &str {
+    source.lines().next().unwrap_or("shader")
+}
+
+fn pipeline(device: &wgpu::Device, module: &wgpu::ShaderModule, entry: &str, slots: &[Slot]) -> Pipeline {
+    let mut entries = vec![wgpu::BindGroupLayoutEntry {
+        binding: 0,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: true,
+            min_binding_size: NonZeroU64::new(PARAMS_BYTES),
+        },
+        count: None,
+    }];
+    entries.extend(slots.iter().map(|slot| {
+        let (binding, read_only) = match *slot {
+            Read(b) => (b, true),
+            Write(b) => (b, false),
+        };
+        wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        }
+    }));
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(entry),
+        entries: &entries,
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(entry),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(entry),
+        layout: Some(&pipeline_layout),
+        module,
+        entry_point: Some(entry),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    Pipeline { pipeline, layout }
+}

@@ -1,0 +1,405 @@
+//! The wgpu backend against the CPU backend, op by op, on odd shapes and every weight
+//! format; its steady state allocates nothing new on the device; and its faults are typed.
+
+mod common;
+
+use brainstem_kernels::*;
+use common::{assert_close, random, random_activations, random_weight, wgpu_backend};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+fn cpu() -> CpuBackend {
+    CpuBackend::new(2).unwrap()
+}
+
+/// Runs `op` on both backends with the same host inputs and returns (wgpu, cpu) results.
+fn both<F, G>(gpu: &WgpuBackend, op_gpu: F, op_cpu: G) -> (Vec<f32>, Vec<f32>)
+where
+    F: FnOnce(&WgpuBackend) -> WgpuTensor,
+    G: FnOnce(&CpuBackend) -> CpuTensor,
+{
+    let c = cpu();
+    (gpu.read(&op_gpu(gpu)).unwrap(), c.read(&op_cpu(&c)).unwrap())
+}
+
+#[test]
+fn matmul_in_every_format_on_odd_shapes_is_within_the_int8_bound_of_the_exact_product() {
+    let gpu = wgpu_backend();
+    let mut rng = SmallRng::seed_from_u64(21);
+    for dtype in DType::ALL {
+        let block = dtype.block_elems().max(32);
+        for (rows, cols, n) in [
+            (1, block, 1),
+            (7, 3 * block, 1),
+            (37, 2 * block, 3),
+            (65, block, 9),
+            (5, 2 * block, 17),
+        ] {
+            let host = random_weight(dtype, rows, cols, &mut rng);
+            let dense = host.to_f32().unwrap();
+            let xs = random_activations(n * cols, &mut rng);
+            let w = gpu.upload_weight(&host).unwrap();
+            let x = gpu.upload(&xs, n, cols).unwrap();
+            let out = gpu.read(&gpu.matmul(&x, &w).unwrap()).unwrap();
+            for t in 0..n {
+                let xr = &xs[t * cols..(t + 1) * cols];
+                for r in 0..rows {
+                    let wr = &dense[r * cols..(r + 1) * cols];
+                    let exact: f32 = wr.iter().zip(xr).map(|(a, b)| a * b).sum();
+                    let magnitude: f32 = wr.iter().zip(xr).map(|(a, b)| (a * b).abs()).sum();
+                    // Dense formats multiply in f32; block formats quantize each 32-value block
+                    // of activations, moving each value by at most half a step (absmax / 254).
+                    let int8_bound: f32 = if dtype.is_quantized() {
+                        xr.chunks(32)
+                            .zip(wr.chunks(32))
+                            .map(|(xb, wb)| {
+                                let step = xb.iter().fold(0f32, |m, v| m.max(v.abs())) / 254.0;
+                                step * wb.iter().map(|v| v.abs()).sum::<f32>()
+                            })
+                            .sum()
+                    } else {
+                        0.0
+                    };
+                    let got = out[t * rows + r];
+                    let bound = 1.01 * int8_bound + 1e-5 * magnitude + 1e-6;
+                    assert!(
+                        (got - exact).abs() <= bound,
+                        "{dtype} {rows}x{cols} n={n} [{t}, {r}]: {got} vs {exact} (bound {bound})"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn legacy_formats_match_the_cpu_int8_path() {
+    let gpu = wgpu_backend();
+    let mut rng = SmallRng::seed_from_u64(22);
+    for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1] {
+        let (rows, cols, n) = (33, 96, 5);
+        let host = random_weight(dtype, rows, cols, &mut rng);
+        let xs = random_activations(n * cols, &mut rng);
+        let (ours, theirs) = both(
+            &gpu,
+            |b| {
+                b.matmul(&b.upload(&xs, n, cols).unwrap(), &b.upload_weight(&host).unwrap())
+                    .unwrap()
+            },
+            |b| {
+                b.matmul(&b.upload(&xs, n, cols).unwrap(), &b.upload_weight(&host).unwrap())
+                    .unwrap()
+            },
+        );
+        assert_close(&ours, &theirs, 1e-4, &format!("{dtype} against the cpu's int8 path"));
+    }
+}
+
+#[test]
+fn embedding_gathers_every_format_as_the_cpu_dequantizes_it() {
+    let gpu = wgpu_backend();
+    let mut rng = SmallRng::seed_from_u64(23);
+    let ids = [4u32, 0, 9, 4, 10];
+    for dtype in DType::ALL {
+        let cols = 2 * dtype.block_elems().max(32);
+        let host = random_weight(dtype, 11, cols, &mut rng);
+        let (ours, theirs) = both(
+            &gpu,
+            |b| b.embedding(&b.upload_weight(&host).unwrap(), &ids).unwrap(),
+            |b| b.embedding(&b.upload_weight(&host).unwrap(), &ids).unwrap(),
+        );
+        assert_close(&ours, &theirs, 1e-6, &format!("{dtype} embedding"));
+    }
+}
+
+#[test]
+fn row_ops_match_the_cpu_on_odd_shapes() {
+    let gpu = wgpu_backend();
+    for (rows, cols) in [(1, 1), (5, 7), (3, 100), (33, 577)] {
+        let xs = random(rows * cols, rows as u64);
+        let (g, beta) = (random(cols, 1), random(cols, 2));
+        let (ours, theirs) = both(
+            &gpu,
+            |b| {
+                b.rms_norm(
+                    &b.upload(&xs, rows, cols).unwrap(),
+                    &b.upload(&g, 1, cols).unwrap(),
+                    1e-6,
+                )
+                .unwrap()
+            },
+            |b| {
+                b.rms_norm(
+                    &b.upload(&xs, rows, cols).unwrap(),
+                    &b.upload(&g, 1, cols).unwrap(),
+                    1e-6,
+                )
+                .unwrap()
+            },
+        );
+        assert_close(&ours, &theirs, 1e-5, &format!("rms_norm {rows}x{cols}"));
+        let (ours, theirs) = both(
+            &gpu,
+            |b| {
+                let (x, g, beta) = (
+                    b.upload(&xs, rows, cols).unwrap(),
+                    b.upload(&g, 1, cols).unwrap(),
+                    b.upload(&beta, 1, cols).unwrap(),
+                );
+                b.layer_norm(&x, &g, &beta, 1e-5).unwrap()
+            },
+            |b| {
+                let (x, g, beta) = (
+                    b.upload(&xs, rows, cols).unwrap(),
+                    b.upload(&g, 1, cols).unwrap(),
+                    b.upload(&beta, 1, cols).unwrap(),
+                );
+                b.layer_norm(&x, &g, &beta, 1e-5).unwrap()
+            },
+        );
+        assert_close(&ours, &theirs, 1e-4, &format!("layer_norm {rows}x{cols}"));
+        for act in [Activation::Silu, Activation::GeluTanh] {
+            let (ours, theirs) = both(
+                &gpu,
+                |b| b.activation(&b.upload(&xs, rows, cols).unwrap(), act).unwrap(),
+                |b| b.activation(&b.upload(&xs, rows, cols).unwrap(), act).unwrap(),
+            );
+            assert_close(&ours, &theirs, 1e-5, &format!("{act:?} {rows}x{cols}"));
+            let (ours, theirs) = both(
+                &gpu,
+                |b| {
+                    b.gated(
+                        &b.upload(&xs, rows, cols).unwrap(),
+                        &b.upload(&xs, rows, cols).unwrap(),
+                        act,
+                    )
+                    .unwrap()
+                },
+                |b| {
+                    b.gated(
+                        &b.upload(&xs, rows, cols).unwrap(),
+                        &b.upload(&xs, rows, cols).unwrap(),
+                        act,
+                    )
+                    .unwrap()
+                },
+            );
+            assert_close(&ours, &theirs, 1e-5, &format!("gated {act:?} {rows}x{cols}"));
+        }
+        for op in [BinaryOp::Add, BinaryOp::Mul] {
+            for b_rows in [1, rows] {
+                let ys = random(b_rows * cols, 9);
+                let (ours, theirs) = both(
+                    &gpu,
+                    |b| {
+                        b.binary(
+                            &b.upload(&xs, rows, cols).unwrap(),
+                            &b.upload(&ys, b_rows, cols).unwrap(),
+                            op,
+                        )
+                        .unwrap()
+                    },
+                    |b| {
+                        b.binary(
+                            &b.upload(&xs, rows, cols).unwrap(),
+                            &b.upload(&ys, b_rows, cols).unwrap(),
+                            op,
+                        )
+                        .unwrap()
+                    },
+                );
+                assert_close(
+                    &ours,
+                    &theirs,
+                    0.0,
+                    &format!("{op:?} with {b_rows} rows, {rows}x{cols}"),
+                );
+            }
+        }
+        let (start, len) = (cols / 3, cols - cols / 3);
+        let (ours, theirs) = both(
+            &gpu,
+            |b| b.columns(&b.upload(&xs, rows, cols).unwrap(), start, len).unwrap(),
+            |b| b.columns(&b.upload(&xs, rows, cols).unwrap(), start, len).unwrap(),
+        );
+        assert_close(&ours, &theirs, 0.0, &format!("columns {rows}x{cols}"));
+        let (ours, theirs) = both(
+            &gpu,
+            |b| {
+                b.rows(&b.upload(&xs, rows, cols).unwrap(), rows / 2, rows - rows / 2)
+                    .unwrap()
+            },
+            |b| {
+                b.rows(&b.upload(&xs, rows, cols).unwrap(), rows / 2, rows - rows / 2)
+                    .unwrap()
+            },
+        );
+        assert_close(&ours, &theirs, 0.0, &format!("rows {rows}x{cols}"));
+    }
+}
+
+#[test]
+fn rope_matches_the_cpu_far_into_the_sequence() {
+    let gpu = wgpu_backend();
+    for style in [RopeStyle::HalfSplit, RopeStyle::Interleaved] {
+        for start_pos in [0, 7, 1500] {
+            let (rows, heads, head_dim) = (5, 3, 64);
+            let xs = random(rows * heads * head_dim, start_pos as u64);
+            let p = RopeParams {
+                heads,
+                head_dim,
+                theta: 100_000.0,
+                style,
+                start_pos,
+            };
+            let (ours, theirs) = both(
+                &gpu,
+                |b| b.rope(&b.upload(&xs, rows, heads * head_dim).unwrap(), p).unwrap(),
+                |b| b.rope(&b.upload(&xs, rows, heads * head_dim).unwrap(), p).unwrap(),
+            );
+            assert_close(&ours, &theirs, 1e-6, &format!("{style:?} rope from {start_pos}"));
+        }
+    }
+}
+
+/// Prefill of `prompt` rows then single-row decode steps, on one backend.
+fn attention_run<B: Backend>(b: &B, p: AttentionParams, prompt: usize, steps: usize) -> Vec<f32> {
+    let (qd, kd) = (p.heads * p.head_dim, p.kv_heads * p.head_dim);
+    let spec = KvCacheSpec {
+        kv_heads: p.kv_heads,
+        head_dim: p.head_dim,
+        max_positions: prompt + steps,
+    };
+    let mut cache = b.kv_cache(spec).unwrap();
+    let mut out = Vec::new();
+    let mut seed = 100;
+    for rows in std::iter::once(prompt).chain(std::iter::repeat_n(1, steps)) {
+        seed += 3;
+        let q = b.upload(&random(rows * qd, seed), rows, qd).unwrap();
+        let k = b.upload(&random(rows * kd, seed + 1), rows, kd).unwrap();
+        let v = b.upload(&random(rows * kd, seed + 2), rows, kd).unwrap();
+        out.extend(b.read(&b.attention(&q, &k, &v, &mut cache, p).unwrap()).unwrap());
+    }
+    out
+}
+
+#[test]
+fn attention_matches_the_cpu_through_prefill_and_decode() {
+    let gpu = wgpu_backend();
+    for causal in [true, false] {
+        for (heads, kv_heads, head_dim) in [(9, 3, 64), (4, 4, 32), (2, 1, 80)] {
+            let p = AttentionParams {
+                heads,
+                kv_heads,
+                head_dim,
+                scale: 1.0 / (head_dim as f32).sqrt(),
+                causal,
+            };
+            let ours = attention_run(&gpu, p, 70, 4);
+            let theirs = attention_run(&cpu(), p, 70, 4);
+            assert_close(&ours, &theirs, 1e-5, &format!("attention {p:?}"));
+        }
+    }
+}
+
+/// One decode step of a toy layer: gather, norm, projection, rope, attention, gated MLP.
+fn decode_step(
+    b: &WgpuBackend,
+    w: &WgpuWeight,
+    gamma: &WgpuTensor,
+    cache: &mut <WgpuBackend as Backend>::KvCache,
+    token: u32,
+) {
+    let p = AttentionParams {
+        heads: 2,
+        kv_heads: 1,
+        head_dim: 32,
+        scale: 0.2,
+        causal: true,
+    };
+    let x = b.embedding(w, &[token]).unwrap();
+    let h = b.rms_norm(&x, gamma, 1e-5).unwrap();
+    let qkv = b.matmul(&h, w).unwrap();
+    let rope = |t: &WgpuTensor, heads| {
+        let params = RopeParams {
+            heads,
+            head_dim: 32,
+            theta: 10_000.0,
+            style: RopeStyle::HalfSplit,
+            start_pos: b.kv_len(cache),
+        };
+        b.rope(t, params).unwrap()
+    };
+    let q = rope(&b.columns(&qkv, 0, 64).unwrap(), 2);
+    let k = rope(&b.columns(&qkv, 64, 32).unwrap(), 1);
+    let v = b.columns(&qkv, 96, 32).unwrap();
+    let a = b.attention(&q, &k, &v, cache, p).unwrap();
+    let g = b.gated(&a, &a, Activation::Silu).unwrap();
+    b.read(&b.binary(&g, &q, BinaryOp::Add).unwrap()).unwrap();
+}
+
+#[test]
+fn decoding_in_steady_state_creates_no_buffers_or_bind_groups() {
+    let b = wgpu_backend();
+    let mut rng = SmallRng::seed_from_u64(24);
+    let w = b.upload_weight(&random_weight(DType::Q8_0, 128, 64, &mut rng)).unwrap();
+    let gamma = b.upload(&random(64, 3), 1, 64).unwrap();
+    let spec = KvCacheSpec {
+        kv_heads: 1,
+        head_dim: 32,
+        max_positions: 64,
+    };
+    let mut cache = b.kv_cache(spec).unwrap();
+    for token in 0..3 {
+        decode_step(&b, &w, &gamma, &mut cache, token);
+    }
+    let warm = b.stats();
+    for token in 3..20 {
+        decode_step(&b, &w, &gamma, &mut cache, token);
+    }
+    let after = b.stats();
+    assert_eq!(after.buffers_created, warm.buffers_created, "{warm:?} then {after:?}");
+    assert_eq!(
+        after.bind_groups_created, warm.bind_groups_created,
+        "{warm:?} then {after:?}"
+    );
+    assert_eq!(after.submissions - warm.submissions, 17, "one submission per step");
+}
+
+#[test]
+fn faults_are_typed_errors_that_name_what_was_asked() {
+    match WgpuBackend::new(Some("no adapter has this name")) {
+        Err(KernelError::NoAdapter(message)) => assert!(message.contains("no adapter has this name"), "{message}"),
+        Err(other) => panic!("expected NoAdapter, got {other}"),
+        Ok(_) => panic!("an adapter matched a name no adapter has"),
+    }
+    let b = wgpu_backend();
+    let table = b.upload_weight(&common::dense_weight(&random(12, 1), 3, 4)).unwrap();
+    assert!(matches!(
+        b.embedding(&table, &[3]),
+        Err(KernelError::TokenOutOfRange { id: 3, rows: 3 })
+    ));
+    let x = b.upload(&random(10, 2), 2, 5).unwrap();
+    assert!(matches!(
+        b.matmul(&x, &table),
+        Err(KernelError::Shape { op: "matmul", .. })
+    ));
+    let spec = KvCacheSpec {
+        kv_heads: 1,
+        head_dim: 512,
+        max_positions: 2,
+    };
+    let p = AttentionParams {
+        heads: 1,
+        kv_heads: 1,
+        head_dim: 512,
+        scale: 1.0,
+        causal: true,
+    };
+    let mut cache = b.kv_cache(spec).unwrap();
+    let q = b.upload(&random(512, 3), 1, 512).unwrap();
+    assert!(matches!(
+        b.attention(&q, &q, &q, &mut cache, p),
+        Err(KernelError::InvalidArgument { op: "attention", .. })
+    ));
+}
