@@ -8,9 +8,8 @@ use std::path::PathBuf;
 
 use brainstem_kernels::quant::{self, scalar};
 use brainstem_kernels::{ActivationPrecision, DType, HostWeight, QMatrix};
-use half::f16;
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use safetensors::SafeTensors;
 
 mod common;

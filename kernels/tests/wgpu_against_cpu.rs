@@ -73,6 +73,40 @@ fn matmul_in_every_format_on_odd_shapes_is_within_the_int8_bound_of_the_exact_pr
 }
 
 #[test]
+fn f32_activations_match_the_cpu_f32_path_in_every_format() {
+    let gpu = wgpu_backend().with_activation_precision(ActivationPrecision::F32);
+    let cpu = CpuBackend::new(2)
+        .unwrap()
+        .with_activation_precision(ActivationPrecision::F32);
+    let mut rng = SmallRng::seed_from_u64(25);
+    for dtype in DType::ALL {
+        let block = dtype.block_elems().max(32);
+        for (rows, cols, n) in [(3, block, 1), (37, 2 * block, 3), (9, 3 * block, 11)] {
+            let host = random_weight(dtype, rows, cols, &mut rng);
+            let xs = random_activations(n * cols, &mut rng);
+            let ours = gpu
+                .read(
+                    &gpu.matmul(&gpu.upload(&xs, n, cols).unwrap(), &gpu.upload_weight(&host).unwrap())
+                        .unwrap(),
+                )
+                .unwrap();
+            let theirs = cpu
+                .read(
+                    &cpu.matmul(&cpu.upload(&xs, n, cols).unwrap(), &cpu.upload_weight(&host).unwrap())
+                        .unwrap(),
+                )
+                .unwrap();
+            assert_close(
+                &ours,
+                &theirs,
+                1e-4,
+                &format!("{dtype} {rows}x{cols} n={n}, f32 activations"),
+            );
+        }
+    }
+}
+
+#[test]
 fn legacy_formats_match_the_cpu_int8_path() {
     let gpu = wgpu_backend();
     let mut rng = SmallRng::seed_from_u64(22);

@@ -17,10 +17,10 @@ use crate::backend::*;
 use crate::checks;
 use crate::error::{KernelError, Result};
 use crate::ledger::{Ledger, OpKind};
-use crate::quant::{DType, HostWeight};
+use crate::quant::{ActivationPrecision, DType, HostWeight};
 pub use device::adapters;
 use device::Gpu;
-use pipelines::{Kernel, Pipelines};
+use pipelines::{format_code, Kernel, Pipelines};
 pub use recorder::DeviceStats;
 use recorder::{GpuBuffer, Pool, Recorder};
 
@@ -66,6 +66,7 @@ pub struct WgpuBackend {
     recorder: Recorder,
     rope_tables: Mutex<HashMap<(u32, usize), RopeTable>>,
     ledger: Ledger,
+    precision: ActivationPrecision,
 }
 
 /// Longest head the attention kernel holds in workgroup memory.
@@ -85,7 +86,18 @@ impl WgpuBackend {
             recorder,
             rope_tables: Mutex::new(HashMap::new()),
             ledger: Ledger::default(),
+            precision: ActivationPrecision::default(),
         })
+    }
+
+    /// How activations meet block-quantized weights (int8 by default), as on the CPU backend.
+    pub fn with_activation_precision(mut self, precision: ActivationPrecision) -> WgpuBackend {
+        self.precision = precision;
+        self
+    }
+
+    pub fn activation_precision(&self) -> ActivationPrecision {
+        self.precision
     }
 
     /// The adapter's name, such as "llvmpipe (LLVM 15.0.6, 256 bits)".
@@ -183,8 +195,12 @@ impl Backend for WgpuBackend {
     type KvCache = WgpuKvCache;
 
     fn name(&self) -> String {
+        let precision = match self.precision {
+            ActivationPrecision::Int8 => "int8",
+            ActivationPrecision::F32 => "f32",
+        };
         format!(
-            "wgpu ({}, {:?}, int8 activations)",
+            "wgpu ({}, {:?}, {precision} activations)",
             self.gpu.info.name, self.gpu.info.backend
         )
     }
@@ -265,31 +281,36 @@ impl Backend for WgpuBackend {
         checks::matmul_operands(dims(x), (w.rows, w.cols))?;
         let (n, m, k) = (x.rows, w.rows, w.cols);
         let out = self.tensor(n, m)?;
-        let params = [param("matmul", n)?, param("matmul", m)?, param("matmul", k)?];
+        let params = [
+            param("matmul", n)?,
+            param("matmul", m)?,
+            param("matmul", k)?,
+            format_code(w.dtype),
+        ];
         let workgroups = m * n.div_ceil(8);
         if w.dtype == DType::F32 {
-            self.run(Kernel::MatmulF32, &[&out.buf, &w.buf, &x.buf], &params, workgroups)?;
+            self.run(Kernel::MatmulDense, &[&out.buf, &w.buf, &x.buf], &params, workgroups)?;
             self.ledger
                 .record(OpKind::DenseMatmul, checks::matmul_cost(n, m, k, w.file_bytes, false));
             return Ok(out);
         }
-        let blocks = n * k / 32;
-        let xq = self.pool.take(&self.gpu, (n * k) as u64, false)?;
-        let xd = self.pool.take(&self.gpu, 4 * blocks as u64, false)?;
-        self.run(
-            Kernel::Quantize,
-            &[&x.buf, &xq, &xd],
-            &[blocks as u32],
-            blocks.div_ceil(64),
-        )?;
-        self.run(
-            Kernel::matmul(w.dtype),
-            &[&w.buf, &xq, &xd, &out.buf],
-            &params,
-            workgroups,
-        )?;
+        let int8 = self.precision == ActivationPrecision::Int8;
+        if int8 {
+            let blocks = n * k / 32;
+            let xq = self.pool.take(&self.gpu, (n * k) as u64, false)?;
+            let xd = self.pool.take(&self.gpu, 4 * blocks as u64, false)?;
+            self.run(
+                Kernel::Quantize,
+                &[&x.buf, &xq, &xd],
+                &[blocks as u32],
+                blocks.div_ceil(64),
+            )?;
+            self.run(Kernel::MatmulInt8, &[&w.buf, &xq, &xd, &out.buf], &params, workgroups)?;
+        } else {
+            self.run(Kernel::MatmulF32Act, &[&w.buf, &x.buf, &out.buf], &params, workgroups)?;
+        }
         self.ledger
-            .record(OpKind::QuantMatmul, checks::matmul_cost(n, m, k, w.file_bytes, true));
+            .record(OpKind::QuantMatmul, checks::matmul_cost(n, m, k, w.file_bytes, int8));
         Ok(out)
     }
 
@@ -301,14 +322,14 @@ impl Backend for WgpuBackend {
         let out = self.tensor(ids.len(), cols)?;
         let id_buf = self.pool.take(&self.gpu, 4 * ids.len() as u64, false)?;
         self.recorder.upload(&self.gpu, &id_buf, bytemuck::cast_slice(ids))?;
-        let kernel = Kernel::embed(table.dtype);
-        let buffers: [&GpuBuffer; 3] = if table.dtype == DType::F32 {
-            [&id_buf, &out.buf, &table.buf]
+        let (kernel, buffers): (_, [&GpuBuffer; 3]) = if table.dtype == DType::F32 {
+            (Kernel::EmbedDense, [&id_buf, &out.buf, &table.buf])
         } else {
-            [&table.buf, &id_buf, &out.buf]
+            (Kernel::EmbedBlocks, [&table.buf, &id_buf, &out.buf])
         };
         let len = param("embedding", ids.len() * cols)?;
-        self.run(kernel, &buffers, &[len, cols as u32], (len as usize).div_ceil(256))?;
+        let params = [len, cols as u32, format_code(table.dtype)];
+        self.run(kernel, &buffers, &params, (len as usize).div_ceil(256))?;
         let row_bytes = table.file_bytes / table.rows.max(1);
         self.ledger
             .record(OpKind::Embedding, checks::embedding_cost(ids.len(), cols, row_bytes));

@@ -64,23 +64,31 @@ pub enum Kernel {
     LayerNorm,
     Rope,
     Quantize,
-    MatmulF32,
-    MatmulQ8_0,
-    MatmulQ4_0,
-    MatmulQ4_1,
-    MatmulQ4K,
-    MatmulQ6K,
+    /// Dense f32 weights.
+    MatmulDense,
+    /// Block-format weights, int8 activations.
+    MatmulInt8,
+    /// Block-format weights, f32 activations.
+    MatmulF32Act,
     Attend,
-    EmbedF32,
-    EmbedQ8_0,
-    EmbedQ4_0,
-    EmbedQ4_1,
-    EmbedQ4K,
-    EmbedQ6K,
+    EmbedDense,
+    EmbedBlocks,
+}
+
+/// The number the matmul and embedding shaders switch on for a block format.
+pub fn format_code(dtype: DType) -> u32 {
+    match dtype {
+        DType::Q8_0 => 0,
+        DType::Q4_0 => 1,
+        DType::Q4_1 => 2,
+        DType::Q4K => 3,
+        DType::Q6K => 4,
+        DType::F32 | DType::F16 | DType::BF16 => u32::MAX,
+    }
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 24] = [
+    pub const ALL: [Kernel; 17] = [
         Kernel::Add,
         Kernel::Mul,
         Kernel::Silu,
@@ -92,51 +100,18 @@ impl Kernel {
         Kernel::LayerNorm,
         Kernel::Rope,
         Kernel::Quantize,
-        Kernel::MatmulF32,
-        Kernel::MatmulQ8_0,
-        Kernel::MatmulQ4_0,
-        Kernel::MatmulQ4_1,
-        Kernel::MatmulQ4K,
-        Kernel::MatmulQ6K,
+        Kernel::MatmulDense,
+        Kernel::MatmulInt8,
+        Kernel::MatmulF32Act,
         Kernel::Attend,
-        Kernel::EmbedF32,
-        Kernel::EmbedQ8_0,
-        Kernel::EmbedQ4_0,
-        Kernel::EmbedQ4_1,
-        Kernel::EmbedQ4K,
-        Kernel::EmbedQ6K,
+        Kernel::EmbedDense,
+        Kernel::EmbedBlocks,
     ];
-
-    /// The matrix product for weights stored as `dtype` (dense formats are held as f32).
-    pub fn matmul(dtype: DType) -> Kernel {
-        match dtype {
-            DType::Q8_0 => Kernel::MatmulQ8_0,
-            DType::Q4_0 => Kernel::MatmulQ4_0,
-            DType::Q4_1 => Kernel::MatmulQ4_1,
-            DType::Q4K => Kernel::MatmulQ4K,
-            DType::Q6K => Kernel::MatmulQ6K,
-            DType::F32 | DType::F16 | DType::BF16 => Kernel::MatmulF32,
-        }
-    }
-
-    /// The embedding gather for a table stored as `dtype`.
-    pub fn embed(dtype: DType) -> Kernel {
-        match dtype {
-            DType::Q8_0 => Kernel::EmbedQ8_0,
-            DType::Q4_0 => Kernel::EmbedQ4_0,
-            DType::Q4_1 => Kernel::EmbedQ4_1,
-            DType::Q4K => Kernel::EmbedQ4K,
-            DType::Q6K => Kernel::EmbedQ6K,
-            DType::F32 | DType::F16 | DType::BF16 => Kernel::EmbedF32,
-        }
-    }
 
     /// Shader source, entry point, and storage bindings in the order ops pass buffers.
     fn spec(self) -> (Module, &'static str, &'static [Slot]) {
         const BINARY: &[Slot] = &[Read(1), Read(2), Write(3)];
         const UNARY: &[Slot] = &[Read(1), Write(3)];
-        const QUANT: &[Slot] = &[Read(1), Read(2), Read(3), Write(4)];
-        const TABLE: &[Slot] = &[Read(1), Read(2), Write(3)];
         match self {
             Kernel::Add => (Module::Elementwise, "add", BINARY),
             Kernel::Mul => (Module::Elementwise, "mul", BINARY),
@@ -149,23 +124,16 @@ impl Kernel {
             Kernel::LayerNorm => (Module::Rows, "layer_norm", &[Read(1), Read(2), Read(3), Write(4)]),
             Kernel::Rope => (Module::Rows, "rope", &[Read(1), Write(4), Read(5)]),
             Kernel::Quantize => (Module::Quantize, "quantize_rows", &[Read(1), Write(2), Write(3)]),
-            Kernel::MatmulF32 => (Module::Matmul, "mm_f32", &[Write(4), Read(5), Read(6)]),
-            Kernel::MatmulQ8_0 => (Module::Matmul, "mm_q8_0", QUANT),
-            Kernel::MatmulQ4_0 => (Module::Matmul, "mm_q4_0", QUANT),
-            Kernel::MatmulQ4_1 => (Module::Matmul, "mm_q4_1", QUANT),
-            Kernel::MatmulQ4K => (Module::Matmul, "mm_q4k", QUANT),
-            Kernel::MatmulQ6K => (Module::Matmul, "mm_q6k", QUANT),
+            Kernel::MatmulDense => (Module::Matmul, "mm_f32", &[Write(4), Read(5), Read(6)]),
+            Kernel::MatmulInt8 => (Module::Matmul, "mm_int8", &[Read(1), Read(2), Read(3), Write(4)]),
+            Kernel::MatmulF32Act => (Module::Matmul, "mm_f32_act", &[Read(1), Read(6), Write(4)]),
             Kernel::Attend => (
                 Module::Attention,
                 "attend",
                 &[Read(1), Read(2), Read(3), Write(4), Write(5)],
             ),
-            Kernel::EmbedF32 => (Module::Embed, "embed_f32", &[Read(2), Write(3), Read(4)]),
-            Kernel::EmbedQ8_0 => (Module::Embed, "embed_q8_0", TABLE),
-            Kernel::EmbedQ4_0 => (Module::Embed, "embed_q4_0", TABLE),
-            Kernel::EmbedQ4_1 => (Module::Embed, "embed_q4_1", TABLE),
-            Kernel::EmbedQ4K => (Module::Embed, "embed_q4k", TABLE),
-            Kernel::EmbedQ6K => (Module::Embed, "embed_q6k", TABLE),
+            Kernel::EmbedDense => (Module::Embed, "embed_f32", &[Read(2), Write(3), Read(4)]),
+            Kernel::EmbedBlocks => (Module::Embed, "embed_blocks", &[Read(1), Read(2), Write(3)]),
         }
     }
 

@@ -4,6 +4,8 @@
 struct Params {
     len: u32,
     cols: u32,
+    // The table's format, for `value_of`.
+    format: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -90,47 +92,22 @@ fn embed_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     }
 }
 
-@compute @workgroup_size(256)
-fn embed_q8_0(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
-    let i = element(wid, nwg, lid);
-    if (i < p.len) {
-        out[i] = value_q8_0(ids[i / p.cols], i % p.cols);
+// One value of a block-format table, in the format `p.format` names.
+fn value_of(row: u32, col: u32) -> f32 {
+    switch p.format {
+        case 0u: { return value_q8_0(row, col); }
+        case 1u: { return value_q4_0(row, col); }
+        case 2u: { return value_q4_1(row, col); }
+        case 3u: { return value_q4k(row, col); }
+        default: { return value_q6k(row, col); }
     }
 }
 
 @compute @workgroup_size(256)
-fn embed_q4_0(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
+fn embed_blocks(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
     if (i < p.len) {
-        out[i] = value_q4_0(ids[i / p.cols], i % p.cols);
-    }
-}
-
-@compute @workgroup_size(256)
-fn embed_q4_1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
-    let i = element(wid, nwg, lid);
-    if (i < p.len) {
-        out[i] = value_q4_1(ids[i / p.cols], i % p.cols);
-    }
-}
-
-@compute @workgroup_size(256)
-fn embed_q4k(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-             @builtin(local_invocation_index) lid: u32) {
-    let i = element(wid, nwg, lid);
-    if (i < p.len) {
-        out[i] = value_q4k(ids[i / p.cols], i % p.cols);
-    }
-}
-
-@compute @workgroup_size(256)
-fn embed_q6k(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-             @builtin(local_invocation_index) lid: u32) {
-    let i = element(wid, nwg, lid);
-    if (i < p.len) {
-        out[i] = value_q6k(ids[i / p.cols], i % p.cols);
+        out[i] = value_of(ids[i / p.cols], i % p.cols);
     }
 }

@@ -1,7 +1,8 @@
 // Matrix products `out [n, m] = x [n, k] * w [m, k]^T`. Block formats take int8 activations
 // quantized by `quantize_rows` (32-value blocks, one f32 scale each) and multiply with
 // `dot4I8Packed`, an int8 x int8 -> int32 dot product of four lanes (native where the
-// adapter has packed integer dot products, unpacked by the shader compiler otherwise).
+// adapter has packed integer dot products, unpacked by the shader compiler otherwise), or
+// f32 activations against the weights dequantized in registers.
 // One workgroup computes one output column for a tile of up to TILE activation rows; its
 // invocations split the row's 32-value blocks and sum in workgroup memory.
 //
@@ -17,8 +18,8 @@ struct Params {
     n: u32,
     m: u32,
     k: u32,
-    // Workgroups along x, for the linear workgroup index.
-    tiles: u32,
+    // The weight format, for `weight_block`.
+    format: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -208,86 +209,71 @@ fn rows_in(row0: u32) -> u32 {
     return min(TILE, p.n - row0);
 }
 
+// The block of weight row `row` holding 32-value block `sb`, in the format `p.format`
+// names (the values of `FORMAT_*` in `pipelines.rs`).
+fn weight_block(row: u32, sb: u32) -> Block {
+    switch p.format {
+        case 0u: { return block_q8_0(row, sb); }
+        case 1u: { return block_q4_0(row, sb); }
+        case 2u: { return block_q4_1(row, sb); }
+        case 3u: { return block_q4k(row, sb); }
+        default: { return block_q6k(row, sb); }
+    }
+}
+
+// Block-format weights with int8 activations (`xq`, `xd` from `quantize_rows`).
 @compute @workgroup_size(64)
-fn mm_q8_0(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn mm_int8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
     let at = tile_of(wid, nwg);
     if (at.x >= p.m) {
         return;
     }
     var acc: array<f32, TILE>;
+    let rows = rows_in(at.y);
     for (var sb = lid; sb < p.k / 32u; sb += WG) {
-        let b = block_q8_0(at.x, sb);
-        for (var r = 0u; r < rows_in(at.y); r++) {
+        let b = weight_block(at.x, sb);
+        for (var r = 0u; r < rows; r++) {
             acc[r] += block_dot(b, at.y + r, sb);
         }
     }
     finish(lid, acc, at.x, at.y);
 }
 
-@compute @workgroup_size(64)
-fn mm_q4_0(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-           @builtin(local_invocation_index) lid: u32) {
-    let at = tile_of(wid, nwg);
-    if (at.x >= p.m) {
-        return;
-    }
-    var acc: array<f32, TILE>;
-    for (var sb = lid; sb < p.k / 32u; sb += WG) {
-        let b = block_q4_0(at.x, sb);
-        for (var r = 0u; r < rows_in(at.y); r++) {
-            acc[r] += block_dot(b, at.y + r, sb);
-        }
-    }
-    finish(lid, acc, at.x, at.y);
+fn x4(at: u32) -> vec4<f32> {
+    return vec4(xf[at], xf[at + 1u], xf[at + 2u], xf[at + 3u]);
 }
 
-@compute @workgroup_size(64)
-fn mm_q4_1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-           @builtin(local_invocation_index) lid: u32) {
-    let at = tile_of(wid, nwg);
-    if (at.x >= p.m) {
-        return;
+// A weight block times 32 f32 activations, the weights dequantized in registers.
+fn block_dot_f32(b: Block, xrow: u32, sb: u32) -> f32 {
+    let x = xrow * p.k + sb * 32u;
+    var d = vec2(0.0, 0.0);
+    var s = vec2(0.0, 0.0);
+    let one = vec4(1.0, 1.0, 1.0, 1.0);
+    for (var i = 0u; i < 4u; i++) {
+        let x0 = x4(x + 4u * i);
+        let x1 = x4(x + 16u + 4u * i);
+        d += vec2(dot(vec4<f32>(unpack4xI8(b.q[i])), x0), dot(vec4<f32>(unpack4xI8(b.q[i + 4u])), x1));
+        s += vec2(dot(one, x0), dot(one, x1));
     }
-    var acc: array<f32, TILE>;
-    for (var sb = lid; sb < p.k / 32u; sb += WG) {
-        let b = block_q4_1(at.x, sb);
-        for (var r = 0u; r < rows_in(at.y); r++) {
-            acc[r] += block_dot(b, at.y + r, sb);
-        }
-    }
-    finish(lid, acc, at.x, at.y);
+    let sums = b.scale * d + b.offset * s;
+    return sums.x + sums.y;
 }
 
+// Block-format weights with f32 activations: the exact product with the dequantized weights.
 @compute @workgroup_size(64)
-fn mm_q4k(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
+fn mm_f32_act(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
     let at = tile_of(wid, nwg);
     if (at.x >= p.m) {
         return;
     }
     var acc: array<f32, TILE>;
+    let rows = rows_in(at.y);
     for (var sb = lid; sb < p.k / 32u; sb += WG) {
-        let b = block_q4k(at.x, sb);
-        for (var r = 0u; r < rows_in(at.y); r++) {
-            acc[r] += block_dot(b, at.y + r, sb);
-        }
-    }
-    finish(lid, acc, at.x, at.y);
-}
-
-@compute @workgroup_size(64)
-fn mm_q6k(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    let at = tile_of(wid, nwg);
-    if (at.x >= p.m) {
-        return;
-    }
-    var acc: array<f32, TILE>;
-    for (var sb = lid; sb < p.k / 32u; sb += WG) {
-        let b = block_q6k(at.x, sb);
-        for (var r = 0u; r < rows_in(at.y); r++) {
-            acc[r] += block_dot(b, at.y + r, sb);
+        let b = weight_block(at.x, sb);
+        for (var r = 0u; r < rows; r++) {
+            acc[r] += block_dot_f32(b, at.y + r, sb);
         }
     }
     finish(lid, acc, at.x, at.y);
