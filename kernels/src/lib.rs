@@ -5,6 +5,7 @@
 pub mod backend;
 mod checks;
 pub mod cpu;
+pub mod device;
 pub mod error;
 pub mod ledger;
 pub mod quant;
@@ -12,7 +13,8 @@ pub mod wgpu;
 
 pub use backend::{Activation, AttentionParams, Backend, BinaryOp, KvCacheSpec, RopeParams, RopeStyle};
 pub use cpu::{CpuBackend, CpuTensor, CpuWeight};
+pub use device::{Device, DeviceBackend, DeviceTensor, DeviceWeight};
 pub use error::{DeviceFault, KernelError, Result};
 pub use ledger::{Cost, Ledger, LedgerSnapshot, OpKind};
 pub use quant::{ActivationPrecision, DType, HostWeight, QMatrix};
-pub use wgpu::{DeviceStats, WgpuBackend, WgpuTensor, WgpuWeight};
+pub use wgpu::{DeviceStats, KernelStyle, WgpuBackend, WgpuTensor, WgpuWeight};

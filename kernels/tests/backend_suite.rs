@@ -261,7 +261,11 @@ macro_rules! backend_suite {
 }
 
 backend_suite!(cpu, CpuBackend::new(2).unwrap());
-backend_suite!(wgpu, wgpu_backend());
+backend_suite!(wgpu, wgpu_backend().with_kernel_style(KernelStyle::Cooperative));
+backend_suite!(
+    wgpu_per_invocation,
+    wgpu_backend().with_kernel_style(KernelStyle::PerInvocation)
+);
 
 fn suite_quantized_ledger<B: Backend>(b: &B) {
     let blocks = scalar_q8(64 * 5);

@@ -4,7 +4,7 @@
 mod common;
 
 use brainstem_kernels::*;
-use common::{assert_close, random, random_activations, random_weight, wgpu_backend};
+use common::{assert_close, both_styles, random, random_activations, random_weight, wgpu_backend};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
@@ -24,48 +24,49 @@ where
 
 #[test]
 fn matmul_in_every_format_on_odd_shapes_is_within_the_int8_bound_of_the_exact_product() {
-    let gpu = wgpu_backend();
-    let mut rng = SmallRng::seed_from_u64(21);
-    for dtype in DType::ALL {
-        let block = dtype.block_elems().max(32);
-        for (rows, cols, n) in [
-            (1, block, 1),
-            (7, 3 * block, 1),
-            (37, 2 * block, 3),
-            (65, block, 9),
-            (5, 2 * block, 17),
-        ] {
-            let host = random_weight(dtype, rows, cols, &mut rng);
-            let dense = host.to_f32().unwrap();
-            let xs = random_activations(n * cols, &mut rng);
-            let w = gpu.upload_weight(&host).unwrap();
-            let x = gpu.upload(&xs, n, cols).unwrap();
-            let out = gpu.read(&gpu.matmul(&x, &w).unwrap()).unwrap();
-            for t in 0..n {
-                let xr = &xs[t * cols..(t + 1) * cols];
-                for r in 0..rows {
-                    let wr = &dense[r * cols..(r + 1) * cols];
-                    let exact: f32 = wr.iter().zip(xr).map(|(a, b)| a * b).sum();
-                    let magnitude: f32 = wr.iter().zip(xr).map(|(a, b)| (a * b).abs()).sum();
-                    // Dense formats multiply in f32; block formats quantize each 32-value block
-                    // of activations, moving each value by at most half a step (absmax / 254).
-                    let int8_bound: f32 = if dtype.is_quantized() {
-                        xr.chunks(32)
-                            .zip(wr.chunks(32))
-                            .map(|(xb, wb)| {
-                                let step = xb.iter().fold(0f32, |m, v| m.max(v.abs())) / 254.0;
-                                step * wb.iter().map(|v| v.abs()).sum::<f32>()
-                            })
-                            .sum()
-                    } else {
-                        0.0
-                    };
-                    let got = out[t * rows + r];
-                    let bound = 1.01 * int8_bound + 1e-5 * magnitude + 1e-6;
-                    assert!(
-                        (got - exact).abs() <= bound,
-                        "{dtype} {rows}x{cols} n={n} [{t}, {r}]: {got} vs {exact} (bound {bound})"
-                    );
+    for gpu in both_styles() {
+        let mut rng = SmallRng::seed_from_u64(21);
+        for dtype in DType::ALL {
+            let block = dtype.block_elems().max(32);
+            for (rows, cols, n) in [
+                (1, block, 1),
+                (7, 3 * block, 1),
+                (37, 2 * block, 3),
+                (65, block, 9),
+                (5, 2 * block, 17),
+            ] {
+                let host = random_weight(dtype, rows, cols, &mut rng);
+                let dense = host.to_f32().unwrap();
+                let xs = random_activations(n * cols, &mut rng);
+                let w = gpu.upload_weight(&host).unwrap();
+                let x = gpu.upload(&xs, n, cols).unwrap();
+                let out = gpu.read(&gpu.matmul(&x, &w).unwrap()).unwrap();
+                for t in 0..n {
+                    let xr = &xs[t * cols..(t + 1) * cols];
+                    for r in 0..rows {
+                        let wr = &dense[r * cols..(r + 1) * cols];
+                        let exact: f32 = wr.iter().zip(xr).map(|(a, b)| a * b).sum();
+                        let magnitude: f32 = wr.iter().zip(xr).map(|(a, b)| (a * b).abs()).sum();
+                        // Dense formats multiply in f32; block formats quantize each 32-value block
+                        // of activations, moving each value by at most half a step (absmax / 254).
+                        let int8_bound: f32 = if dtype.is_quantized() {
+                            xr.chunks(32)
+                                .zip(wr.chunks(32))
+                                .map(|(xb, wb)| {
+                                    let step = xb.iter().fold(0f32, |m, v| m.max(v.abs())) / 254.0;
+                                    step * wb.iter().map(|v| v.abs()).sum::<f32>()
+                                })
+                                .sum()
+                        } else {
+                            0.0
+                        };
+                        let got = out[t * rows + r];
+                        let bound = 1.01 * int8_bound + 1e-5 * magnitude + 1e-6;
+                        assert!(
+                            (got - exact).abs() <= bound,
+                            "{dtype} {rows}x{cols} n={n} [{t}, {r}]: {got} vs {exact} (bound {bound})"
+                        );
+                    }
                 }
             }
         }
@@ -74,224 +75,230 @@ fn matmul_in_every_format_on_odd_shapes_is_within_the_int8_bound_of_the_exact_pr
 
 #[test]
 fn f32_activations_match_the_cpu_f32_path_in_every_format() {
-    let gpu = wgpu_backend().with_activation_precision(ActivationPrecision::F32);
-    let cpu = CpuBackend::new(2)
-        .unwrap()
-        .with_activation_precision(ActivationPrecision::F32);
-    let mut rng = SmallRng::seed_from_u64(25);
-    for dtype in DType::ALL {
-        let block = dtype.block_elems().max(32);
-        for (rows, cols, n) in [(3, block, 1), (37, 2 * block, 3), (9, 3 * block, 11)] {
-            let host = random_weight(dtype, rows, cols, &mut rng);
-            let xs = random_activations(n * cols, &mut rng);
-            let ours = gpu
-                .read(
-                    &gpu.matmul(&gpu.upload(&xs, n, cols).unwrap(), &gpu.upload_weight(&host).unwrap())
-                        .unwrap(),
-                )
-                .unwrap();
-            let theirs = cpu
-                .read(
-                    &cpu.matmul(&cpu.upload(&xs, n, cols).unwrap(), &cpu.upload_weight(&host).unwrap())
-                        .unwrap(),
-                )
-                .unwrap();
-            assert_close(
-                &ours,
-                &theirs,
-                1e-4,
-                &format!("{dtype} {rows}x{cols} n={n}, f32 activations"),
-            );
+    for gpu in both_styles() {
+        let gpu = gpu.with_activation_precision(ActivationPrecision::F32);
+        let cpu = CpuBackend::new(2)
+            .unwrap()
+            .with_activation_precision(ActivationPrecision::F32);
+        let mut rng = SmallRng::seed_from_u64(25);
+        for dtype in DType::ALL {
+            let block = dtype.block_elems().max(32);
+            for (rows, cols, n) in [(3, block, 1), (37, 2 * block, 3), (9, 3 * block, 11)] {
+                let host = random_weight(dtype, rows, cols, &mut rng);
+                let xs = random_activations(n * cols, &mut rng);
+                let ours = gpu
+                    .read(
+                        &gpu.matmul(&gpu.upload(&xs, n, cols).unwrap(), &gpu.upload_weight(&host).unwrap())
+                            .unwrap(),
+                    )
+                    .unwrap();
+                let theirs = cpu
+                    .read(
+                        &cpu.matmul(&cpu.upload(&xs, n, cols).unwrap(), &cpu.upload_weight(&host).unwrap())
+                            .unwrap(),
+                    )
+                    .unwrap();
+                assert_close(
+                    &ours,
+                    &theirs,
+                    1e-4,
+                    &format!("{dtype} {rows}x{cols} n={n}, f32 activations"),
+                );
+            }
         }
     }
 }
 
 #[test]
 fn legacy_formats_match_the_cpu_int8_path() {
-    let gpu = wgpu_backend();
-    let mut rng = SmallRng::seed_from_u64(22);
-    for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1] {
-        let (rows, cols, n) = (33, 96, 5);
-        let host = random_weight(dtype, rows, cols, &mut rng);
-        let xs = random_activations(n * cols, &mut rng);
-        let (ours, theirs) = both(
-            &gpu,
-            |b| {
-                b.matmul(&b.upload(&xs, n, cols).unwrap(), &b.upload_weight(&host).unwrap())
-                    .unwrap()
-            },
-            |b| {
-                b.matmul(&b.upload(&xs, n, cols).unwrap(), &b.upload_weight(&host).unwrap())
-                    .unwrap()
-            },
-        );
-        assert_close(&ours, &theirs, 1e-4, &format!("{dtype} against the cpu's int8 path"));
+    for gpu in both_styles() {
+        let mut rng = SmallRng::seed_from_u64(22);
+        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1] {
+            let (rows, cols, n) = (33, 96, 5);
+            let host = random_weight(dtype, rows, cols, &mut rng);
+            let xs = random_activations(n * cols, &mut rng);
+            let (ours, theirs) = both(
+                &gpu,
+                |b| {
+                    b.matmul(&b.upload(&xs, n, cols).unwrap(), &b.upload_weight(&host).unwrap())
+                        .unwrap()
+                },
+                |b| {
+                    b.matmul(&b.upload(&xs, n, cols).unwrap(), &b.upload_weight(&host).unwrap())
+                        .unwrap()
+                },
+            );
+            assert_close(&ours, &theirs, 1e-4, &format!("{dtype} against the cpu's int8 path"));
+        }
     }
 }
 
 #[test]
 fn embedding_gathers_every_format_as_the_cpu_dequantizes_it() {
-    let gpu = wgpu_backend();
-    let mut rng = SmallRng::seed_from_u64(23);
-    let ids = [4u32, 0, 9, 4, 10];
-    for dtype in DType::ALL {
-        let cols = 2 * dtype.block_elems().max(32);
-        let host = random_weight(dtype, 11, cols, &mut rng);
-        let (ours, theirs) = both(
-            &gpu,
-            |b| b.embedding(&b.upload_weight(&host).unwrap(), &ids).unwrap(),
-            |b| b.embedding(&b.upload_weight(&host).unwrap(), &ids).unwrap(),
-        );
-        assert_close(&ours, &theirs, 1e-6, &format!("{dtype} embedding"));
+    for gpu in both_styles() {
+        let mut rng = SmallRng::seed_from_u64(23);
+        let ids = [4u32, 0, 9, 4, 10];
+        for dtype in DType::ALL {
+            let cols = 2 * dtype.block_elems().max(32);
+            let host = random_weight(dtype, 11, cols, &mut rng);
+            let (ours, theirs) = both(
+                &gpu,
+                |b| b.embedding(&b.upload_weight(&host).unwrap(), &ids).unwrap(),
+                |b| b.embedding(&b.upload_weight(&host).unwrap(), &ids).unwrap(),
+            );
+            assert_close(&ours, &theirs, 1e-6, &format!("{dtype} embedding"));
+        }
     }
 }
 
 #[test]
 fn row_ops_match_the_cpu_on_odd_shapes() {
-    let gpu = wgpu_backend();
-    for (rows, cols) in [(1, 1), (5, 7), (3, 100), (33, 577)] {
-        let xs = random(rows * cols, rows as u64);
-        let (g, beta) = (random(cols, 1), random(cols, 2));
-        let (ours, theirs) = both(
-            &gpu,
-            |b| {
-                b.rms_norm(
-                    &b.upload(&xs, rows, cols).unwrap(),
-                    &b.upload(&g, 1, cols).unwrap(),
-                    1e-6,
-                )
-                .unwrap()
-            },
-            |b| {
-                b.rms_norm(
-                    &b.upload(&xs, rows, cols).unwrap(),
-                    &b.upload(&g, 1, cols).unwrap(),
-                    1e-6,
-                )
-                .unwrap()
-            },
-        );
-        assert_close(&ours, &theirs, 1e-5, &format!("rms_norm {rows}x{cols}"));
-        let (ours, theirs) = both(
-            &gpu,
-            |b| {
-                let (x, g, beta) = (
-                    b.upload(&xs, rows, cols).unwrap(),
-                    b.upload(&g, 1, cols).unwrap(),
-                    b.upload(&beta, 1, cols).unwrap(),
-                );
-                b.layer_norm(&x, &g, &beta, 1e-5).unwrap()
-            },
-            |b| {
-                let (x, g, beta) = (
-                    b.upload(&xs, rows, cols).unwrap(),
-                    b.upload(&g, 1, cols).unwrap(),
-                    b.upload(&beta, 1, cols).unwrap(),
-                );
-                b.layer_norm(&x, &g, &beta, 1e-5).unwrap()
-            },
-        );
-        assert_close(&ours, &theirs, 1e-4, &format!("layer_norm {rows}x{cols}"));
-        for act in [Activation::Silu, Activation::GeluTanh] {
-            let (ours, theirs) = both(
-                &gpu,
-                |b| b.activation(&b.upload(&xs, rows, cols).unwrap(), act).unwrap(),
-                |b| b.activation(&b.upload(&xs, rows, cols).unwrap(), act).unwrap(),
-            );
-            assert_close(&ours, &theirs, 1e-5, &format!("{act:?} {rows}x{cols}"));
+    for gpu in both_styles() {
+        for (rows, cols) in [(1, 1), (5, 7), (3, 100), (33, 577)] {
+            let xs = random(rows * cols, rows as u64);
+            let (g, beta) = (random(cols, 1), random(cols, 2));
             let (ours, theirs) = both(
                 &gpu,
                 |b| {
-                    b.gated(
+                    b.rms_norm(
                         &b.upload(&xs, rows, cols).unwrap(),
-                        &b.upload(&xs, rows, cols).unwrap(),
-                        act,
+                        &b.upload(&g, 1, cols).unwrap(),
+                        1e-6,
                     )
                     .unwrap()
                 },
                 |b| {
-                    b.gated(
+                    b.rms_norm(
                         &b.upload(&xs, rows, cols).unwrap(),
-                        &b.upload(&xs, rows, cols).unwrap(),
-                        act,
+                        &b.upload(&g, 1, cols).unwrap(),
+                        1e-6,
                     )
                     .unwrap()
                 },
             );
-            assert_close(&ours, &theirs, 1e-5, &format!("gated {act:?} {rows}x{cols}"));
-        }
-        for op in [BinaryOp::Add, BinaryOp::Mul] {
-            for b_rows in [1, rows] {
-                let ys = random(b_rows * cols, 9);
+            assert_close(&ours, &theirs, 1e-5, &format!("rms_norm {rows}x{cols}"));
+            let (ours, theirs) = both(
+                &gpu,
+                |b| {
+                    let (x, g, beta) = (
+                        b.upload(&xs, rows, cols).unwrap(),
+                        b.upload(&g, 1, cols).unwrap(),
+                        b.upload(&beta, 1, cols).unwrap(),
+                    );
+                    b.layer_norm(&x, &g, &beta, 1e-5).unwrap()
+                },
+                |b| {
+                    let (x, g, beta) = (
+                        b.upload(&xs, rows, cols).unwrap(),
+                        b.upload(&g, 1, cols).unwrap(),
+                        b.upload(&beta, 1, cols).unwrap(),
+                    );
+                    b.layer_norm(&x, &g, &beta, 1e-5).unwrap()
+                },
+            );
+            assert_close(&ours, &theirs, 1e-4, &format!("layer_norm {rows}x{cols}"));
+            for act in [Activation::Silu, Activation::GeluTanh] {
+                let (ours, theirs) = both(
+                    &gpu,
+                    |b| b.activation(&b.upload(&xs, rows, cols).unwrap(), act).unwrap(),
+                    |b| b.activation(&b.upload(&xs, rows, cols).unwrap(), act).unwrap(),
+                );
+                assert_close(&ours, &theirs, 1e-5, &format!("{act:?} {rows}x{cols}"));
                 let (ours, theirs) = both(
                     &gpu,
                     |b| {
-                        b.binary(
+                        b.gated(
                             &b.upload(&xs, rows, cols).unwrap(),
-                            &b.upload(&ys, b_rows, cols).unwrap(),
-                            op,
+                            &b.upload(&xs, rows, cols).unwrap(),
+                            act,
                         )
                         .unwrap()
                     },
                     |b| {
-                        b.binary(
+                        b.gated(
                             &b.upload(&xs, rows, cols).unwrap(),
-                            &b.upload(&ys, b_rows, cols).unwrap(),
-                            op,
+                            &b.upload(&xs, rows, cols).unwrap(),
+                            act,
                         )
                         .unwrap()
                     },
                 );
-                assert_close(
-                    &ours,
-                    &theirs,
-                    0.0,
-                    &format!("{op:?} with {b_rows} rows, {rows}x{cols}"),
-                );
+                assert_close(&ours, &theirs, 1e-5, &format!("gated {act:?} {rows}x{cols}"));
             }
+            for op in [BinaryOp::Add, BinaryOp::Mul] {
+                for b_rows in [1, rows] {
+                    let ys = random(b_rows * cols, 9);
+                    let (ours, theirs) = both(
+                        &gpu,
+                        |b| {
+                            b.binary(
+                                &b.upload(&xs, rows, cols).unwrap(),
+                                &b.upload(&ys, b_rows, cols).unwrap(),
+                                op,
+                            )
+                            .unwrap()
+                        },
+                        |b| {
+                            b.binary(
+                                &b.upload(&xs, rows, cols).unwrap(),
+                                &b.upload(&ys, b_rows, cols).unwrap(),
+                                op,
+                            )
+                            .unwrap()
+                        },
+                    );
+                    assert_close(
+                        &ours,
+                        &theirs,
+                        0.0,
+                        &format!("{op:?} with {b_rows} rows, {rows}x{cols}"),
+                    );
+                }
+            }
+            let (start, len) = (cols / 3, cols - cols / 3);
+            let (ours, theirs) = both(
+                &gpu,
+                |b| b.columns(&b.upload(&xs, rows, cols).unwrap(), start, len).unwrap(),
+                |b| b.columns(&b.upload(&xs, rows, cols).unwrap(), start, len).unwrap(),
+            );
+            assert_close(&ours, &theirs, 0.0, &format!("columns {rows}x{cols}"));
+            let (ours, theirs) = both(
+                &gpu,
+                |b| {
+                    b.rows(&b.upload(&xs, rows, cols).unwrap(), rows / 2, rows - rows / 2)
+                        .unwrap()
+                },
+                |b| {
+                    b.rows(&b.upload(&xs, rows, cols).unwrap(), rows / 2, rows - rows / 2)
+                        .unwrap()
+                },
+            );
+            assert_close(&ours, &theirs, 0.0, &format!("rows {rows}x{cols}"));
         }
-        let (start, len) = (cols / 3, cols - cols / 3);
-        let (ours, theirs) = both(
-            &gpu,
-            |b| b.columns(&b.upload(&xs, rows, cols).unwrap(), start, len).unwrap(),
-            |b| b.columns(&b.upload(&xs, rows, cols).unwrap(), start, len).unwrap(),
-        );
-        assert_close(&ours, &theirs, 0.0, &format!("columns {rows}x{cols}"));
-        let (ours, theirs) = both(
-            &gpu,
-            |b| {
-                b.rows(&b.upload(&xs, rows, cols).unwrap(), rows / 2, rows - rows / 2)
-                    .unwrap()
-            },
-            |b| {
-                b.rows(&b.upload(&xs, rows, cols).unwrap(), rows / 2, rows - rows / 2)
-                    .unwrap()
-            },
-        );
-        assert_close(&ours, &theirs, 0.0, &format!("rows {rows}x{cols}"));
     }
 }
 
 #[test]
 fn rope_matches_the_cpu_far_into_the_sequence() {
-    let gpu = wgpu_backend();
-    for style in [RopeStyle::HalfSplit, RopeStyle::Interleaved] {
-        for start_pos in [0, 7, 1500] {
-            let (rows, heads, head_dim) = (5, 3, 64);
-            let xs = random(rows * heads * head_dim, start_pos as u64);
-            let p = RopeParams {
-                heads,
-                head_dim,
-                theta: 100_000.0,
-                style,
-                start_pos,
-            };
-            let (ours, theirs) = both(
-                &gpu,
-                |b| b.rope(&b.upload(&xs, rows, heads * head_dim).unwrap(), p).unwrap(),
-                |b| b.rope(&b.upload(&xs, rows, heads * head_dim).unwrap(), p).unwrap(),
-            );
-            assert_close(&ours, &theirs, 1e-6, &format!("{style:?} rope from {start_pos}"));
+    for gpu in both_styles() {
+        for style in [RopeStyle::HalfSplit, RopeStyle::Interleaved] {
+            for start_pos in [0, 7, 1500] {
+                let (rows, heads, head_dim) = (5, 3, 64);
+                let xs = random(rows * heads * head_dim, start_pos as u64);
+                let p = RopeParams {
+                    heads,
+                    head_dim,
+                    theta: 100_000.0,
+                    style,
+                    start_pos,
+                };
+                let (ours, theirs) = both(
+                    &gpu,
+                    |b| b.rope(&b.upload(&xs, rows, heads * head_dim).unwrap(), p).unwrap(),
+                    |b| b.rope(&b.upload(&xs, rows, heads * head_dim).unwrap(), p).unwrap(),
+                );
+                assert_close(&ours, &theirs, 1e-6, &format!("{style:?} rope from {start_pos}"));
+            }
         }
     }
 }
@@ -319,19 +326,20 @@ fn attention_run<B: Backend>(b: &B, p: AttentionParams, prompt: usize, steps: us
 
 #[test]
 fn attention_matches_the_cpu_through_prefill_and_decode() {
-    let gpu = wgpu_backend();
-    for causal in [true, false] {
-        for (heads, kv_heads, head_dim) in [(9, 3, 64), (4, 4, 32), (2, 1, 80)] {
-            let p = AttentionParams {
-                heads,
-                kv_heads,
-                head_dim,
-                scale: 1.0 / (head_dim as f32).sqrt(),
-                causal,
-            };
-            let ours = attention_run(&gpu, p, 70, 4);
-            let theirs = attention_run(&cpu(), p, 70, 4);
-            assert_close(&ours, &theirs, 1e-5, &format!("attention {p:?}"));
+    for gpu in both_styles() {
+        for causal in [true, false] {
+            for (heads, kv_heads, head_dim) in [(9, 3, 64), (4, 4, 32), (2, 1, 80)] {
+                let p = AttentionParams {
+                    heads,
+                    kv_heads,
+                    head_dim,
+                    scale: 1.0 / (head_dim as f32).sqrt(),
+                    causal,
+                };
+                let ours = attention_run(&gpu, p, 70, 4);
+                let theirs = attention_run(&cpu(), p, 70, 4);
+                assert_close(&ours, &theirs, 1e-5, &format!("attention {p:?}"));
+            }
         }
     }
 }

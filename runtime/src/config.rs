@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Result, RuntimeError};
+use crate::kernels::Device;
 use crate::partition::{available_cores, ComputeConfig};
 use crate::robot::RobotDescription;
 
@@ -49,6 +50,10 @@ pub struct RuntimeConfig {
     pub cameras: usize,
     #[serde(default)]
     pub compute: Option<ComputeConfig>,
+    /// One device for every partition, over what the compute table says (the command
+    /// line's `--device`); never from TOML, where each partition names its own.
+    #[serde(skip)]
+    pub device: Option<Device>,
 }
 
 fn one_camera() -> usize {
@@ -205,11 +210,17 @@ impl RuntimeConfig {
         self.robot.file.as_mut().map(resolve);
     }
 
-    /// The compute configuration, or three partitions over this host's cores.
+    /// The compute configuration, or three partitions over this host's cores; every
+    /// partition on [`RuntimeConfig::device`] when one is set.
     pub fn compute(&self) -> ComputeConfig {
-        self.compute
+        let compute = self
+            .compute
             .clone()
-            .unwrap_or_else(|| ComputeConfig::three_chips(available_cores()))
+            .unwrap_or_else(|| ComputeConfig::three_chips(available_cores()));
+        match &self.device {
+            Some(device) => compute.on_device(device),
+            None => compute,
+        }
     }
 
     pub fn robot(&self) -> Result<RobotDescription> {

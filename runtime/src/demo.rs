@@ -78,6 +78,7 @@ pub fn demo_config(cache: &Path) -> Result<RuntimeConfig> {
         },
         cameras: 1,
         compute: None,
+        device: None,
     };
     config.validate()?;
     Ok(config)

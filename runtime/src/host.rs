@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::chip::ChipProfile;
 use crate::error::Result;
 use crate::kernels::quant::quantize::quantize;
-use crate::kernels::{Backend, BinaryOp, CpuBackend, DType, HostWeight};
+use crate::kernels::{Backend, BinaryOp, DType, DeviceBackend, HostWeight};
 
 /// Measured ceilings of the machine.
 #[derive(Clone, Copy, Debug)]
@@ -153,36 +153,64 @@ pub fn measure() -> Roofline {
 
 /// int8 multiply-accumulates per second the backend's quantized matmul reaches on a
 /// cache-resident Q8_0 weight (64 activation rows, as a prefill would), by its own ledger.
-fn int8_mac_rate(backend: &CpuBackend) -> Result<f64> {
-    let (rows, cols, out) = (64, 1024, 1024);
+fn int8_mac_rate<B: Backend>(backend: &B) -> Result<f64> {
+    Ok(ledger_rates(backend, DType::Q8_0, 64, 1024, 1024)?.int8_macs)
+}
+
+/// Per-second ledger counts of an op sequence, the best of several runs.
+#[derive(Clone, Copy, Debug, Default)]
+struct Rates {
+    int8_macs: f64,
+    f32_macs: f64,
+    bytes_read: f64,
+}
+
+/// The ledger's rates over ten `[rows, cols] x [out, cols]^T` products with a `dtype`
+/// weight, the last result read back so that a device backend runs them all.
+fn ledger_rates<B: Backend>(backend: &B, dtype: DType, rows: usize, cols: usize, out: usize) -> Result<Rates> {
     let values: Vec<f32> = (0..cols * out)
         .map(|i| ((i * 7919) % 255) as f32 / 127.0 - 1.0)
         .collect();
+    let bytes = match dtype {
+        DType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        _ => quantize(dtype, &values)?,
+    };
     let weight = backend.upload_weight(&HostWeight {
-        dtype: DType::Q8_0,
+        dtype,
         shape: vec![out, cols],
-        bytes: Cow::Owned(quantize(DType::Q8_0, &values)?),
+        bytes: Cow::Owned(bytes),
     })?;
     let x = backend.upload(&vec![0.5; rows * cols], rows, cols)?;
-    Ok(best_of(5, || {
+    backend.read(&backend.matmul(&x, &weight)?)?;
+    let mut best = Rates::default();
+    for _ in 0..5 {
         let before = backend.ledger().snapshot();
         let start = Instant::now();
-        for _ in 0..10 {
-            let _ = std::hint::black_box(backend.matmul(&x, &weight));
+        let mut last = backend.matmul(&x, &weight)?;
+        for _ in 1..10 {
+            last = backend.matmul(&x, &weight)?;
         }
+        backend.read(&last)?;
         let secs = start.elapsed().as_secs_f64();
-        backend.ledger().snapshot().since(&before).total().int8_macs as f64 / secs
-    }))
+        let cost = backend.ledger().snapshot().since(&before).total();
+        best.int8_macs = best.int8_macs.max(cost.int8_macs as f64 / secs);
+        best.f32_macs = best.f32_macs.max(cost.f32_macs as f64 / secs);
+        best.bytes_read = best.bytes_read.max(cost.bytes_read as f64 / secs);
+    }
+    Ok(best)
 }
 
-/// Microseconds one small op costs the backend beyond its arithmetic.
-fn dispatch_us(backend: &CpuBackend) -> Result<f64> {
+/// Microseconds one small op costs the backend beyond its arithmetic (a device backend's
+/// recorded ops are run by one read at the end).
+fn dispatch_us<B: Backend>(backend: &B) -> Result<f64> {
     let x = backend.upload(&[1.0; 8], 1, 8)?;
     let start = Instant::now();
     const OPS: usize = 2000;
-    for _ in 0..OPS {
-        let _ = std::hint::black_box(backend.binary(&x, &x, BinaryOp::Add));
+    let mut last = backend.binary(&x, &x, BinaryOp::Add)?;
+    for _ in 1..OPS {
+        last = backend.binary(&x, &last, BinaryOp::Add)?;
     }
+    backend.read(&last)?;
     Ok(start.elapsed().as_secs_f64() * 1e6 / OPS as f64)
 }
 
@@ -204,17 +232,33 @@ fn last_level_cache_mib() -> f64 {
     sizes.fold(1.0, f64::max)
 }
 
-/// The `host` profile of `backend`'s threads: the int8 rate its kernels reach, the f32 FMA
-/// peak (for every float operation; the CPU computes half precision in f32), the read
-/// bandwidth and the cost of a small op, all measured now. Power is not measured (no energy
-/// counters are readable in a VM): the profile carries the model's energies per operation
-/// and no idle power.
-pub fn host_profile(backend: &CpuBackend) -> Result<ChipProfile> {
+/// The `host` profile of a partition's backend: the int8 rate its kernels reach, the f32
+/// rate (for every float operation; the CPU computes half precision in f32), the read
+/// bandwidth and the cost of a small op, all measured now. On the CPU the f32 rate is the FMA
+/// peak and the bandwidth a parallel sum; on a wgpu device they are what its dense matmul and
+/// its 4096 x 4096 Q8_0 matvec (17 MB of weights) reach. Power is not measured (no energy counters are
+/// readable in a VM): the profile carries the model's energies per operation and no idle
+/// power.
+pub fn host_profile(backend: &DeviceBackend) -> Result<ChipProfile> {
     let int8_macs = int8_mac_rate(backend)?;
-    let (f32_flops, read) = backend.scope(|| (fma_peak(), read_bandwidth()));
+    let (name, f32_flops, read) = match backend {
+        DeviceBackend::Cpu(cpu) => {
+            let (flops, read) = cpu.scope(|| (fma_peak(), read_bandwidth()));
+            (format!("host-{}threads", cpu.threads()), flops, read)
+        }
+        DeviceBackend::Wgpu(gpu) => {
+            let dense = ledger_rates(gpu, DType::F32, 64, 1024, 1024)?;
+            let stream = ledger_rates(gpu, DType::Q8_0, 1, 4096, 4096)?;
+            (
+                format!("wgpu-{}", gpu.adapter_name()),
+                2.0 * dense.f32_macs,
+                stream.bytes_read,
+            )
+        }
+    };
     let model = ChipProfile::npu(1.0);
     Ok(ChipProfile {
-        name: format!("host-{}threads", backend.threads()),
+        name,
         int8_tops: 2.0 * int8_macs / 1e12,
         fp16_tflops: f32_flops / 1e12,
         f32_tflops: f32_flops / 1e12,

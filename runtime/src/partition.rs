@@ -1,6 +1,6 @@
 //! Partitions: the runtime's stand-ins for the robot's AI chips. Each owns an executor (a CPU
-//! thread pool pinned to its cores where the system allows) and the profile of the chip it
-//! stands for. The compute configuration (TOML, unknown keys refused, every error naming the
+//! thread pool pinned to its cores where the system allows, or a wgpu device) and the profile
+//! of the chip it stands for. The compute configuration (TOML, unknown keys refused, every error naming the
 //! key) declares the partitions and places the model stages on them.
 
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::chip::{ChipProfile, BUILTIN_CHIPS};
 use crate::error::{Result, RuntimeError};
-use crate::kernels::CpuBackend;
+use crate::kernels::{ActivationPrecision, Backend, CpuBackend, Device, DeviceBackend};
 
 /// The model stages a partition can host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,6 +56,10 @@ pub struct PartitionConfig {
     /// ... or a built-in profile by name, or a full profile.
     #[serde(default)]
     pub chip: Option<ChipSpec>,
+    /// Where its models run: "cpu" (default; a thread pool on `cores`), "wgpu" (the best
+    /// adapter) or "wgpu:ADAPTER" (an index or part of a name).
+    #[serde(default)]
+    pub device: Option<String>,
 }
 
 /// A chip named from [`ChipProfile::builtin`]'s list, or described in full.
@@ -113,6 +117,7 @@ impl ComputeConfig {
             cores,
             threads: None,
             priority: Some(priority),
+            device: None,
             npu_tops: Some(20.0),
             chip: None,
         };
@@ -161,6 +166,7 @@ impl ComputeConfig {
                     format!("a nice value is -20 to 19, found {priority}"),
                 ));
             }
+            partition.device(&key)?;
             if partition.threads == Some(0) {
                 return Err(RuntimeError::config(format!("{key}.threads"), "must be at least 1"));
             }
@@ -179,7 +185,27 @@ impl ComputeConfig {
     }
 }
 
+impl ComputeConfig {
+    /// The same configuration with every partition on `device`.
+    pub fn on_device(mut self, device: &Device) -> Self {
+        for partition in &mut self.partitions {
+            partition.device = Some(device.to_string());
+        }
+        self
+    }
+}
+
 impl PartitionConfig {
+    /// The device the partition's models run on.
+    pub fn device(&self, key: &str) -> Result<Device> {
+        match &self.device {
+            None => Ok(Device::Cpu),
+            Some(text) => text
+                .parse()
+                .map_err(|e: String| RuntimeError::config(format!("{key}.device"), e)),
+        }
+    }
+
     pub fn chip_profile(&self, key: &str) -> Result<ChipProfile> {
         let chip = match (&self.chip, self.npu_tops) {
             (Some(ChipSpec::Profile(chip)), None) => chip.clone(),
@@ -231,11 +257,46 @@ pub fn set_thread_nice(_nice: i32) -> std::result::Result<i32, String> {
 pub struct Partition {
     pub name: String,
     pub chip: ChipProfile,
-    pub backend: Arc<CpuBackend>,
-    /// Per worker: the core it was pinned to, or why it could not be.
+    pub backend: Arc<DeviceBackend>,
+    /// Per worker: the core it was pinned to, or why it could not be (none on a wgpu device).
     pub pinning: Vec<std::result::Result<usize, String>>,
     /// Per worker: the nice value it runs at, or why it could not be set.
     pub priority: Vec<std::result::Result<i32, String>>,
+}
+
+/// Opens `p`'s device: a pinned, prioritized CPU pool, or a wgpu adapter.
+fn start_partition(key: &str, p: &PartitionConfig) -> Result<Partition> {
+    let device_error = |e: crate::kernels::KernelError| RuntimeError::config(key.to_string(), e.to_string());
+    let chip = p.chip_profile(key)?;
+    let device = p.device(key)?;
+    if device != Device::Cpu {
+        let backend = device.open(1, ActivationPrecision::Int8).map_err(device_error)?;
+        tracing::info!("partition {} runs on {}", p.name, backend.name());
+        return Ok(Partition {
+            name: p.name.clone(),
+            chip,
+            backend: Arc::new(backend),
+            pinning: Vec::new(),
+            priority: Vec::new(),
+        });
+    }
+    let threads = p.threads.unwrap_or(p.cores.len());
+    let (backend, pinning) = CpuBackend::pinned(threads, &p.cores).map_err(device_error)?;
+    for failure in pinning.iter().filter_map(|r| r.as_ref().err()) {
+        tracing::warn!("partition {}: a worker runs unpinned: {failure}", p.name);
+    }
+    let nice = p.priority.unwrap_or(0);
+    let priority = backend.on_each_worker(|_| set_thread_nice(nice));
+    for failure in priority.iter().filter_map(|r| r.as_ref().err()) {
+        tracing::warn!("partition {}: a worker keeps its priority: {failure}", p.name);
+    }
+    Ok(Partition {
+        name: p.name.clone(),
+        chip,
+        backend: Arc::new(DeviceBackend::Cpu(backend)),
+        pinning,
+        priority,
+    })
 }
 
 /// The partitions, and which one each stage runs on.
@@ -252,26 +313,7 @@ impl Partitions {
             .partitions
             .iter()
             .enumerate()
-            .map(|(i, p)| {
-                let threads = p.threads.unwrap_or(p.cores.len());
-                let (backend, pinning) = CpuBackend::pinned(threads, &p.cores)
-                    .map_err(|e| RuntimeError::config(format!("partition[{i}]"), e.to_string()))?;
-                for failure in pinning.iter().filter_map(|r| r.as_ref().err()) {
-                    tracing::warn!("partition {}: a worker runs unpinned: {failure}", p.name);
-                }
-                let nice = p.priority.unwrap_or(0);
-                let priority = backend.on_each_worker(|_| set_thread_nice(nice));
-                for failure in priority.iter().filter_map(|r| r.as_ref().err()) {
-                    tracing::warn!("partition {}: a worker keeps its priority: {failure}", p.name);
-                }
-                Ok(Partition {
-                    name: p.name.clone(),
-                    chip: p.chip_profile(&format!("partition[{i}]"))?,
-                    backend: Arc::new(backend),
-                    pinning,
-                    priority,
-                })
-            })
+            .map(|(i, p)| start_partition(&format!("partition[{i}]"), p))
             .collect::<Result<Vec<_>>>()?;
         let placement = Stage::ALL.map(|stage| {
             let name = config.placement.of(stage);

@@ -22,7 +22,7 @@ use brainstem_models::LoadOptions;
 use crate::clock::Nanos;
 use crate::config::{ActionScheme, BrainConfig, RuntimeConfig};
 use crate::error::{Result, RuntimeError};
-use crate::kernels::{CpuBackend, DType};
+use crate::kernels::{DType, DeviceBackend};
 use crate::motion::{ActionDecoding, MotionConfig, MotionDecoder};
 use crate::observe::FrameEncodings;
 use crate::partition::{Partitions, Stage};
@@ -47,7 +47,7 @@ pub trait ActionPolicy: Send {
 
 /// The VLA as the cerebellum's policy.
 pub struct VlaPolicy {
-    vla: Vla<CpuBackend>,
+    vla: Vla<DeviceBackend>,
     temperature: f32,
     seed: u64,
 }
@@ -75,8 +75,8 @@ impl ActionPolicy for VlaPolicy {
 
 /// The brain's models: the VLM answers, the VLT plans.
 pub struct Brain {
-    vlm: Arc<Vlm<CpuBackend>>,
-    vlt: Arc<Vlm<CpuBackend>>,
+    vlm: Arc<Vlm<DeviceBackend>>,
+    vlt: Arc<Vlm<DeviceBackend>>,
     schema: PlanSchema,
     config: BrainConfig,
 }
@@ -122,8 +122,8 @@ pub struct Pipeline {
 /// once; a VLA whose checkpoint takes another image embedding gets its own encoding from its
 /// own tower, on the same partition.
 pub struct VisionStage {
-    brain: Arc<Vlm<CpuBackend>>,
-    vla: Option<Arc<Vlm<CpuBackend>>>,
+    brain: Arc<Vlm<DeviceBackend>>,
+    vla: Option<Arc<Vlm<DeviceBackend>>>,
 }
 
 impl VisionStage {
@@ -243,7 +243,7 @@ impl Pipeline {
 struct Loader<'a> {
     partitions: &'a Partitions,
     options: LoadOptions,
-    loaded: HashMap<(PathBuf, String), Arc<Vlm<CpuBackend>>>,
+    loaded: HashMap<(PathBuf, String), Arc<Vlm<DeviceBackend>>>,
 }
 
 impl<'a> Loader<'a> {
@@ -255,7 +255,7 @@ impl<'a> Loader<'a> {
         }
     }
 
-    fn get(&mut self, stage: Stage, dir: &Path) -> Result<Arc<Vlm<CpuBackend>>> {
+    fn get(&mut self, stage: Stage, dir: &Path) -> Result<Arc<Vlm<DeviceBackend>>> {
         let partition = self.partitions.for_stage(stage);
         let key = (dir.to_path_buf(), partition.name.clone());
         if let Some(vlm) = self.loaded.get(&key) {
@@ -281,7 +281,7 @@ fn quantized_dtype(name: &str) -> Result<DType> {
 
 /// Whether the VLA can read the embedding the VLM's vision tower makes: the same tile size,
 /// features per tile and width.
-fn takes_same_embedding(vision: &Vlm<CpuBackend>, vla: &Vlm<CpuBackend>) -> bool {
+fn takes_same_embedding(vision: &Vlm<DeviceBackend>, vla: &Vlm<DeviceBackend>) -> bool {
     let shape =
         |c: &brainstem_models::idefics3::Idefics3Config| (c.vision.image_size, c.image_seq_len(), c.text.hidden_size);
     shape(vision.model().config()) == shape(vla.model().config())
@@ -310,7 +310,7 @@ fn joint_bounds(robot: &RobotDescription, joints: &[String]) -> Result<Vec<Norma
 /// The VLA's action vocabulary and the motion decoder's matching decoding.
 fn action_scheme(
     config: &RuntimeConfig,
-    vla: &Vlm<CpuBackend>,
+    vla: &Vlm<DeviceBackend>,
     dims: usize,
 ) -> Result<(ActionVocabulary, ActionDecoding)> {
     let policy = &config.policy;

@@ -65,6 +65,7 @@ impl Layout {
             threads: Some(cores.len()),
             cores,
             priority: Some(priority),
+            device: None,
             npu_tops: Some(20.0),
             chip: None,
         };

@@ -5,6 +5,7 @@
 //! on this machine's real partitions on the wall clock, then simulates it with each
 //! partition's measured `host` profile, and prints prediction beside measurement.
 
+use brainstem_runtime::kernels::Device;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -71,6 +72,10 @@ pub struct BenchArgs {
     /// the same with their measured host profiles, and compare.
     #[arg(long)]
     measure: Option<f64>,
+    /// Run every partition on this device: cpu, wgpu (the best Vulkan, Metal or DX12
+    /// adapter) or wgpu:ADAPTER (default: as the configuration says, else the CPU).
+    #[arg(long)]
+    device: Option<Device>,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -89,19 +94,26 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 /// Each configuration named by its file's stem, or the demo's.
 fn models(args: &BenchArgs) -> anyhow::Result<Vec<(String, RuntimeConfig)>> {
-    if args.config.is_empty() {
+    let mut models = if args.config.is_empty() {
         std::fs::create_dir_all(&args.cache).with_context(|| format!("creating {}", args.cache.display()))?;
-        return Ok(vec![("demo".into(), demo_config(&args.cache)?)]);
+        vec![("demo".into(), demo_config(&args.cache)?)]
+    } else {
+        args.config
+            .iter()
+            .map(|path| {
+                let name = path
+                    .file_stem()
+                    .map_or("config".into(), |s| s.to_string_lossy().into_owned());
+                Ok((name, RuntimeConfig::from_file(path)?))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
+    if args.device.is_some() {
+        models
+            .iter_mut()
+            .for_each(|(_, config)| config.device = args.device.clone());
     }
-    args.config
-        .iter()
-        .map(|path| {
-            let name = path
-                .file_stem()
-                .map_or("config".into(), |s| s.to_string_lossy().into_owned());
-            Ok((name, RuntimeConfig::from_file(path)?))
-        })
-        .collect()
+    Ok(models)
 }
 
 fn chip_family(name: &str) -> anyhow::Result<ChipProfile> {

@@ -5,6 +5,7 @@
 //! configuration on the same episodes and reports their parity; `--shard i/n` takes every n-th episode from the i-th, and `eval merge`
 //! joins the shards' reports into one.
 
+use brainstem_runtime::kernels::Device;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -53,6 +54,13 @@ pub struct EvalArgs {
     /// Parity against the same configuration with its stages placed this way.
     #[arg(long, conflicts_with_all = ["against", "against_quantize"])]
     against_placement: Option<String>,
+    /// Run every partition on this device: cpu, wgpu (the best Vulkan, Metal or DX12
+    /// adapter) or wgpu:ADAPTER (default: as the configuration says, else the CPU).
+    #[arg(long)]
+    device: Option<Device>,
+    /// Parity against the same configuration on this device.
+    #[arg(long, conflicts_with_all = ["against", "against_quantize", "against_placement"])]
+    against_device: Option<Device>,
     /// Episode indices to evaluate (comma-separated); all by default.
     #[arg(long, value_delimiter = ',')]
     episodes: Vec<u64>,
@@ -104,6 +112,16 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let against = match (&args.against, &args.against_quantize, &args.against_placement) {
         (Some(path), ..) => Some((stem(path), RuntimeConfig::from_file(path)?)),
+        (None, None, None) if args.against_device.is_some() => {
+            let mut moved = config.clone();
+            moved.device = args.against_device.clone();
+            let device = args
+                .against_device
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            Some((format!("{name} on {device}"), moved))
+        }
         (None, Some(format), _) => {
             let mut quantized = config.clone();
             quantized.models.quantize = Some(format.clone());
@@ -151,6 +169,10 @@ fn configuration(args: &EvalArgs, dataset: &Dataset) -> anyhow::Result<(String, 
         }
     };
     let mut name = name;
+    if let Some(device) = &args.device {
+        config.device = Some(device.clone());
+        name = format!("{name} on {device}");
+    }
     if let Some(layout) = &args.placement {
         config.compute = Some(Layout::parse(layout)?.compute(available_cores()));
         name = format!("{name} {layout}");

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use brainstem_runtime::kernels::{ActivationPrecision, Backend, CpuBackend};
+use brainstem_runtime::kernels::{ActivationPrecision, Backend, Device, DeviceBackend};
 use brainstem_runtime::models::generate::{generate, GenerateOptions, GenerationStats};
 use brainstem_runtime::models::sampling::SamplingParams;
 use brainstem_runtime::models::{Llama, LoadOptions, Tokenizer, WeightFile};
@@ -50,7 +50,7 @@ pub struct GenerateArgs {
     compute: ComputeArgs,
 }
 
-/// How a model runs on the CPU: shared by the commands that run one.
+/// Where and how a model runs: shared by the commands that run one.
 #[derive(clap::Args)]
 pub struct ComputeArgs {
     /// Quantize float weights to this block format while loading.
@@ -63,18 +63,20 @@ pub struct ComputeArgs {
     /// CPU worker threads.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Where the model runs: cpu, wgpu (the best Vulkan, Metal or DX12 adapter) or
+    /// wgpu:ADAPTER (an index or part of its name).
+    #[arg(long, default_value = "cpu")]
+    pub device: Device,
 }
 
 impl ComputeArgs {
-    /// A CPU backend with these threads and activation precision.
-    pub fn backend(&self) -> anyhow::Result<Arc<CpuBackend>> {
+    /// The backend on this device with these threads and activation precision.
+    pub fn backend(&self) -> anyhow::Result<Arc<DeviceBackend>> {
         let precision = match self.activations {
             Activations::F32 => ActivationPrecision::F32,
             Activations::Int8 => ActivationPrecision::Int8,
         };
-        Ok(Arc::new(
-            CpuBackend::new(self.threads)?.with_activation_precision(precision),
-        ))
+        Ok(Arc::new(self.device.open(self.threads, precision)?))
     }
 }
 

@@ -4,6 +4,7 @@
 //! the end; `--json` writes the final telemetry. `--simulate` runs on the virtual clock,
 //! each model call taking the time its partition's chip profile gives it.
 
+use brainstem_runtime::kernels::{Backend, Device};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -50,6 +51,10 @@ pub struct RunArgs {
     /// Write the final telemetry here as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Run every partition on this device: cpu, wgpu (the best Vulkan, Metal or DX12
+    /// adapter) or wgpu:ADAPTER (default: as the configuration says, else the CPU).
+    #[arg(long)]
+    device: Option<Device>,
 }
 
 /// Passes the motion mode and tick count to the printing thread, lock-free.
@@ -74,13 +79,16 @@ impl StatusSink {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(path) => RuntimeConfig::from_file(path)?,
         None => {
             std::fs::create_dir_all(&args.cache).with_context(|| format!("creating {}", args.cache.display()))?;
             demo_config(&args.cache)?
         }
     };
+    if args.device.is_some() {
+        config.device = args.device.clone();
+    }
     let mut camera: Box<dyn Camera> = match &args.image {
         Some(path) => Box::new(StillCamera {
             image: RgbImage::open(path)?,
@@ -100,10 +108,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         loading.elapsed().as_secs_f64()
     );
     for partition in pipeline.partitions.all() {
-        println!(
-            "  {}: {} on cores {:?}",
-            partition.name, partition.chip.name, partition.pinning
-        );
+        let executor = match partition.backend.as_wgpu() {
+            Some(gpu) => gpu.name(),
+            None => format!("cores {:?}", partition.pinning),
+        };
+        println!("  {}: {} on {executor}", partition.name, partition.chip.name);
     }
     let sink = StatusSink::default();
     let report = if args.simulate {

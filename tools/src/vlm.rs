@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use brainstem_runtime::kernels::CpuBackend;
+use brainstem_runtime::kernels::DeviceBackend;
 use brainstem_runtime::models::generate::GenerateOptions;
 use brainstem_runtime::models::image::RgbImage;
 use brainstem_runtime::models::plan::PlanSchema;
@@ -44,7 +44,7 @@ pub struct PlanArgs {
 }
 
 /// Loads a checkpoint for the vision-language roles.
-pub fn load(dir: &Path, compute: &ComputeArgs) -> anyhow::Result<(Arc<CpuBackend>, Vlm<CpuBackend>)> {
+pub fn load(dir: &Path, compute: &ComputeArgs) -> anyhow::Result<(Arc<DeviceBackend>, Vlm<DeviceBackend>)> {
     let backend = compute.backend()?;
     let options = LoadOptions {
         quantize: compute.quantize.map(Into::into),
@@ -56,7 +56,7 @@ pub fn load(dir: &Path, compute: &ComputeArgs) -> anyhow::Result<(Arc<CpuBackend
 }
 
 /// Reads and encodes a frame, reporting the time it took.
-pub fn encode(vlm: &Vlm<CpuBackend>, image: &Path) -> anyhow::Result<EncodedFrame> {
+pub fn encode(vlm: &Vlm<DeviceBackend>, image: &Path) -> anyhow::Result<EncodedFrame> {
     let frame = RgbImage::open(image)?;
     let started = Instant::now();
     let encoded = vlm.encode_frame(&frame)?;
@@ -73,8 +73,8 @@ pub fn encode(vlm: &Vlm<CpuBackend>, image: &Path) -> anyhow::Result<EncodedFram
 
 /// Answers `prompt` about `image`, printing tokens as they come.
 pub fn describe(
-    vlm: &Vlm<CpuBackend>,
-    backend: &CpuBackend,
+    vlm: &Vlm<DeviceBackend>,
+    backend: &DeviceBackend,
     image: &Path,
     prompt: &str,
     opts: GenerateOptions,

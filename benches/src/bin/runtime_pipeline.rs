@@ -97,6 +97,7 @@ fn config(args: &Args, compute: ComputeConfig, brain_hz: f64) -> RuntimeConfig {
         },
         cameras: 1,
         compute: Some(compute),
+        device: None,
     }
 }
 

@@ -20,6 +20,7 @@ use crate::ledger::{Ledger, OpKind};
 use crate::quant::{ActivationPrecision, DType, HostWeight};
 pub use device::adapters;
 use device::Gpu;
+pub use pipelines::KernelStyle;
 use pipelines::{format_code, Kernel, Pipelines};
 pub use recorder::DeviceStats;
 use recorder::{GpuBuffer, Pool, Recorder};
@@ -67,6 +68,7 @@ pub struct WgpuBackend {
     rope_tables: Mutex<HashMap<(u32, usize), RopeTable>>,
     ledger: Ledger,
     precision: ActivationPrecision,
+    style: KernelStyle,
 }
 
 /// Longest head the attention kernel holds in workgroup memory.
@@ -80,14 +82,25 @@ impl WgpuBackend {
         let pipelines = Pipelines::build(&gpu)?;
         let recorder = Recorder::new(&gpu)?;
         Ok(WgpuBackend {
-            gpu,
             pipelines,
             pool: Arc::new(Pool::default()),
             recorder,
             rope_tables: Mutex::new(HashMap::new()),
             ledger: Ledger::default(),
             precision: ActivationPrecision::default(),
+            style: KernelStyle::for_adapter(gpu.info.device_type),
+            gpu,
         })
+    }
+
+    /// Runs the reducing kernels in `style` instead of the one chosen for the adapter.
+    pub fn with_kernel_style(mut self, style: KernelStyle) -> WgpuBackend {
+        self.style = style;
+        self
+    }
+
+    pub fn kernel_style(&self) -> KernelStyle {
+        self.style
     }
 
     /// How activations meet block-quantized weights (int8 by default), as on the CPU backend.
@@ -127,6 +140,22 @@ impl WgpuBackend {
     fn run(&self, kernel: Kernel, buffers: &[&GpuBuffer], params: &[u32], workgroups: usize) -> Result<()> {
         self.recorder
             .dispatch(&self.gpu, &self.pipelines, kernel, buffers, params, workgroups as u64)
+    }
+
+    /// Runs a reducing kernel in this backend's style: `cooperative` workgroups, or one
+    /// invocation per item of `items`, 64 to a workgroup.
+    fn run_reducing(
+        &self,
+        kernel: Kernel,
+        buffers: &[&GpuBuffer],
+        params: &[u32],
+        cooperative: usize,
+        items: usize,
+    ) -> Result<()> {
+        match self.style {
+            KernelStyle::Cooperative => self.run(kernel, buffers, params, cooperative),
+            KernelStyle::PerInvocation => self.run(kernel.in_style(self.style), buffers, params, items.div_ceil(64)),
+        }
     }
 
     /// `kernel` over every element of `out`, 256 to a workgroup.
@@ -287,9 +316,11 @@ impl Backend for WgpuBackend {
             param("matmul", k)?,
             format_code(w.dtype),
         ];
-        let workgroups = m * n.div_ceil(8);
+        // Cooperative: a workgroup per column and 8 rows; per invocation: per column and 4 rows.
+        let (workgroups, items) = (m * n.div_ceil(8), m * n.div_ceil(4));
         if w.dtype == DType::F32 {
-            self.run(Kernel::MatmulDense, &[&out.buf, &w.buf, &x.buf], &params, workgroups)?;
+            let buffers = [out.buf.as_ref(), &w.buf, &x.buf];
+            self.run_reducing(Kernel::MatmulDense, &buffers, &params, workgroups, items)?;
             self.ledger
                 .record(OpKind::DenseMatmul, checks::matmul_cost(n, m, k, w.file_bytes, false));
             return Ok(out);
@@ -305,9 +336,11 @@ impl Backend for WgpuBackend {
                 &[blocks as u32],
                 blocks.div_ceil(64),
             )?;
-            self.run(Kernel::MatmulInt8, &[&w.buf, &xq, &xd, &out.buf], &params, workgroups)?;
+            let buffers = [&w.buf, &xq, &xd, out.buf.as_ref()];
+            self.run_reducing(Kernel::MatmulInt8, &buffers, &params, workgroups, items)?;
         } else {
-            self.run(Kernel::MatmulF32Act, &[&w.buf, &x.buf, &out.buf], &params, workgroups)?;
+            let buffers = [&w.buf, x.buf.as_ref(), &out.buf];
+            self.run_reducing(Kernel::MatmulF32Act, &buffers, &params, workgroups, items)?;
         }
         self.ledger
             .record(OpKind::QuantMatmul, checks::matmul_cost(n, m, k, w.file_bytes, int8));
@@ -340,7 +373,8 @@ impl Backend for WgpuBackend {
         checks::row_vector("rms_norm", dims(x), dims(gamma))?;
         let out = self.tensor(x.rows, x.cols)?;
         let params = [x.rows as u32, x.cols as u32, eps.to_bits()];
-        self.run(Kernel::RmsNorm, &[&x.buf, &gamma.buf, &out.buf], &params, x.rows)?;
+        let buffers = [x.buf.as_ref(), &gamma.buf, &out.buf];
+        self.run_reducing(Kernel::RmsNorm, &buffers, &params, x.rows, x.rows)?;
         self.ledger.record(OpKind::Norm, checks::row_op_cost(x.rows, x.cols, 4));
         Ok(out)
     }
@@ -351,7 +385,7 @@ impl Backend for WgpuBackend {
         let out = self.tensor(x.rows, x.cols)?;
         let params = [x.rows as u32, x.cols as u32, eps.to_bits()];
         let buffers = [x.buf.as_ref(), &gamma.buf, &beta.buf, &out.buf];
-        self.run(Kernel::LayerNorm, &buffers, &params, x.rows)?;
+        self.run_reducing(Kernel::LayerNorm, &buffers, &params, x.rows, x.rows)?;
         self.ledger.record(OpKind::Norm, checks::row_op_cost(x.rows, x.cols, 7));
         Ok(out)
     }
@@ -412,7 +446,7 @@ impl Backend for WgpuBackend {
             p.scale.to_bits(),
         ];
         let buffers = [q.buf.as_ref(), &cache.keys, &cache.values, &out.buf, &scores];
-        self.run(Kernel::Attend, &buffers, &params, rows * p.heads)?;
+        self.run_reducing(Kernel::Attend, &buffers, &params, rows * p.heads, rows * p.heads)?;
         self.ledger
             .record(OpKind::Attention, checks::attention_cost(rows, start, &p));
         Ok(out)

@@ -73,6 +73,35 @@ pub enum Kernel {
     Attend,
     EmbedDense,
     EmbedBlocks,
+    /// The per-invocation forms of the kernels above that use workgroup barriers.
+    MatmulDenseCols,
+    MatmulInt8Cols,
+    MatmulF32ActCols,
+    RmsNormRows,
+    LayerNormRows,
+    AttendRows,
+}
+
+/// How the kernels that reduce (matmul, norms, attention) share out their work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelStyle {
+    /// A workgroup per output (or tile of outputs), its invocations summing in workgroup
+    /// memory: the shape GPUs run fastest.
+    Cooperative,
+    /// One invocation per output and no barriers: for adapters that run shaders on a CPU,
+    /// where a barrier turns every invocation into a coroutine (about 100x slower measured
+    /// on lavapipe).
+    PerInvocation,
+}
+
+impl KernelStyle {
+    /// The style for an adapter of this kind.
+    pub fn for_adapter(kind: wgpu::DeviceType) -> KernelStyle {
+        match kind {
+            wgpu::DeviceType::Cpu => KernelStyle::PerInvocation,
+            _ => KernelStyle::Cooperative,
+        }
+    }
 }
 
 /// The number the matmul and embedding shaders switch on for a block format.
@@ -88,7 +117,7 @@ pub fn format_code(dtype: DType) -> u32 {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 17] = [
+    pub const ALL: [Kernel; 23] = [
         Kernel::Add,
         Kernel::Mul,
         Kernel::Silu,
@@ -106,7 +135,27 @@ impl Kernel {
         Kernel::Attend,
         Kernel::EmbedDense,
         Kernel::EmbedBlocks,
+        Kernel::MatmulDenseCols,
+        Kernel::MatmulInt8Cols,
+        Kernel::MatmulF32ActCols,
+        Kernel::RmsNormRows,
+        Kernel::LayerNormRows,
+        Kernel::AttendRows,
     ];
+
+    /// This kernel in `style`: the per-invocation form where one exists.
+    pub fn in_style(self, style: KernelStyle) -> Kernel {
+        match (style, self) {
+            (KernelStyle::Cooperative, k) => k,
+            (KernelStyle::PerInvocation, Kernel::MatmulDense) => Kernel::MatmulDenseCols,
+            (KernelStyle::PerInvocation, Kernel::MatmulInt8) => Kernel::MatmulInt8Cols,
+            (KernelStyle::PerInvocation, Kernel::MatmulF32Act) => Kernel::MatmulF32ActCols,
+            (KernelStyle::PerInvocation, Kernel::RmsNorm) => Kernel::RmsNormRows,
+            (KernelStyle::PerInvocation, Kernel::LayerNorm) => Kernel::LayerNormRows,
+            (KernelStyle::PerInvocation, Kernel::Attend) => Kernel::AttendRows,
+            (KernelStyle::PerInvocation, k) => k,
+        }
+    }
 
     /// Shader source, entry point, and storage bindings in the order ops pass buffers.
     fn spec(self) -> (Module, &'static str, &'static [Slot]) {
@@ -134,6 +183,16 @@ impl Kernel {
             ),
             Kernel::EmbedDense => (Module::Embed, "embed_f32", &[Read(2), Write(3), Read(4)]),
             Kernel::EmbedBlocks => (Module::Embed, "embed_blocks", &[Read(1), Read(2), Write(3)]),
+            Kernel::MatmulDenseCols => (Module::Matmul, "mm_f32_cols", &[Write(4), Read(5), Read(6)]),
+            Kernel::MatmulInt8Cols => (Module::Matmul, "mm_int8_cols", &[Read(1), Read(2), Read(3), Write(4)]),
+            Kernel::MatmulF32ActCols => (Module::Matmul, "mm_f32_act_cols", &[Read(1), Read(6), Write(4)]),
+            Kernel::RmsNormRows => (Module::Rows, "rms_norm_rows", &[Read(1), Read(2), Write(4)]),
+            Kernel::LayerNormRows => (Module::Rows, "layer_norm_rows", &[Read(1), Read(2), Read(3), Write(4)]),
+            Kernel::AttendRows => (
+                Module::Attention,
+                "attend_rows",
+                &[Read(1), Read(2), Read(3), Write(4), Write(5)],
+            ),
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use brainstem_kernels::{DType, HostWeight, WgpuBackend};
+use brainstem_kernels::{DType, HostWeight, KernelStyle, WgpuBackend};
 use half::f16;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -81,4 +81,9 @@ pub fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
 /// Debian's software Vulkan device (mesa-vulkan-drivers) when the machine has none.
 pub fn wgpu_backend() -> WgpuBackend {
     WgpuBackend::new(None).unwrap_or_else(|e| panic!("the wgpu tests need an adapter: {e}"))
+}
+
+/// The wgpu backend in each kernel style, so that both run here whatever the adapter.
+pub fn both_styles() -> [WgpuBackend; 2] {
+    [KernelStyle::Cooperative, KernelStyle::PerInvocation].map(|style| wgpu_backend().with_kernel_style(style))
 }

@@ -94,3 +94,48 @@ fn attend(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
         out[q_off + d] = acc / total;
     }
 }
+
+// One invocation per (query row, head) and no barriers: attention for adapters that run
+// shaders on a CPU.
+@compute @workgroup_size(64)
+fn attend_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let task = (wid.x + wid.y * nwg.x) * WG + lid;
+    if (task >= p.rows * p.heads) {
+        return;
+    }
+    let row = task / p.heads;
+    let head = task % p.heads;
+    let hd = p.head_dim;
+    let kv_dim = p.kv_heads * hd;
+    let kv_off = (head / (p.heads / p.kv_heads)) * hd;
+    let q_off = row * p.heads * hd + head * hd;
+    var visible = p.total;
+    if (p.causal == 1u) {
+        visible = p.start + row + 1u;
+    }
+    let s_off = task * p.total;
+    var top = -3.0e38;
+    for (var j = 0u; j < visible; j++) {
+        var s = 0.0;
+        for (var d = 0u; d < hd; d++) {
+            s += q[q_off + d] * keys[j * kv_dim + kv_off + d];
+        }
+        s *= p.scale;
+        scores[s_off + j] = s;
+        top = max(top, s);
+    }
+    var total = 0.0;
+    for (var j = 0u; j < visible; j++) {
+        let e = exp(scores[s_off + j] - top);
+        scores[s_off + j] = e;
+        total += e;
+    }
+    for (var d = 0u; d < hd; d++) {
+        var acc = 0.0;
+        for (var j = 0u; j < visible; j++) {
+            acc += scores[s_off + j] * values[j * kv_dim + kv_off + d];
+        }
+        out[q_off + d] = acc / total;
+    }
+}

@@ -297,3 +297,87 @@ fn mm_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     }
     finish(lid, acc, at.x, at.y);
 }
+
+// The same products with one invocation per output column and up to ROW_TILE activation
+// rows, and no workgroup memory or barriers: the kernels for adapters that run shaders on a
+// CPU (lavapipe, SwiftShader), where a barrier makes every invocation a coroutine.
+const ROW_TILE: u32 = 4u;
+
+// (output column, first activation row) of this invocation, or col == m when it has none.
+fn column_of(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> vec2<u32> {
+    let t = (wid.x + wid.y * nwg.x) * WG + lid;
+    let col = t % p.m;
+    let tile = t / p.m;
+    if (tile * ROW_TILE >= p.n) {
+        return vec2(p.m, 0u);
+    }
+    return vec2(col, tile * ROW_TILE);
+}
+
+fn write_column(acc: vec4<f32>, col: u32, row0: u32) {
+    for (var r = 0u; r < ROW_TILE; r++) {
+        if (row0 + r < p.n) {
+            out[(row0 + r) * p.m + col] = acc[r];
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn mm_int8_cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let at = column_of(wid, nwg, lid);
+    if (at.x >= p.m) {
+        return;
+    }
+    // Rows past the end read the last row again and are not written.
+    let last = p.n - 1u;
+    var acc = vec4(0.0, 0.0, 0.0, 0.0);
+    for (var sb = 0u; sb < p.k / 32u; sb++) {
+        let b = weight_block(at.x, sb);
+        acc += vec4(
+            block_dot(b, min(at.y, last), sb),
+            block_dot(b, min(at.y + 1u, last), sb),
+            block_dot(b, min(at.y + 2u, last), sb),
+            block_dot(b, min(at.y + 3u, last), sb),
+        );
+    }
+    write_column(acc, at.x, at.y);
+}
+
+@compute @workgroup_size(64)
+fn mm_f32_act_cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let at = column_of(wid, nwg, lid);
+    if (at.x >= p.m) {
+        return;
+    }
+    let last = p.n - 1u;
+    var acc = vec4(0.0, 0.0, 0.0, 0.0);
+    for (var sb = 0u; sb < p.k / 32u; sb++) {
+        let b = weight_block(at.x, sb);
+        acc += vec4(
+            block_dot_f32(b, min(at.y, last), sb),
+            block_dot_f32(b, min(at.y + 1u, last), sb),
+            block_dot_f32(b, min(at.y + 2u, last), sb),
+            block_dot_f32(b, min(at.y + 3u, last), sb),
+        );
+    }
+    write_column(acc, at.x, at.y);
+}
+
+@compute @workgroup_size(64)
+fn mm_f32_cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let at = column_of(wid, nwg, lid);
+    if (at.x >= p.m) {
+        return;
+    }
+    let last = p.n - 1u;
+    let rows = vec4(min(at.y, last), min(at.y + 1u, last), min(at.y + 2u, last), min(at.y + 3u, last)) * p.k;
+    var acc = vec4(0.0, 0.0, 0.0, 0.0);
+    for (var c = 0u; c < p.k; c++) {
+        let wv = wf[at.x * p.k + c];
+        acc += wv * vec4(xf[rows.x + c], xf[rows.y + c], xf[rows.z + c], xf[rows.w + c]);
+    }
+    write_column(acc, at.x, at.y);
+}

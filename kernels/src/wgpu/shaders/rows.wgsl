@@ -111,3 +111,46 @@ fn rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     out[a] = x0 * c - x1 * s;
     out[b] = x1 * c + x0 * s;
 }
+
+// One invocation per row and no barriers: the norms for adapters that run shaders on a CPU.
+@compute @workgroup_size(64)
+fn rms_norm_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let row = row_of(wid, nwg) * WG + lid;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.cols;
+    var sq = 0.0;
+    for (var c = 0u; c < p.cols; c++) {
+        sq += x[base + c] * x[base + c];
+    }
+    let inv = 1.0 / sqrt(sq / f32(p.cols) + p.eps);
+    for (var c = 0u; c < p.cols; c++) {
+        out[base + c] = x[base + c] * inv * gamma[c];
+    }
+}
+
+@compute @workgroup_size(64)
+fn layer_norm_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let row = row_of(wid, nwg) * WG + lid;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.cols;
+    var s = 0.0;
+    for (var c = 0u; c < p.cols; c++) {
+        s += x[base + c];
+    }
+    let mean = s / f32(p.cols);
+    var sq = 0.0;
+    for (var c = 0u; c < p.cols; c++) {
+        let d = x[base + c] - mean;
+        sq += d * d;
+    }
+    let inv = 1.0 / sqrt(sq / f32(p.cols) + p.eps);
+    for (var c = 0u; c < p.cols; c++) {
+        out[base + c] = (x[base + c] - mean) * inv * gamma[c] + beta[c];
+    }
+}
