@@ -406,10 +406,31 @@ mod tests {
                 CONFIG.replace("name = \"brain\"", "name = \"vision-npu\""),
                 "partition[1].name",
             ),
+            (
+                CONFIG.replace("npu_tops = 8.0", "npu_tops = 8.0\n        device = \"gpu\""),
+                "partition[0].device",
+            ),
         ];
         for (text, key) in cases {
             let error = ComputeConfig::from_toml(&text).unwrap_err().to_string();
             assert!(error.contains(key), "{key}: {error}");
         }
+    }
+
+    #[test]
+    fn a_partition_can_own_a_wgpu_device() {
+        let text = CONFIG.replace("threads = 2", "threads = 2\n        device = \"wgpu\"");
+        let partitions = Partitions::start(&ComputeConfig::from_toml(&text).unwrap()).unwrap();
+        let [npu, brain] = partitions.all() else {
+            panic!("two partitions")
+        };
+        assert!(npu.backend.as_cpu().is_some(), "{}", npu.backend.name());
+        assert!(brain.backend.as_wgpu().is_some(), "{}", brain.backend.name());
+        assert!(brain.pinning.is_empty());
+        let everything_on_cpu = ComputeConfig::from_toml(&text).unwrap().on_device(&Device::Cpu);
+        assert!(everything_on_cpu
+            .partitions
+            .iter()
+            .all(|p| p.device.as_deref() == Some("cpu")));
     }
 }

@@ -133,3 +133,42 @@ fn parity_against_another_placement_is_reported() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("four-chips"));
 }
+
+#[test]
+fn parity_between_the_cpu_and_a_wgpu_device_is_reported() {
+    let cache = scratch("eval-cli-cache-device").display().to_string();
+    let out = scratch("eval-cli-device");
+    let text = brainstem(&[
+        "eval",
+        "--dataset",
+        &dataset(),
+        "--episodes",
+        "1",
+        "--against-device",
+        "wgpu",
+        "--cache",
+        &cache,
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(text.contains("parity demo on wgpu vs demo over 1 episodes"), "{text}");
+    let moved = std::fs::read_to_string(out.join("report-demo-on-wgpu.json")).unwrap();
+    assert!(moved.contains("\"config\":\"demo on wgpu\""));
+    let refused = Command::new(env!("CARGO_BIN_EXE_brainstem"))
+        .args([
+            "eval",
+            "--dataset",
+            &dataset(),
+            "--device",
+            "wgpu:no-such-adapter",
+            "--cache",
+            &cache,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("no-such-adapter"),
+        "{stderr}"
+    );
+}
