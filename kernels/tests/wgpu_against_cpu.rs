@@ -12,14 +12,21 @@ fn cpu() -> CpuBackend {
     CpuBackend::new(2).unwrap()
 }
 
-/// Runs `op` on both backends with the same host inputs and returns (wgpu, cpu) results.
-fn both<F, G>(gpu: &WgpuBackend, op_gpu: F, op_cpu: G) -> (Vec<f32>, Vec<f32>)
-where
-    F: FnOnce(&WgpuBackend) -> WgpuTensor,
-    G: FnOnce(&CpuBackend) -> CpuTensor,
-{
-    let c = cpu();
-    (gpu.read(&op_gpu(gpu)).unwrap(), c.read(&op_cpu(&c)).unwrap())
+/// Runs one op, written once as `|b| expr` over a backend `b`, on the wgpu backend `$gpu`
+/// and on a CPU backend with the same host inputs; returns (wgpu, cpu) results.
+macro_rules! both {
+    ($gpu:expr, |$b:ident| $op:expr) => {{
+        let (gpu, cpu) = ($gpu, cpu());
+        let ours = {
+            let $b = gpu;
+            gpu.read(&$op).unwrap()
+        };
+        let theirs = {
+            let $b = &cpu;
+            cpu.read(&$op).unwrap()
+        };
+        (ours, theirs)
+    }};
 }
 
 #[test]
@@ -117,17 +124,10 @@ fn legacy_formats_match_the_cpu_int8_path() {
             let (rows, cols, n) = (33, 96, 5);
             let host = random_weight(dtype, rows, cols, &mut rng);
             let xs = random_activations(n * cols, &mut rng);
-            let (ours, theirs) = both(
-                &gpu,
-                |b| {
-                    b.matmul(&b.upload(&xs, n, cols).unwrap(), &b.upload_weight(&host).unwrap())
-                        .unwrap()
-                },
-                |b| {
-                    b.matmul(&b.upload(&xs, n, cols).unwrap(), &b.upload_weight(&host).unwrap())
-                        .unwrap()
-                },
-            );
+            let (ours, theirs) = both!(&gpu, |b| {
+                b.matmul(&b.upload(&xs, n, cols).unwrap(), &b.upload_weight(&host).unwrap())
+                    .unwrap()
+            });
             assert_close(&ours, &theirs, 1e-4, &format!("{dtype} against the cpu's int8 path"));
         }
     }
@@ -141,11 +141,7 @@ fn embedding_gathers_every_format_as_the_cpu_dequantizes_it() {
         for dtype in DType::ALL {
             let cols = 2 * dtype.block_elems().max(32);
             let host = random_weight(dtype, 11, cols, &mut rng);
-            let (ours, theirs) = both(
-                &gpu,
-                |b| b.embedding(&b.upload_weight(&host).unwrap(), &ids).unwrap(),
-                |b| b.embedding(&b.upload_weight(&host).unwrap(), &ids).unwrap(),
-            );
+            let (ours, theirs) = both!(&gpu, |b| b.embedding(&b.upload_weight(&host).unwrap(), &ids).unwrap());
             assert_close(&ours, &theirs, 1e-6, &format!("{dtype} embedding"));
         }
     }
@@ -157,96 +153,50 @@ fn row_ops_match_the_cpu_on_odd_shapes() {
         for (rows, cols) in [(1, 1), (5, 7), (3, 100), (33, 577)] {
             let xs = random(rows * cols, rows as u64);
             let (g, beta) = (random(cols, 1), random(cols, 2));
-            let (ours, theirs) = both(
-                &gpu,
-                |b| {
-                    b.rms_norm(
-                        &b.upload(&xs, rows, cols).unwrap(),
-                        &b.upload(&g, 1, cols).unwrap(),
-                        1e-6,
-                    )
-                    .unwrap()
-                },
-                |b| {
-                    b.rms_norm(
-                        &b.upload(&xs, rows, cols).unwrap(),
-                        &b.upload(&g, 1, cols).unwrap(),
-                        1e-6,
-                    )
-                    .unwrap()
-                },
-            );
+            let (ours, theirs) = both!(&gpu, |b| {
+                b.rms_norm(
+                    &b.upload(&xs, rows, cols).unwrap(),
+                    &b.upload(&g, 1, cols).unwrap(),
+                    1e-6,
+                )
+                .unwrap()
+            });
             assert_close(&ours, &theirs, 1e-5, &format!("rms_norm {rows}x{cols}"));
-            let (ours, theirs) = both(
-                &gpu,
-                |b| {
-                    let (x, g, beta) = (
-                        b.upload(&xs, rows, cols).unwrap(),
-                        b.upload(&g, 1, cols).unwrap(),
-                        b.upload(&beta, 1, cols).unwrap(),
-                    );
-                    b.layer_norm(&x, &g, &beta, 1e-5).unwrap()
-                },
-                |b| {
-                    let (x, g, beta) = (
-                        b.upload(&xs, rows, cols).unwrap(),
-                        b.upload(&g, 1, cols).unwrap(),
-                        b.upload(&beta, 1, cols).unwrap(),
-                    );
-                    b.layer_norm(&x, &g, &beta, 1e-5).unwrap()
-                },
-            );
+            let (ours, theirs) = both!(&gpu, |b| {
+                let (x, g, beta) = (
+                    b.upload(&xs, rows, cols).unwrap(),
+                    b.upload(&g, 1, cols).unwrap(),
+                    b.upload(&beta, 1, cols).unwrap(),
+                );
+                b.layer_norm(&x, &g, &beta, 1e-5).unwrap()
+            });
             assert_close(&ours, &theirs, 1e-4, &format!("layer_norm {rows}x{cols}"));
             for act in [Activation::Silu, Activation::GeluTanh] {
-                let (ours, theirs) = both(
-                    &gpu,
-                    |b| b.activation(&b.upload(&xs, rows, cols).unwrap(), act).unwrap(),
-                    |b| b.activation(&b.upload(&xs, rows, cols).unwrap(), act).unwrap(),
-                );
+                let (ours, theirs) = both!(&gpu, |b| b
+                    .activation(&b.upload(&xs, rows, cols).unwrap(), act)
+                    .unwrap());
                 assert_close(&ours, &theirs, 1e-5, &format!("{act:?} {rows}x{cols}"));
-                let (ours, theirs) = both(
-                    &gpu,
-                    |b| {
-                        b.gated(
-                            &b.upload(&xs, rows, cols).unwrap(),
-                            &b.upload(&xs, rows, cols).unwrap(),
-                            act,
-                        )
-                        .unwrap()
-                    },
-                    |b| {
-                        b.gated(
-                            &b.upload(&xs, rows, cols).unwrap(),
-                            &b.upload(&xs, rows, cols).unwrap(),
-                            act,
-                        )
-                        .unwrap()
-                    },
-                );
+                let (ours, theirs) = both!(&gpu, |b| {
+                    b.gated(
+                        &b.upload(&xs, rows, cols).unwrap(),
+                        &b.upload(&xs, rows, cols).unwrap(),
+                        act,
+                    )
+                    .unwrap()
+                });
                 assert_close(&ours, &theirs, 1e-5, &format!("gated {act:?} {rows}x{cols}"));
             }
             for op in [BinaryOp::Add, BinaryOp::Mul] {
                 for b_rows in [1, rows] {
                     let ys = random(b_rows * cols, 9);
-                    let (ours, theirs) = both(
-                        &gpu,
-                        |b| {
-                            b.binary(
-                                &b.upload(&xs, rows, cols).unwrap(),
-                                &b.upload(&ys, b_rows, cols).unwrap(),
-                                op,
-                            )
-                            .unwrap()
-                        },
-                        |b| {
-                            b.binary(
-                                &b.upload(&xs, rows, cols).unwrap(),
-                                &b.upload(&ys, b_rows, cols).unwrap(),
-                                op,
-                            )
-                            .unwrap()
-                        },
-                    );
+                    let (ours, theirs) = both!(&gpu, |b| {
+                        b.binary(
+                            &b.upload(&xs, rows, cols).unwrap(),
+                            &b.upload(&ys, b_rows, cols).unwrap(),
+                            op,
+                        )
+                        .unwrap()
+                    });
                     assert_close(
                         &ours,
                         &theirs,
@@ -256,23 +206,14 @@ fn row_ops_match_the_cpu_on_odd_shapes() {
                 }
             }
             let (start, len) = (cols / 3, cols - cols / 3);
-            let (ours, theirs) = both(
-                &gpu,
-                |b| b.columns(&b.upload(&xs, rows, cols).unwrap(), start, len).unwrap(),
-                |b| b.columns(&b.upload(&xs, rows, cols).unwrap(), start, len).unwrap(),
-            );
+            let (ours, theirs) = both!(&gpu, |b| b
+                .columns(&b.upload(&xs, rows, cols).unwrap(), start, len)
+                .unwrap());
             assert_close(&ours, &theirs, 0.0, &format!("columns {rows}x{cols}"));
-            let (ours, theirs) = both(
-                &gpu,
-                |b| {
-                    b.rows(&b.upload(&xs, rows, cols).unwrap(), rows / 2, rows - rows / 2)
-                        .unwrap()
-                },
-                |b| {
-                    b.rows(&b.upload(&xs, rows, cols).unwrap(), rows / 2, rows - rows / 2)
-                        .unwrap()
-                },
-            );
+            let (ours, theirs) = both!(&gpu, |b| {
+                b.rows(&b.upload(&xs, rows, cols).unwrap(), rows / 2, rows - rows / 2)
+                    .unwrap()
+            });
             assert_close(&ours, &theirs, 0.0, &format!("rows {rows}x{cols}"));
         }
     }
@@ -292,11 +233,9 @@ fn rope_matches_the_cpu_far_into_the_sequence() {
                     style,
                     start_pos,
                 };
-                let (ours, theirs) = both(
-                    &gpu,
-                    |b| b.rope(&b.upload(&xs, rows, heads * head_dim).unwrap(), p).unwrap(),
-                    |b| b.rope(&b.upload(&xs, rows, heads * head_dim).unwrap(), p).unwrap(),
-                );
+                let (ours, theirs) = both!(&gpu, |b| b
+                    .rope(&b.upload(&xs, rows, heads * head_dim).unwrap(), p)
+                    .unwrap());
                 assert_close(&ours, &theirs, 1e-6, &format!("{style:?} rope from {start_pos}"));
             }
         }
