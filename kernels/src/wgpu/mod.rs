@@ -128,8 +128,11 @@ impl WgpuBackend {
         self.recorder.flush(&self.gpu);
     }
 
+    /// A new `[rows, cols]` tensor, refused when the shaders' 32-bit indices could not reach
+    /// every element.
     fn tensor(&self, rows: usize, cols: usize) -> Result<WgpuTensor> {
-        let buf = self.pool.take(&self.gpu, 4 * (rows * cols) as u64, false)?;
+        let elems = rows.saturating_mul(cols);
+        let buf = self.pool.take(&self.gpu, 4 * param("tensor", elems)? as u64, false)?;
         Ok(WgpuTensor {
             buf: Arc::new(buf),
             rows,
