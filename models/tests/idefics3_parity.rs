@@ -1,15 +1,17 @@
 //! Idefics3 / SmolVLM against transformers: the tiny model that
 //! tools/reference/vlm_reference.py initialised from SmolVLM-256M's config, its processor's
-//! tiles and expanded prompt for a committed image, and the logits of every prompt position.
+//! tiles and expanded prompt for a committed image, and the logits of every prompt position,
+//! on the CPU backend and on the wgpu backend.
 
 mod common;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use brainstem_models::idefics3::{pixel_shuffle, Idefics3};
 use brainstem_models::image::idefics3::Idefics3Processor;
 use brainstem_models::image::RgbImage;
-use brainstem_models::kernels::Backend;
+use brainstem_models::kernels::{Backend, WgpuBackend};
 use brainstem_models::{LoadOptions, Logits, Tokenizer};
 use safetensors::SafeTensors;
 use serde::Deserialize;
@@ -78,10 +80,8 @@ fn preprocessing_matches_the_transformers_processor() {
     assert_eq!(tokenizer.encode(&expanded).unwrap(), golden.input_ids);
 }
 
-#[test]
-fn logits_match_transformers() {
+fn check_logits<B: Backend>(backend: Arc<B>) {
     let (golden, _) = golden();
-    let backend = common::backend();
     let model = Idefics3::load(backend.clone(), &dir(), LoadOptions::default()).unwrap();
     let processor = Idefics3Processor::from_dir(&dir()).unwrap();
     let tiles = processor.preprocess(&RgbImage::open(&dir().join("image.png")).unwrap());
@@ -96,7 +96,18 @@ fn logits_match_transformers() {
         )
         .unwrap();
     let error = common::max_relative_error(&logits, &golden.logits);
-    assert!(error < 1e-4, "max relative error {error}");
+    assert!(error < 1e-4, "{}: max relative error {error}", backend.name());
+}
+
+#[test]
+fn logits_match_transformers() {
+    check_logits(common::backend());
+}
+
+#[test]
+fn logits_on_wgpu_match_transformers() {
+    let backend = WgpuBackend::new(None).unwrap_or_else(|e| panic!("the wgpu tests need an adapter: {e}"));
+    check_logits(Arc::new(backend));
 }
 
 #[test]

@@ -1,19 +1,21 @@
 //! Parity of the Llama decoder with Hugging Face transformers on tiny models initialised
 //! from real configs (tools/reference/llama_reference.py): the whole prompt at once, and a
 //! prefill followed by token-by-token decoding through the KV cache, from the safetensors
-//! checkpoint and from the same weights as a llama GGUF (permuted Q/K, interleaved rope).
+//! checkpoint and from the same weights as a llama GGUF (permuted Q/K, interleaved rope); on
+//! the CPU backend and, for the same checks, on the wgpu backend.
 
 mod common;
 
-use brainstem_models::kernels::{Backend, OpKind};
+use std::sync::Arc;
+
+use brainstem_models::kernels::{Backend, OpKind, WgpuBackend};
 use brainstem_models::{Llama, Logits};
 use common::*;
 
 const TOLERANCE: f32 = 1e-4;
 
-fn check_full_sequence(model_name: &str, file: &str) {
+fn check_full_sequence<B: Backend>(backend: Arc<B>, model_name: &str, file: &str) {
     let g = golden(model_name);
-    let backend = backend();
     let model = Llama::load(backend.clone(), &reference_dir().join(model_name).join(file)).expect("load");
     let mut cache = model.new_cache(64).unwrap();
     let logits = backend
@@ -23,9 +25,8 @@ fn check_full_sequence(model_name: &str, file: &str) {
     assert!(err < TOLERANCE, "{model_name}/{file}: relative error {err}");
 }
 
-fn check_incremental(model_name: &str, file: &str) {
+fn check_incremental<B: Backend>(backend: Arc<B>, model_name: &str, file: &str) {
     let g = golden(model_name);
-    let backend = backend();
     let model = Llama::load(backend.clone(), &reference_dir().join(model_name).join(file)).expect("load");
     let mut cache = model.new_cache(64).unwrap();
     let split = 7;
@@ -52,20 +53,34 @@ fn check_incremental(model_name: &str, file: &str) {
 
 #[test]
 fn smollm2_shaped_gqa_tied_matches_transformers() {
-    check_full_sequence("tiny-smollm2", "model.safetensors");
-    check_incremental("tiny-smollm2", "model.safetensors");
+    check_full_sequence(backend(), "tiny-smollm2", "model.safetensors");
+    check_incremental(backend(), "tiny-smollm2", "model.safetensors");
 }
 
 #[test]
 fn tinyllama_shaped_untied_matches_transformers() {
-    check_full_sequence("tiny-tinyllama", "model.safetensors");
-    check_incremental("tiny-tinyllama", "model.safetensors");
+    check_full_sequence(backend(), "tiny-tinyllama", "model.safetensors");
+    check_incremental(backend(), "tiny-tinyllama", "model.safetensors");
+}
+
+#[test]
+fn the_same_checks_pass_on_wgpu() {
+    let wgpu = || Arc::new(WgpuBackend::new(None).unwrap_or_else(|e| panic!("the wgpu tests need an adapter: {e}")));
+    for (model, file) in [
+        ("tiny-smollm2", "model.safetensors"),
+        ("tiny-tinyllama", "model.safetensors"),
+        ("tiny-smollm2", "model.gguf"),
+        ("tiny-tinyllama", "model.gguf"),
+    ] {
+        check_full_sequence(wgpu(), model, file);
+        check_incremental(wgpu(), model, file);
+    }
 }
 
 #[test]
 fn gguf_copy_with_permuted_qk_matches_transformers() {
-    check_full_sequence("tiny-smollm2", "model.gguf");
-    check_incremental("tiny-tinyllama", "model.gguf");
+    check_full_sequence(backend(), "tiny-smollm2", "model.gguf");
+    check_incremental(backend(), "tiny-tinyllama", "model.gguf");
 }
 
 /// A GGUF whose attention projections mix formats (q in Q8_0, k and v in F32), as llama.cpp's
