@@ -12,7 +12,7 @@ pkg-config --exists libavcodec libavformat libavutil libswscale 2>/dev/null ||
 compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || missing+=(clang libclang-dev)
 # The wgpu backend's tests run on a Vulkan device: a real GPU's driver where the machine has
 # one, else Debian's software rasterizer lavapipe (mesa-vulkan-drivers) through the loader.
-ldconfig -p | grep -q 'libvulkan\.so\.1' || missing+=(libvulkan1)
+compgen -G "/usr/lib/*/libvulkan.so.1" >/dev/null || missing+=(libvulkan1)
 compgen -G "/usr/share/vulkan/icd.d/*.json" >/dev/null || missing+=(mesa-vulkan-drivers)
 if ((${#missing[@]})); then
   apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
