@@ -377,6 +377,18 @@ fn faults_are_typed_errors_that_name_what_was_asked() {
         scale: 1.0,
         causal: true,
     };
+    let huge = KvCacheSpec {
+        max_positions: usize::MAX,
+        ..spec
+    };
+    match b.kv_cache(huge) {
+        Err(KernelError::Device {
+            adapter,
+            fault: DeviceFault::Limit,
+            ..
+        }) => assert_eq!(adapter, b.adapter_name()),
+        other => panic!("a cache past the adapter's limits: {other:?}"),
+    }
     let mut cache = b.kv_cache(spec).unwrap();
     let q = b.upload(&random(512, 3), 1, 512).unwrap();
     assert!(matches!(

@@ -176,7 +176,7 @@ impl WgpuBackend {
         if let Some(table) = tables.get(&key).filter(|t| t.positions >= positions) {
             return Ok(table.buf.clone());
         }
-        let positions = positions.next_power_of_two().max(1024);
+        let positions = positions.checked_next_power_of_two().unwrap_or(positions).max(1024);
         let values = rope_cos_sin(theta, head_dim, positions);
         let buf = self.pool.dedicated(&self.gpu, "rope table", 4 * values.len() as u64)?;
         self.recorder.upload(&self.gpu, &buf, bytemuck::cast_slice(&values))?;
@@ -207,6 +207,11 @@ fn rope_cos_sin(theta: f32, head_dim: usize, positions: usize) -> Vec<f32> {
         }
     }
     out
+}
+
+/// Bytes of an f32 array of these dimensions, saturating (the device then refuses the size).
+fn f32_bytes(dims: &[usize]) -> u64 {
+    dims.iter().fold(4u64, |bytes, &d| bytes.saturating_mul(d as u64))
 }
 
 fn dims(t: &WgpuTensor) -> checks::Dims {
@@ -292,7 +297,7 @@ impl Backend for WgpuBackend {
     }
 
     fn kv_cache(&self, spec: KvCacheSpec) -> Result<WgpuKvCache> {
-        let bytes = 4 * (spec.max_positions * spec.kv_heads * spec.head_dim) as u64;
+        let bytes = f32_bytes(&[spec.max_positions, spec.kv_heads, spec.head_dim]);
         Ok(WgpuKvCache {
             spec,
             keys: self.pool.dedicated(&self.gpu, "kv cache keys", bytes)?,
@@ -395,7 +400,8 @@ impl Backend for WgpuBackend {
 
     fn rope(&self, x: &WgpuTensor, p: RopeParams) -> Result<WgpuTensor> {
         checks::rope_operand(dims(x), &p)?;
-        let table = self.rope_table(p.theta, p.head_dim, p.start_pos + x.rows)?;
+        let end = param("rope", p.start_pos.saturating_add(x.rows))?;
+        let table = self.rope_table(p.theta, p.head_dim, end as usize)?;
         let out = self.tensor(x.rows, x.cols)?;
         let interleaved = u32::from(p.style == RopeStyle::Interleaved);
         let params = [
@@ -437,7 +443,7 @@ impl Backend for WgpuBackend {
         let out = self.tensor(rows, q.cols)?;
         let scores = self
             .pool
-            .take(&self.gpu, 4 * (rows * p.heads * cache.spec.max_positions) as u64, false)?;
+            .take(&self.gpu, f32_bytes(&[rows, p.heads, cache.spec.max_positions]), false)?;
         let params = [
             rows as u32,
             p.heads as u32,
