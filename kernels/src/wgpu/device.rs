@@ -76,8 +76,13 @@ const NATIVE: wgpu::Backends = wgpu::Backends::VULKAN
     .union(wgpu::Backends::METAL)
     .union(wgpu::Backends::DX12);
 
+/// The names of the adapters here, in the order `wgpu:INDEX` counts them.
+pub fn adapter_names() -> Vec<String> {
+    adapters().iter().map(|a| a.get_info().name).collect()
+}
+
 /// Every adapter of the native backends, in the driver's order.
-pub fn adapters() -> Vec<wgpu::Adapter> {
+fn adapters() -> Vec<wgpu::Adapter> {
     let backends = wgpu::Backends::from_env().unwrap_or(NATIVE);
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = backends;

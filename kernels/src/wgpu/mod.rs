@@ -18,7 +18,7 @@ use crate::checks;
 use crate::error::{KernelError, Result};
 use crate::ledger::{Ledger, OpKind};
 use crate::quant::{ActivationPrecision, DType, HostWeight};
-pub use device::adapters;
+pub use device::adapter_names;
 use device::Gpu;
 pub use pipelines::KernelStyle;
 use pipelines::{format_code, Kernel, Pipelines};
@@ -76,7 +76,7 @@ const MAX_HEAD_DIM: usize = 256;
 
 impl WgpuBackend {
     /// Opens an adapter: `None` for the best one here, else an index or part of a name (see
-    /// [`adapters`] for what is available).
+    /// [`adapter_names`] for what is available).
     pub fn new(adapter: Option<&str>) -> Result<WgpuBackend> {
         let gpu = Gpu::open(adapter)?;
         let pipelines = Pipelines::build(&gpu)?;
@@ -121,11 +121,6 @@ impl WgpuBackend {
     /// Buffers, bind groups and submissions created so far.
     pub fn stats(&self) -> DeviceStats {
         self.recorder.stats(&self.pool)
-    }
-
-    /// Submits recorded work without waiting for it.
-    pub fn flush(&self) {
-        self.recorder.flush(&self.gpu);
     }
 
     /// A new `[rows, cols]` tensor, refused when the shaders' 32-bit indices could not reach

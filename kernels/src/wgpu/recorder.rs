@@ -244,12 +244,6 @@ impl Recorder {
         Ok(data)
     }
 
-    /// Submits whatever is recorded without waiting.
-    pub fn flush(&self, gpu: &Gpu) {
-        let mut state = self.lock();
-        self.submit(gpu, &mut state);
-    }
-
     fn submit(&self, gpu: &Gpu, state: &mut State) {
         let Some(encoder) = state.encoder.take() else {
             return;
