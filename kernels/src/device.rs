@@ -57,7 +57,9 @@ impl fmt::Display for Device {
     }
 }
 
-/// The CPU or the wgpu backend.
+/// The CPU or the wgpu backend. An operand from the other backend is refused by every op
+/// that returns a `Result`; `dims`, `weight_dims` and `kv_len`, which cannot, report it as
+/// empty, and the op it then reaches refuses it.
 // There is one per partition, behind an `Arc`: its size does not matter.
 #[allow(clippy::large_enum_variant)]
 pub enum DeviceBackend {
