@@ -75,8 +75,9 @@ pub trait Backend: Send + Sync {
     /// A name for messages and reports, such as "cpu (2 threads)".
     fn name(&self) -> String;
     /// Runs `f` where this backend's ops run cheapest: the CPU backend runs it on its own
-    /// threads, so that the ops `f` issues skip a hand-off to them each; a device backend
-    /// records from the calling thread.
+    /// threads, so that the ops `f` issues skip a hand-off to them each, and keeps its other
+    /// workers awake until `f` returns (`cpu::WarmPool`); a device backend records from the
+    /// calling thread.
     fn scope<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         f()
     }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use brainstem_benches::roofline::{self, Roofline};
 use brainstem_benches::{machine_description, median};
+use brainstem_runtime::kernels::cpu::WarmPool;
 use brainstem_runtime::kernels::{ActivationPrecision, DType, HostWeight, QMatrix};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
@@ -46,18 +47,53 @@ const CASES: [(&str, usize, usize, usize); 9] = [
     ("smollm2 gate 1536x576 n=128", 1536, 576, 128),
 ];
 
-fn time(reps: usize, mut f: impl FnMut()) -> Duration {
+/// One sample: the mean of `calls` calls after an untimed one, so that a sample measures a
+/// warmed-up engine in the middle of a burst, as a model's forward pass runs its matmuls.
+fn sample(calls: usize, f: &mut impl FnMut()) -> Duration {
     f();
-    median(
-        &(0..reps)
-            .map(|_| {
-                let start = Instant::now();
-                f();
-                start.elapsed()
-            })
-            .collect::<Vec<_>>(),
-    )
+    let start = Instant::now();
+    for _ in 0..calls {
+        f();
+    }
+    start.elapsed() / calls as u32
 }
+
+/// Medians of `reps` samples of each engine, taken alternately so that both see the same
+/// moments of this shared machine. Ours runs as `CpuBackend::scope` runs a forward pass: on
+/// a pool's worker with the other workers kept awake, as candle's own pool keeps its
+/// workers spinning between calls.
+fn time_interleaved(
+    reps: usize,
+    pool: &WarmPool,
+    mut ours: impl FnMut() + Send,
+    mut candle: impl FnMut(),
+) -> (Duration, Duration) {
+    let calls =
+        |once: Duration| (SAMPLE_LENGTH.as_secs_f64() / once.as_secs_f64().max(1e-9)).clamp(1.0, 1000.0) as usize;
+    let ours_calls = calls(pool.install_warm(|| sample(1, &mut ours)));
+    let candle_calls = calls(sample(1, &mut candle));
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        cool_down();
+        a.push(pool.install_warm(|| sample(ours_calls, &mut ours)));
+        cool_down();
+        b.push(sample(candle_calls, &mut candle));
+    }
+    (median(&a), median(&b))
+}
+
+/// Busy-waits longer than candle's workers spin after a call (about a millisecond), so that
+/// neither engine's idle threads take a core from the other's sample. It spins rather than
+/// sleeps: on these VMs a vCPU left idle for milliseconds comes back slowly.
+fn cool_down() {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(3) {
+        std::hint::spin_loop();
+    }
+}
+
+/// About how long one sample runs.
+const SAMPLE_LENGTH: Duration = Duration::from_millis(20);
 
 struct Case {
     rows: usize,
@@ -114,9 +150,12 @@ fn row(name: &str, dtype: DType, case: &Case, ours: Duration, candle: Duration, 
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // candle's quantized matmul runs on its own spinning pool, sized from this variable.
+    std::env::set_var("CANDLE_NUM_THREADS", args.threads.to_string());
     rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .build_global()?;
+    let pool = WarmPool::new(rayon::ThreadPoolBuilder::new().num_threads(args.threads).build()?);
     println!("machine: {}", machine_description());
     let roof = roofline::measure();
     println!(
@@ -127,7 +166,8 @@ fn main() -> anyhow::Result<()> {
         roof.f32_flops / 1e9
     );
     println!(
-        "brainstem: int8 activations; candle: QMatMul on the same blocks. Median of {} runs.\n",
+        "brainstem: int8 activations; candle: QMatMul on the same blocks. Median of {} samples \
+         of each, taken alternately; a sample is the mean of a burst of calls.\n",
         args.reps
     );
     println!("| fmt   | case                         | ours us  | ours GB/s | candle GB/s | of read BW | ours GFLOP/s | of FMA peak | candle us | speedup |");
@@ -147,15 +187,19 @@ fn main() -> anyhow::Result<()> {
             }
             let case = build(dtype, ggml, rows, cols, n)?;
             let mut out = vec![0f32; n * rows];
-            let ours = time(args.reps, || {
-                case.ours
-                    .matmul(&case.xs, n, &mut out, ActivationPrecision::Int8)
-                    .expect("matmul")
-            });
             let x = Tensor::from_slice(&case.xs, (n, cols), &Device::Cpu)?;
-            let candle = time(args.reps, || {
-                std::hint::black_box(case.candle.forward(&x).expect("candle matmul"));
-            });
+            let (ours, candle) = time_interleaved(
+                args.reps,
+                &pool,
+                || {
+                    case.ours
+                        .matmul(&case.xs, n, &mut out, ActivationPrecision::Int8)
+                        .expect("matmul")
+                },
+                || {
+                    std::hint::black_box(case.candle.forward(&x).expect("candle matmul"));
+                },
+            );
             row(name, dtype, &case, ours, candle, &roof);
         }
     }

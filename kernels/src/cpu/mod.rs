@@ -1,11 +1,13 @@
 //! The CPU backend: activations are host `Vec<f32>` matrices, dense weights are candle
 //! tensors multiplied by candle's gemm, block-format weights stay quantized and go through
 //! our int8 kernels. Every op runs inside the backend's own rayon pool, so a partition's
-//! threads never spill into another partition's.
+//! threads never spill into another partition's; a `scope` (a forward pass) keeps that
+//! pool's workers awake between its ops (`warm`).
 
 pub mod affinity;
 mod attention;
 mod ops;
+mod warm;
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use crate::checks;
 use crate::error::{shape_err, KernelError, Result};
 use crate::ledger::{Cost, Ledger, OpKind};
 use crate::quant::{ActivationPrecision, DType, HostWeight, QMatrix};
+pub use warm::{WarmPool, WARM_IDLE_LIMIT};
 
 /// An f32 matrix in host memory; cloning shares the data.
 #[derive(Clone, Debug)]
@@ -59,7 +62,7 @@ pub struct CpuKvCache {
 
 /// The CPU implementation of [`Backend`].
 pub struct CpuBackend {
-    pool: rayon::ThreadPool,
+    pool: WarmPool,
     ledger: Ledger,
     precision: ActivationPrecision,
 }
@@ -76,7 +79,7 @@ impl CpuBackend {
                 message: e.to_string(),
             })?;
         Ok(CpuBackend {
-            pool,
+            pool: WarmPool::new(pool),
             ledger: Ledger::default(),
             precision: ActivationPrecision::default(),
         })
@@ -95,6 +98,7 @@ impl CpuBackend {
         }
         let outcomes = backend
             .pool
+            .pool()
             .broadcast(|worker| affinity::pin_current_thread(cores[worker.index() % cores.len()]));
         Ok((backend, outcomes))
     }
@@ -102,7 +106,7 @@ impl CpuBackend {
     /// Runs `f` once on every worker thread (given its index), for per-thread settings such
     /// as scheduling priority.
     pub fn on_each_worker<R: Send>(&self, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
-        self.pool.broadcast(|worker| f(worker.index()))
+        self.pool.pool().broadcast(|worker| f(worker.index()))
     }
 
     /// How activations meet block-quantized weights (int8 by default).
@@ -116,7 +120,7 @@ impl CpuBackend {
     }
 
     pub fn threads(&self) -> usize {
-        self.pool.current_num_threads()
+        self.pool.pool().current_num_threads()
     }
 
     fn record(&self, kind: OpKind, cost: Cost) {
@@ -142,7 +146,7 @@ impl Backend for CpuBackend {
     }
 
     fn scope<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        self.pool.install(f)
+        self.pool.install_warm(f)
     }
 
     fn upload(&self, data: &[f32], rows: usize, cols: usize) -> Result<CpuTensor> {

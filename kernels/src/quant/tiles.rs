@@ -204,14 +204,14 @@ impl TiledMatrix {
             Tiles::Q4K(t) => {
                 let kernels = StripKernels {
                     one: vnni_k::strip_q4k,
-                    four: None,
+                    four: Some(vnni_k::strip4_q4k),
                 };
                 self.run(t, xs, n, out, scalar::quantize_act_q8k, QK_K, kernels)
             }
             Tiles::Q6K(t) => {
                 let kernels = StripKernels {
                     one: vnni_k::strip_q6k,
-                    four: None,
+                    four: Some(vnni_k::strip4_q6k),
                 };
                 self.run(t, xs, n, out, scalar::quantize_act_q8k, QK_K, kernels)
             }

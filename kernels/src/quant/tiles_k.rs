@@ -96,34 +96,93 @@ pub mod vnni_k {
         _mm512_cvtepi8_epi32(_mm_loadu_si128(v.as_ptr().cast()))
     }
 
+    /// The 4-bit values of sub-block `sub` for 16 rows: low nibbles (values `8g + j`) then
+    /// high nibbles (`8g + 4 + j`) of its four k8 groups.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn q4k_unpack(tile: &TileQ4K, sub: usize) -> [[__m512i; 2]; 4] {
+        let low = _mm512_set1_epi8(0xF);
+        let mut u = [[_mm512_setzero_si512(); 2]; 4];
+        for (i, u) in u.iter_mut().enumerate() {
+            let v = _mm512_loadu_si512(tile.qs.as_ptr().add(64 * (4 * sub + i)).cast());
+            *u = [_mm512_and_si512(v, low), _mm512_and_si512(_mm512_srli_epi16(v, 4), low)];
+        }
+        u
+    }
+
+    /// One activation row's dot products with sub-block `sub`, unscaled, and its scale
+    /// and min terms added to `sumi` and `summ`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn q4k_sub(
+        u: &[[__m512i; 2]; 4],
+        a: &ActQ8K,
+        sub: usize,
+        scales: __m512i,
+        mins: __m512i,
+        sums: &mut [__m512i; 2],
+    ) {
+        let mut dots = [_mm512_setzero_si512(); 2];
+        for (i, [lo, hi]) in u.iter().enumerate() {
+            let g = 4 * sub + i;
+            dots[0] = _mm512_dpbusd_epi32(dots[0], *lo, broadcast4(&a.qs, 8 * g));
+            dots[1] = _mm512_dpbusd_epi32(dots[1], *hi, broadcast4(&a.qs, 8 * g + 4));
+        }
+        let dot = _mm512_add_epi32(dots[0], dots[1]);
+        sums[0] = _mm512_add_epi32(sums[0], _mm512_mullo_epi32(scales, dot));
+        let bsum = a.bsums[2 * sub] as i32 + a.bsums[2 * sub + 1] as i32;
+        sums[1] = _mm512_add_epi32(sums[1], _mm512_mullo_epi32(mins, _mm512_set1_epi32(bsum)));
+    }
+
+    /// `a.d * (d * sumi - dmin * summ)` added to `acc`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn q4k_scale(tile: &TileQ4K, a: &ActQ8K, sums: [__m512i; 2], acc: __m512) -> __m512 {
+        let products = _mm512_mul_ps(f16x16(&tile.d), _mm512_cvtepi32_ps(sums[0]));
+        let offsets = _mm512_mul_ps(f16x16(&tile.dmin), _mm512_cvtepi32_ps(sums[1]));
+        _mm512_fmadd_ps(_mm512_set1_ps(a.d), _mm512_sub_ps(products, offsets), acc)
+    }
+
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub unsafe fn strip_q4k(tiles: &[TileQ4K], acts: &[ActQ8K], out: &mut [f32; TILE_ROWS]) {
         assert!(acts.len() >= tiles.len(), "activation row shorter than the strip");
-        let low = _mm512_set1_epi8(0xF);
         let mut acc = _mm512_setzero_ps();
         for (tile, a) in tiles.iter().zip(acts) {
-            let (mut sumi, mut summ) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+            let mut sums = [_mm512_setzero_si512(); 2];
             for sub in 0..8 {
-                let mut dots = [_mm512_setzero_si512(); 2];
-                for g in 4 * sub..4 * sub + 4 {
-                    let v = _mm512_loadu_si512(tile.qs.as_ptr().add(64 * g).cast());
-                    dots[0] = _mm512_dpbusd_epi32(dots[0], _mm512_and_si512(v, low), broadcast4(&a.qs, 8 * g));
-                    let high = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-                    dots[1] = _mm512_dpbusd_epi32(dots[1], high, broadcast4(&a.qs, 8 * g + 4));
-                }
-                let dot = _mm512_add_epi32(dots[0], dots[1]);
-                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(u8x16(&tile.scales[sub]), dot));
-                let bsum = a.bsums[2 * sub] as i32 + a.bsums[2 * sub + 1] as i32;
-                summ = _mm512_add_epi32(
-                    summ,
-                    _mm512_mullo_epi32(u8x16(&tile.mins[sub]), _mm512_set1_epi32(bsum)),
-                );
+                let (scales, mins) = (u8x16(&tile.scales[sub]), u8x16(&tile.mins[sub]));
+                q4k_sub(&q4k_unpack(tile, sub), a, sub, scales, mins, &mut sums);
             }
-            let products = _mm512_mul_ps(f16x16(&tile.d), _mm512_cvtepi32_ps(sumi));
-            let offsets = _mm512_mul_ps(f16x16(&tile.dmin), _mm512_cvtepi32_ps(summ));
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(a.d), _mm512_sub_ps(products, offsets), acc);
+            acc = q4k_scale(tile, a, sums, acc);
         }
         _mm512_storeu_ps(out.as_mut_ptr(), acc);
+    }
+
+    /// Four activation rows against one strip of Q4_K tiles: each sub-block is unpacked
+    /// once for all four.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn strip4_q4k(tiles: &[TileQ4K], acts: [&[ActQ8K]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
+        assert!(
+            acts.iter().all(|a| a.len() >= tiles.len()),
+            "activation row shorter than the strip"
+        );
+        let mut acc = [_mm512_setzero_ps(); 4];
+        for (i, tile) in tiles.iter().enumerate() {
+            let mut sums = [[_mm512_setzero_si512(); 2]; 4];
+            for sub in 0..8 {
+                let u = q4k_unpack(tile, sub);
+                let (scales, mins) = (u8x16(&tile.scales[sub]), u8x16(&tile.mins[sub]));
+                for (sums, a) in sums.iter_mut().zip(acts) {
+                    q4k_sub(&u, a.get_unchecked(i), sub, scales, mins, sums);
+                }
+            }
+            for ((acc, sums), a) in acc.iter_mut().zip(sums).zip(acts) {
+                *acc = q4k_scale(tile, a.get_unchecked(i), sums, *acc);
+            }
+        }
+        for (o, acc) in out.iter_mut().zip(acc) {
+            _mm512_storeu_ps(o.as_mut_ptr(), acc);
+        }
     }
 
     /// The unsigned 6-bit values of 16-value group `h` for 16 rows: four registers holding
@@ -150,6 +209,21 @@ pub mod vnni_k {
         ]
     }
 
+    /// One activation row's dot product with 16-value group `group`, centred and scaled,
+    /// added to `sumi`: `sum((u - 32) x) = sum(u x) - 32 sum(x)`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn q6k_group(u: &[__m512i; 4], a: &ActQ8K, group: usize, scales: __m512i, sumi: __m512i) -> __m512i {
+        let mut dots = [_mm512_setzero_si512(); 2];
+        for (i, u) in u.iter().enumerate() {
+            let x = broadcast4(&a.qs, 16 * group + 4 * i);
+            dots[i & 1] = _mm512_dpbusd_epi32(dots[i & 1], *u, x);
+        }
+        let offset = _mm512_set1_epi32(32 * a.bsums[group] as i32);
+        let centred = _mm512_sub_epi32(_mm512_add_epi32(dots[0], dots[1]), offset);
+        _mm512_add_epi32(sumi, _mm512_mullo_epi32(scales, centred))
+    }
+
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub unsafe fn strip_q6k(tiles: &[TileQ6K], acts: &[ActQ8K], out: &mut [f32; TILE_ROWS]) {
         assert!(acts.len() >= tiles.len(), "activation row shorter than the strip");
@@ -157,21 +231,40 @@ pub mod vnni_k {
         for (tile, a) in tiles.iter().zip(acts) {
             let mut sumi = _mm512_setzero_si512();
             for group in 0..16 {
-                let u = q6k_unpack(tile, group);
-                let mut dots = [_mm512_setzero_si512(); 2];
-                for (i, u) in u.into_iter().enumerate() {
-                    let x = broadcast4(&a.qs, 16 * group + 4 * i);
-                    dots[i & 1] = _mm512_dpbusd_epi32(dots[i & 1], u, x);
-                }
-                // sum((u - 32) x) = sum(u x) - 32 sum(x)
-                let offset = _mm512_set1_epi32(32 * a.bsums[group] as i32);
-                let centred = _mm512_sub_epi32(_mm512_add_epi32(dots[0], dots[1]), offset);
-                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(i8x16(&tile.scales[group]), centred));
+                sumi = q6k_group(&q6k_unpack(tile, group), a, group, i8x16(&tile.scales[group]), sumi);
             }
             let scale = _mm512_mul_ps(_mm512_set1_ps(a.d), f16x16(&tile.d));
             acc = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sumi), acc);
         }
         _mm512_storeu_ps(out.as_mut_ptr(), acc);
+    }
+
+    /// Four activation rows against one strip of Q6_K tiles: each group is unpacked once
+    /// for all four.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn strip4_q6k(tiles: &[TileQ6K], acts: [&[ActQ8K]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
+        assert!(
+            acts.iter().all(|a| a.len() >= tiles.len()),
+            "activation row shorter than the strip"
+        );
+        let mut acc = [_mm512_setzero_ps(); 4];
+        for (i, tile) in tiles.iter().enumerate() {
+            let mut sumi = [_mm512_setzero_si512(); 4];
+            for group in 0..16 {
+                let (u, scales) = (q6k_unpack(tile, group), i8x16(&tile.scales[group]));
+                for (sumi, a) in sumi.iter_mut().zip(acts) {
+                    *sumi = q6k_group(&u, a.get_unchecked(i), group, scales, *sumi);
+                }
+            }
+            let d = f16x16(&tile.d);
+            for ((acc, sumi), a) in acc.iter_mut().zip(sumi).zip(acts) {
+                let scale = _mm512_mul_ps(_mm512_set1_ps(a.get_unchecked(i).d), d);
+                *acc = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sumi), *acc);
+            }
+        }
+        for (o, acc) in out.iter_mut().zip(acc) {
+            _mm512_storeu_ps(o.as_mut_ptr(), acc);
+        }
     }
 }
 
@@ -185,6 +278,14 @@ pub mod vnni_k {
     }
 
     pub unsafe fn strip_q6k(_: &[TileQ6K], _: &[ActQ8K], _: &mut [f32; TILE_ROWS]) {
+        unreachable!("tiles are built only where AVX-512 VNNI runs")
+    }
+
+    pub unsafe fn strip4_q4k(_: &[TileQ4K], _: [&[ActQ8K]; 4], _: &mut [[f32; TILE_ROWS]; 4]) {
+        unreachable!("tiles are built only where AVX-512 VNNI runs")
+    }
+
+    pub unsafe fn strip4_q6k(_: &[TileQ6K], _: [&[ActQ8K]; 4], _: &mut [[f32; TILE_ROWS]; 4]) {
         unreachable!("tiles are built only where AVX-512 VNNI runs")
     }
 }
