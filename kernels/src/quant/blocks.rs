@@ -84,5 +84,8 @@ pub struct ActQ8K {
     pub d: f32,
     pub qs: [i8; QK_K],
     pub bsums: [i16; QK_K / 16],
+    /// Each 32-value sub-block's sum `s` in two signed bytes, so that int8 dot products can
+    /// weight it: bytes 0..8 hold `s & 127`, bytes 8..16 hold `s >> 7` (`s = 128 hi + lo`).
+    pub sub_sums: [i8; 16],
 }
-const _: () = assert!(std::mem::size_of::<ActQ8K>() == 292);
+const _: () = assert!(std::mem::size_of::<ActQ8K>() == 308);

@@ -137,10 +137,7 @@ impl QMatrix {
     /// activations either quantized to int8 blocks or kept in f32.
     pub fn matmul(&self, xs: &[f32], n: usize, out: &mut [f32], precision: ActivationPrecision) -> Result<()> {
         self.check_matmul(xs, n, out)?;
-        // Q6_K matvec stays row-wise: its tiles' unpacking measured slower than the AVX2 row
-        // kernel on DRAM-sized matrices (41 vs 55 GB/s), though faster from L3.
-        let tiles_pay = !(n == 1 && self.dtype() == DType::Q6K);
-        if let (ActivationPrecision::Int8, Some(tiled), true) = (precision, &self.tiled, tiles_pay) {
+        if let (ActivationPrecision::Int8, Some(tiled)) = (precision, &self.tiled) {
             tiled.matmul(xs, n, out);
             return Ok(());
         }

@@ -233,21 +233,40 @@ impl TiledMatrix {
     ) {
         let bpr = self.cols / elems;
         let mut acts = vec![A::zeroed(); n * bpr];
-        acts.par_chunks_mut(bpr)
-            .zip(xs.par_chunks(self.cols))
-            .for_each(|(a, x)| quantize(x, a));
+        if n < 4 {
+            for (a, x) in acts.chunks_mut(bpr).zip(xs.chunks(self.cols)) {
+                quantize(x, a);
+            }
+        } else {
+            acts.par_chunks_mut(bpr)
+                .zip(xs.par_chunks(self.cols))
+                .for_each(|(a, x)| quantize(x, a));
+        }
         let strips = self.rows.div_ceil(TILE_ROWS);
         let per_task = strips.div_ceil(4 * rayon::current_num_threads().max(1)).max(1);
+        let strip_tiles = |s: usize| &tiles[s * bpr..(s + 1) * bpr];
+        if n == 1 {
+            // One parallel pass, each strip's 16 sums written straight into `out`.
+            out.par_chunks_mut(per_task * TILE_ROWS)
+                .enumerate()
+                .for_each(|(task, out)| {
+                    for (i, rows) in out.chunks_mut(TILE_ROWS).enumerate() {
+                        let mut sums = [0f32; TILE_ROWS];
+                        // SAFETY: as below.
+                        unsafe { (kernels.one)(strip_tiles(task * per_task + i), &acts, &mut sums) };
+                        rows.copy_from_slice(&sums[..rows.len()]);
+                    }
+                });
+            return;
+        }
         let mut sums = vec![0f32; strips * n * TILE_ROWS];
         sums.par_chunks_mut(per_task * n * TILE_ROWS)
             .enumerate()
             .for_each(|(task, sums)| {
                 for (i, strip_sums) in sums.chunks_exact_mut(n * TILE_ROWS).enumerate() {
-                    let s = task * per_task + i;
-                    let strip_tiles = &tiles[s * bpr..(s + 1) * bpr];
                     // SAFETY: `matmul` runs only where `available()` holds; every slice is
                     // sized from the same block count.
-                    unsafe { strip_all(strip_tiles, &acts, bpr, strip_sums, &kernels) };
+                    unsafe { strip_all(strip_tiles(task * per_task + i), &acts, bpr, strip_sums, &kernels) };
                 }
             });
         out.par_chunks_mut(self.rows).enumerate().for_each(|(t, out_row)| {

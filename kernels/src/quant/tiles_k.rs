@@ -1,9 +1,10 @@
 //! The k-quant formats (Q4_K, Q6_K) in 16-row VNNI tiles, against Q8_K activations.
 //!
 //! Q4_K: the 4-bit values stay packed (`[k8 group (32)][row][4 bytes]` as the legacy Q4
-//! tiles), each row's eight 6-bit sub-block scales and mins unpacked to bytes
-//! `[sub-block][row]`, `d` and `dmin` as f16 `[row]`; the mins reach the result through the
-//! activation block's 16-value sums. Q6_K: values offset to unsigned (`q + 32`), their low
+//! tiles), each row's eight 6-bit sub-block scales unpacked to bytes `[sub-block][row]`,
+//! its mins to bytes `[half][row][4 sub-blocks]`, `d` and `dmin` as f16 `[row]`. The mins
+//! reach the result through the activation's sub-block sums, split into two signed bytes
+//! each (`ActQ8K::sub_sums`) so that four int8 dot products weight all eight. Q6_K: values offset to unsigned (`q + 32`), their low
 //! 4 bits in a nibble tile and their high 2 bits in a 2-bit plane (the file's size, not a
 //! byte per value), the 16 signed group scales `[group][row]`, `d` per row; the offset
 //! returns through the same sums. Scale products are summed in int32, as the scalar
@@ -22,7 +23,7 @@ use super::tiles::{pack_nibbles, repack_strips, TILE_ROWS};
 pub struct TileQ4K {
     pub qs: [u8; QK_K / 2 * TILE_ROWS],
     pub scales: [[u8; TILE_ROWS]; 8],
-    pub mins: [[u8; TILE_ROWS]; 8],
+    pub mins: [u8; 8 * TILE_ROWS],
     pub d: [f16; TILE_ROWS],
     pub dmin: [f16; TILE_ROWS],
 }
@@ -45,7 +46,9 @@ pub fn repack_q4k(blocks: &[BlockQ4K], rows: usize, bpr: usize) -> Vec<TileQ4K> 
     repack_strips(blocks, rows, bpr, |block, r, tile: &mut TileQ4K| {
         pack_nibbles(&q4k_values(block), r, &mut tile.qs);
         for sub in 0..8 {
-            (tile.scales[sub][r], tile.mins[sub][r]) = q4k_scale_min(sub, &block.scales);
+            let (scale, min) = q4k_scale_min(sub, &block.scales);
+            tile.scales[sub][r] = scale;
+            tile.mins[64 * (sub / 4) + 4 * r + sub % 4] = min;
         }
         (tile.d[r], tile.dmin[r]) = (block.d, block.dmin);
     })
@@ -110,18 +113,11 @@ pub mod vnni_k {
         u
     }
 
-    /// One activation row's dot products with sub-block `sub`, unscaled, and its scale
-    /// and min terms added to `sumi` and `summ`.
+    /// One activation row's dot products with sub-block `sub`, times the sub-block's
+    /// scales, added to `sumi`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn q4k_sub(
-        u: &[[__m512i; 2]; 4],
-        a: &ActQ8K,
-        sub: usize,
-        scales: __m512i,
-        mins: __m512i,
-        sums: &mut [__m512i; 2],
-    ) {
+    unsafe fn q4k_sub(u: &[[__m512i; 2]; 4], a: &ActQ8K, sub: usize, scales: __m512i, sumi: __m512i) -> __m512i {
         let mut dots = [_mm512_setzero_si512(); 2];
         for (i, [lo, hi]) in u.iter().enumerate() {
             let g = 4 * sub + i;
@@ -129,17 +125,29 @@ pub mod vnni_k {
             dots[1] = _mm512_dpbusd_epi32(dots[1], *hi, broadcast4(&a.qs, 8 * g + 4));
         }
         let dot = _mm512_add_epi32(dots[0], dots[1]);
-        sums[0] = _mm512_add_epi32(sums[0], _mm512_mullo_epi32(scales, dot));
-        let bsum = a.bsums[2 * sub] as i32 + a.bsums[2 * sub + 1] as i32;
-        sums[1] = _mm512_add_epi32(sums[1], _mm512_mullo_epi32(mins, _mm512_set1_epi32(bsum)));
+        _mm512_add_epi32(sumi, _mm512_mullo_epi32(scales, dot))
+    }
+
+    /// `sum(mins * sub-block sums)` for 16 rows, from the sums' two seven-bit digits.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn q4k_mins(tile: &TileQ4K, a: &ActQ8K) -> __m512i {
+        let m0 = _mm512_loadu_si512(tile.mins.as_ptr().cast());
+        let m1 = _mm512_loadu_si512(tile.mins.as_ptr().add(64).cast());
+        let zero = _mm512_setzero_si512();
+        let low = _mm512_dpbusd_epi32(zero, m0, broadcast4(&a.sub_sums, 0));
+        let low = _mm512_dpbusd_epi32(low, m1, broadcast4(&a.sub_sums, 4));
+        let high = _mm512_dpbusd_epi32(zero, m0, broadcast4(&a.sub_sums, 8));
+        let high = _mm512_dpbusd_epi32(high, m1, broadcast4(&a.sub_sums, 12));
+        _mm512_add_epi32(low, _mm512_slli_epi32(high, 7))
     }
 
     /// `a.d * (d * sumi - dmin * summ)` added to `acc`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn q4k_scale(tile: &TileQ4K, a: &ActQ8K, sums: [__m512i; 2], acc: __m512) -> __m512 {
-        let products = _mm512_mul_ps(f16x16(&tile.d), _mm512_cvtepi32_ps(sums[0]));
-        let offsets = _mm512_mul_ps(f16x16(&tile.dmin), _mm512_cvtepi32_ps(sums[1]));
+    unsafe fn q4k_scale(tile: &TileQ4K, a: &ActQ8K, sumi: __m512i, acc: __m512) -> __m512 {
+        let products = _mm512_mul_ps(f16x16(&tile.d), _mm512_cvtepi32_ps(sumi));
+        let offsets = _mm512_mul_ps(f16x16(&tile.dmin), _mm512_cvtepi32_ps(q4k_mins(tile, a)));
         _mm512_fmadd_ps(_mm512_set1_ps(a.d), _mm512_sub_ps(products, offsets), acc)
     }
 
@@ -148,12 +156,11 @@ pub mod vnni_k {
         assert!(acts.len() >= tiles.len(), "activation row shorter than the strip");
         let mut acc = _mm512_setzero_ps();
         for (tile, a) in tiles.iter().zip(acts) {
-            let mut sums = [_mm512_setzero_si512(); 2];
+            let mut sumi = _mm512_setzero_si512();
             for sub in 0..8 {
-                let (scales, mins) = (u8x16(&tile.scales[sub]), u8x16(&tile.mins[sub]));
-                q4k_sub(&q4k_unpack(tile, sub), a, sub, scales, mins, &mut sums);
+                sumi = q4k_sub(&q4k_unpack(tile, sub), a, sub, u8x16(&tile.scales[sub]), sumi);
             }
-            acc = q4k_scale(tile, a, sums, acc);
+            acc = q4k_scale(tile, a, sumi, acc);
         }
         _mm512_storeu_ps(out.as_mut_ptr(), acc);
     }
@@ -168,16 +175,15 @@ pub mod vnni_k {
         );
         let mut acc = [_mm512_setzero_ps(); 4];
         for (i, tile) in tiles.iter().enumerate() {
-            let mut sums = [[_mm512_setzero_si512(); 2]; 4];
+            let mut sumi = [_mm512_setzero_si512(); 4];
             for sub in 0..8 {
-                let u = q4k_unpack(tile, sub);
-                let (scales, mins) = (u8x16(&tile.scales[sub]), u8x16(&tile.mins[sub]));
-                for (sums, a) in sums.iter_mut().zip(acts) {
-                    q4k_sub(&u, a.get_unchecked(i), sub, scales, mins, sums);
+                let (u, scales) = (q4k_unpack(tile, sub), u8x16(&tile.scales[sub]));
+                for (sumi, a) in sumi.iter_mut().zip(acts) {
+                    *sumi = q4k_sub(&u, a.get_unchecked(i), sub, scales, *sumi);
                 }
             }
-            for ((acc, sums), a) in acc.iter_mut().zip(sums).zip(acts) {
-                *acc = q4k_scale(tile, a.get_unchecked(i), sums, *acc);
+            for ((acc, sumi), a) in acc.iter_mut().zip(sumi).zip(acts) {
+                *acc = q4k_scale(tile, a.get_unchecked(i), sumi, *acc);
             }
         }
         for (o, acc) in out.iter_mut().zip(acc) {
