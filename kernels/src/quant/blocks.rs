@@ -76,6 +76,16 @@ pub struct ActQ8 {
 }
 const _: () = assert!(std::mem::size_of::<ActQ8>() == 40);
 
+/// 32 activations kept in f32 with their sum, for the tiled f32 path (`tiles_f32.rs`).
+/// Internal: never written to a file.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct ActF32 {
+    pub sum: f32,
+    pub x: [f32; QK],
+}
+const _: () = assert!(std::mem::size_of::<ActF32>() == 132);
+
 /// 256 activations quantized to int8 with an f32 scale and the sums of each group of 16,
 /// for the k-quant formats. Internal: never written to a file.
 #[repr(C)]

@@ -38,7 +38,7 @@ macro_rules! with_blocks {
 
 /// A quantized weight matrix of `rows` outputs by `cols` inputs: the blocks as the file
 /// holds them and, where the CPU has AVX-512 VNNI, the same blocks repacked into 16-row
-/// tiles for the int8 path.
+/// tiles for the int8 path (and, for the legacy formats, the f32 path).
 #[derive(Clone, Debug)]
 pub struct QMatrix {
     rows: usize,
@@ -137,9 +137,15 @@ impl QMatrix {
     /// activations either quantized to int8 blocks or kept in f32.
     pub fn matmul(&self, xs: &[f32], n: usize, out: &mut [f32], precision: ActivationPrecision) -> Result<()> {
         self.check_matmul(xs, n, out)?;
-        if let (ActivationPrecision::Int8, Some(tiled)) = (precision, &self.tiled) {
-            tiled.matmul(xs, n, out);
-            return Ok(());
+        if let Some(tiled) = &self.tiled {
+            match precision {
+                ActivationPrecision::Int8 => {
+                    tiled.matmul(xs, n, out);
+                    return Ok(());
+                }
+                ActivationPrecision::F32 if tiled.matmul_f32(xs, n, out) => return Ok(()),
+                ActivationPrecision::F32 => {}
+            }
         }
         let (rows, cols) = (self.rows, self.cols);
         with_blocks!(&self.data, b => match precision {

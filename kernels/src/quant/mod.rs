@@ -8,6 +8,7 @@ mod matrix;
 pub mod quantize;
 pub mod scalar;
 mod tiles;
+mod tiles_f32;
 mod tiles_k;
 
 use std::borrow::Cow;

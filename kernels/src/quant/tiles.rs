@@ -4,7 +4,8 @@
 //! 16 int32 sums, so a 32-value block of 16 rows costs 8 instructions instead of 16 row-wise
 //! dot products. Scales stay f16 as in the file; Q4 tiles keep 4-bit packing, so a tile
 //! holds exactly the bytes of the 16 blocks it came from. This file holds the tiled matrix
-//! and the legacy formats (Q4_0, Q4_1, Q8_0); the k-quant tiles live in `tiles_k.rs`.
+//! and the legacy formats (Q4_0, Q4_1, Q8_0); the k-quant tiles live in `tiles_k.rs`, the
+//! legacy tiles' f32-activation kernels in `tiles_f32.rs`.
 //!
 //! Every legacy format is stored as unsigned values `u` with `weight = d * u + m`: Q4_1 as it is,
 //! Q4_0 with `m = -8 d`, Q8_0 with `u = q + 128` and `m = -128 d`; a block's sum is then
@@ -18,6 +19,7 @@ use rayon::prelude::*;
 use super::blocks::{ActQ8, BlockQ4_0, BlockQ4_1, BlockQ8_0, QK, QK_K};
 use super::matrix::QData;
 use super::scalar;
+use super::tiles_f32::{avx512_f32, pack_act_f32};
 use super::tiles_k::{repack_q4k, repack_q6k, vnni_k, TileQ4K, TileQ6K};
 
 /// Rows per tile: one 512-bit register of int32 sums.
@@ -215,6 +217,30 @@ impl TiledMatrix {
                 };
                 self.run(t, xs, n, out, scalar::quantize_act_q8k, QK_K, kernels)
             }
+        }
+    }
+
+    /// `out[n, rows] = xs[n, cols] * W^T` with f32 activations, for the legacy formats; false
+    /// for the k-quants, which have no f32 tiles (the caller runs its row-wise kernels).
+    pub fn matmul_f32(&self, xs: &[f32], n: usize, out: &mut [f32]) -> bool {
+        match &self.tiles {
+            Tiles::Q4(t) => {
+                let kernels = StripKernels {
+                    one: avx512_f32::strip_q4,
+                    four: Some(avx512_f32::strip4_q4),
+                };
+                self.run(t, xs, n, out, pack_act_f32, QK, kernels);
+                true
+            }
+            Tiles::Q8(t) => {
+                let kernels = StripKernels {
+                    one: avx512_f32::strip_q8,
+                    four: Some(avx512_f32::strip4_q8),
+                };
+                self.run(t, xs, n, out, pack_act_f32, QK, kernels);
+                true
+            }
+            Tiles::Q4K(_) | Tiles::Q6K(_) => false,
         }
     }
 

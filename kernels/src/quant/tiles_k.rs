@@ -196,22 +196,25 @@ pub mod vnni_k {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn q6k_unpack(tile: &TileQ6K, h: usize) -> [__m512i; 4] {
-        let (low4, low2) = (_mm512_set1_epi8(0xF), _mm512_set1_epi8(3));
+        let (low4, bits45) = (_mm512_set1_epi8(0xF), _mm512_set1_epi8(0x30));
         let v0 = _mm512_loadu_si512(tile.ql.as_ptr().add(128 * h).cast());
         let v1 = _mm512_loadu_si512(tile.ql.as_ptr().add(128 * h + 64).cast());
         let hb = _mm512_loadu_si512(tile.qh.as_ptr().add(64 * h).cast());
-        let high = |bits: __m512i| _mm512_slli_epi16(_mm512_and_si512(bits, low2), 4);
+        // Value i's high bits, at bits 2i..2i+2 of each byte, moved to bits 4..6. The 16-bit
+        // shifts carry bits across bytes only outside the mask.
+        let high = [
+            _mm512_and_si512(_mm512_slli_epi16(hb, 4), bits45),
+            _mm512_and_si512(_mm512_slli_epi16(hb, 2), bits45),
+            _mm512_and_si512(hb, bits45),
+            _mm512_and_si512(_mm512_srli_epi16(hb, 2), bits45),
+        ];
+        // (nibble & 0xF) | high in one instruction: 0xEC is `(a & c) | b`.
+        let join = |nibbles: __m512i, high: __m512i| _mm512_ternarylogic_epi32::<0xEC>(nibbles, high, low4);
         [
-            _mm512_or_si512(_mm512_and_si512(v0, low4), high(hb)),
-            _mm512_or_si512(
-                _mm512_and_si512(_mm512_srli_epi16(v0, 4), low4),
-                high(_mm512_srli_epi16(hb, 2)),
-            ),
-            _mm512_or_si512(_mm512_and_si512(v1, low4), high(_mm512_srli_epi16(hb, 4))),
-            _mm512_or_si512(
-                _mm512_and_si512(_mm512_srli_epi16(v1, 4), low4),
-                high(_mm512_srli_epi16(hb, 6)),
-            ),
+            join(v0, high[0]),
+            join(_mm512_srli_epi16(v0, 4), high[1]),
+            join(v1, high[2]),
+            join(_mm512_srli_epi16(v1, 4), high[3]),
         ]
     }
 

@@ -1,0 +1,177 @@
+//! The legacy-format tiles (Q4_0, Q4_1, Q8_0) against f32 activations: each 16-row tile is
+//! widened to f32 in registers, one value position at a time, and multiplied with that
+//! activation broadcast, so one fused multiply-add serves 16 rows where the row-wise AVX2
+//! kernel spends about one instruction per weight. The result is the exact product with the
+//! dequantized weights up to f32 rounding, as `ActivationPrecision::F32` promises: a block's
+//! sum is `d * sum(u x) + m * sum(x)` with the unsigned values `u` the tiles hold.
+
+use super::blocks::{ActF32, QK};
+use super::tiles::{TileQ4, TileQ8, TILE_ROWS};
+
+/// Copies a row of activations into blocks of 32 with their sums.
+pub fn pack_act_f32(xs: &[f32], out: &mut [ActF32]) {
+    for (x, a) in xs.chunks_exact(QK).zip(out.iter_mut()) {
+        a.x.copy_from_slice(x);
+        a.sum = x.iter().sum();
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx512_f32 {
+    use std::arch::x86_64::*;
+
+    use super::{ActF32, TileQ4, TileQ8, TILE_ROWS};
+
+    /// Bits `S..S + 4` of every 32-bit lane, as f32.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn nibble<const S: u32>(v: __m512i) -> __m512 {
+        _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32::<S>(v), _mm512_set1_epi32(0xF)))
+    }
+
+    /// Bits `S..S + 8` of every 32-bit lane, as f32.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn byte<const S: u32>(v: __m512i) -> __m512 {
+        _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32::<S>(v), _mm512_set1_epi32(0xFF)))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn f16x16(v: &[half::f16; TILE_ROWS]) -> __m512 {
+        _mm512_cvtph_ps(_mm256_loadu_si256(v.as_ptr().cast()))
+    }
+
+    /// The 32 values of one Q4 tile for 16 rows, in element order.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn q4_values(tile: &TileQ4, g: usize) -> [__m512; 8] {
+        // Byte j of a k8 group holds value 8g + j in its low nibble and 8g + 4 + j in its high.
+        let v = _mm512_loadu_si512(tile.qs.as_ptr().add(64 * g).cast());
+        [
+            nibble::<0>(v),
+            nibble::<8>(v),
+            nibble::<16>(v),
+            nibble::<24>(v),
+            nibble::<4>(v),
+            nibble::<12>(v),
+            nibble::<20>(v),
+            nibble::<28>(v),
+        ]
+    }
+
+    /// Four values of one Q8 tile's k4 group `g` for 16 rows, unsigned (`q + 128`).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn q8_values(tile: &TileQ8, g: usize) -> [__m512; 4] {
+        let v = _mm512_loadu_si512(tile.qs.as_ptr().add(64 * g).cast());
+        [byte::<0>(v), byte::<8>(v), byte::<16>(v), byte::<24>(v)]
+    }
+
+    /// `sum(u x)` over `values` (16 rows each) and the activations they stand for, in two
+    /// chains.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn dot(values: &[__m512], x: &[f32], acc: &mut [__m512; 2]) {
+        for (i, (&u, &x)) in values.iter().zip(x).enumerate() {
+            acc[i & 1] = _mm512_fmadd_ps(u, _mm512_set1_ps(x), acc[i & 1]);
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn strip_q4(tiles: &[TileQ4], acts: &[ActF32], out: &mut [f32; TILE_ROWS]) {
+        rows_q4(tiles, [acts], std::slice::from_mut(out).try_into().expect("one row"))
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn strip4_q4(tiles: &[TileQ4], acts: [&[ActF32]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
+        rows_q4(tiles, acts, out)
+    }
+
+    /// `R` activation rows against one strip of Q4 tiles, each tile widened once for all.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn rows_q4<const R: usize>(tiles: &[TileQ4], acts: [&[ActF32]; R], out: &mut [[f32; TILE_ROWS]; R]) {
+        assert!(
+            acts.iter().all(|a| a.len() >= tiles.len()),
+            "activation rows shorter than the strip"
+        );
+        let mut acc = [_mm512_setzero_ps(); R];
+        for (i, tile) in tiles.iter().enumerate() {
+            let mut dots = [[_mm512_setzero_ps(); 2]; R];
+            for g in 0..4 {
+                let u = q4_values(tile, g);
+                for (dots, a) in dots.iter_mut().zip(acts) {
+                    dot(&u, &a.get_unchecked(i).x[8 * g..8 * g + 8], dots);
+                }
+            }
+            let (d, m) = (f16x16(&tile.d), f16x16(&tile.m));
+            for ((acc, dots), a) in acc.iter_mut().zip(dots).zip(acts) {
+                *acc = _mm512_fmadd_ps(d, _mm512_add_ps(dots[0], dots[1]), *acc);
+                *acc = _mm512_fmadd_ps(m, _mm512_set1_ps(a.get_unchecked(i).sum), *acc);
+            }
+        }
+        for (o, acc) in out.iter_mut().zip(acc) {
+            _mm512_storeu_ps(o.as_mut_ptr(), acc);
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn strip_q8(tiles: &[TileQ8], acts: &[ActF32], out: &mut [f32; TILE_ROWS]) {
+        rows_q8(tiles, [acts], std::slice::from_mut(out).try_into().expect("one row"))
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn strip4_q8(tiles: &[TileQ8], acts: [&[ActF32]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
+        rows_q8(tiles, acts, out)
+    }
+
+    /// `R` activation rows against one strip of Q8 tiles: `d * (sum(u x) - 128 sum(x))`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn rows_q8<const R: usize>(tiles: &[TileQ8], acts: [&[ActF32]; R], out: &mut [[f32; TILE_ROWS]; R]) {
+        assert!(
+            acts.iter().all(|a| a.len() >= tiles.len()),
+            "activation rows shorter than the strip"
+        );
+        let mut acc = [_mm512_setzero_ps(); R];
+        for (i, tile) in tiles.iter().enumerate() {
+            let mut dots = [[_mm512_setzero_ps(); 2]; R];
+            for g in 0..8 {
+                let u = q8_values(tile, g);
+                for (dots, a) in dots.iter_mut().zip(acts) {
+                    dot(&u, &a.get_unchecked(i).x[4 * g..4 * g + 4], dots);
+                }
+            }
+            let d = f16x16(&tile.d);
+            for ((acc, dots), a) in acc.iter_mut().zip(dots).zip(acts) {
+                let offset = _mm512_set1_ps(128.0 * a.get_unchecked(i).sum);
+                *acc = _mm512_fmadd_ps(d, _mm512_sub_ps(_mm512_add_ps(dots[0], dots[1]), offset), *acc);
+            }
+        }
+        for (o, acc) in out.iter_mut().zip(acc) {
+            _mm512_storeu_ps(o.as_mut_ptr(), acc);
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub mod avx512_f32 {
+    use super::{ActF32, TileQ4, TileQ8, TILE_ROWS};
+
+    pub unsafe fn strip_q4(_: &[TileQ4], _: &[ActF32], _: &mut [f32; TILE_ROWS]) {
+        unreachable!("tiles are built only where AVX-512 VNNI runs")
+    }
+
+    pub unsafe fn strip4_q4(_: &[TileQ4], _: [&[ActF32]; 4], _: &mut [[f32; TILE_ROWS]; 4]) {
+        unreachable!("tiles are built only where AVX-512 VNNI runs")
+    }
+
+    pub unsafe fn strip_q8(_: &[TileQ8], _: &[ActF32], _: &mut [f32; TILE_ROWS]) {
+        unreachable!("tiles are built only where AVX-512 VNNI runs")
+    }
+
+    pub unsafe fn strip4_q8(_: &[TileQ8], _: [&[ActF32]; 4], _: &mut [[f32; TILE_ROWS]; 4]) {
+        unreachable!("tiles are built only where AVX-512 VNNI runs")
+    }
+}
