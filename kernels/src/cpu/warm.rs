@@ -13,7 +13,10 @@
 //! has found no work for [`WARM_IDLE_LIMIT`] (the burst is then doing host-side work, and a
 //! later op pays one wake-up again). Only one burst per pool keeps workers warm at a time;
 //! a nested or concurrent one runs as a plain `install`, so a worker never holds a warm
-//! loop on top of a job that another burst waits for beyond that idle limit.
+//! loop on top of a job that another burst waits for beyond that idle limit. A pool of one
+//! thread never spins. Spinning workers hold their cores for the whole pass, so a runtime
+//! partition of several threads should have its cores to itself (the default partitions
+//! have one core and one thread each).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
