@@ -42,56 +42,72 @@ pub mod avx512_f32 {
         _mm512_cvtph_ps(_mm256_loadu_si256(v.as_ptr().cast()))
     }
 
-    /// The 32 values of one Q4 tile for 16 rows, in element order.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw")]
-    unsafe fn q4_values(tile: &TileQ4, g: usize) -> [__m512; 8] {
-        // Byte j of a k8 group holds value 8g + j in its low nibble and 8g + 4 + j in its high.
-        let v = _mm512_loadu_si512(tile.qs.as_ptr().add(64 * g).cast());
-        [
-            nibble::<0>(v),
-            nibble::<8>(v),
-            nibble::<16>(v),
-            nibble::<24>(v),
-            nibble::<4>(v),
-            nibble::<12>(v),
-            nibble::<20>(v),
-            nibble::<28>(v),
-        ]
+    /// A legacy tile as the f32 kernels see it: 32 values per row, `weight = d * u + m`.
+    trait F32Tile {
+        /// Values `8k..8k + 8` for 16 rows, as f32.
+        unsafe fn values8(&self, k: usize) -> [__m512; 8];
+        /// `d` and `m` for 16 rows.
+        unsafe fn scales(&self) -> (__m512, __m512);
     }
 
-    /// Four values of one Q8 tile's k4 group `g` for 16 rows, unsigned (`q + 128`).
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw")]
-    unsafe fn q8_values(tile: &TileQ8, g: usize) -> [__m512; 4] {
-        let v = _mm512_loadu_si512(tile.qs.as_ptr().add(64 * g).cast());
-        [byte::<0>(v), byte::<8>(v), byte::<16>(v), byte::<24>(v)]
-    }
+    impl F32Tile for TileQ4 {
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw")]
+        unsafe fn values8(&self, k: usize) -> [__m512; 8] {
+            // Byte j of a k8 group holds value 8k + j in its low nibble and 8k + 4 + j in its
+            // high one.
+            let v = _mm512_loadu_si512(self.qs.as_ptr().add(64 * k).cast());
+            [
+                nibble::<0>(v),
+                nibble::<8>(v),
+                nibble::<16>(v),
+                nibble::<24>(v),
+                nibble::<4>(v),
+                nibble::<12>(v),
+                nibble::<20>(v),
+                nibble::<28>(v),
+            ]
+        }
 
-    /// `sum(u x)` over `values` (16 rows each) and the activations they stand for, in two
-    /// chains.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw")]
-    fn dot(values: &[__m512], x: &[f32], acc: &mut [__m512; 2]) {
-        for (i, (&u, &x)) in values.iter().zip(x).enumerate() {
-            acc[i & 1] = _mm512_fmadd_ps(u, _mm512_set1_ps(x), acc[i & 1]);
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw")]
+        unsafe fn scales(&self) -> (__m512, __m512) {
+            (f16x16(&self.d), f16x16(&self.m))
         }
     }
 
-    #[target_feature(enable = "avx512f,avx512bw")]
-    pub unsafe fn strip_q4(tiles: &[TileQ4], acts: &[ActF32], out: &mut [f32; TILE_ROWS]) {
-        rows_q4(tiles, [acts], std::slice::from_mut(out).try_into().expect("one row"))
+    impl F32Tile for TileQ8 {
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw")]
+        unsafe fn values8(&self, k: usize) -> [__m512; 8] {
+            // Byte j of k4 group g holds value 4g + j, offset to unsigned (`q + 128`).
+            let v0 = _mm512_loadu_si512(self.qs.as_ptr().add(128 * k).cast());
+            let v1 = _mm512_loadu_si512(self.qs.as_ptr().add(128 * k + 64).cast());
+            [
+                byte::<0>(v0),
+                byte::<8>(v0),
+                byte::<16>(v0),
+                byte::<24>(v0),
+                byte::<0>(v1),
+                byte::<8>(v1),
+                byte::<16>(v1),
+                byte::<24>(v1),
+            ]
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw")]
+        unsafe fn scales(&self) -> (__m512, __m512) {
+            let d = f16x16(&self.d);
+            (d, _mm512_mul_ps(d, _mm512_set1_ps(-128.0)))
+        }
     }
 
-    #[target_feature(enable = "avx512f,avx512bw")]
-    pub unsafe fn strip4_q4(tiles: &[TileQ4], acts: [&[ActF32]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
-        rows_q4(tiles, acts, out)
-    }
-
-    /// `R` activation rows against one strip of Q4 tiles, each tile widened once for all.
+    /// `R` activation rows against one strip of tiles, each tile widened once for all:
+    /// `d * sum(u x) + m * sum(x)` per block.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
-    unsafe fn rows_q4<const R: usize>(tiles: &[TileQ4], acts: [&[ActF32]; R], out: &mut [[f32; TILE_ROWS]; R]) {
+    unsafe fn rows<T: F32Tile, const R: usize>(tiles: &[T], acts: [&[ActF32]; R], out: &mut [[f32; TILE_ROWS]; R]) {
         assert!(
             acts.iter().all(|a| a.len() >= tiles.len()),
             "activation rows shorter than the strip"
@@ -99,13 +115,15 @@ pub mod avx512_f32 {
         let mut acc = [_mm512_setzero_ps(); R];
         for (i, tile) in tiles.iter().enumerate() {
             let mut dots = [[_mm512_setzero_ps(); 2]; R];
-            for g in 0..4 {
-                let u = q4_values(tile, g);
+            for k in 0..4 {
+                let u = tile.values8(k);
                 for (dots, a) in dots.iter_mut().zip(acts) {
-                    dot(&u, &a.get_unchecked(i).x[8 * g..8 * g + 8], dots);
+                    for (j, (&u, &x)) in u.iter().zip(&a.get_unchecked(i).x[8 * k..8 * k + 8]).enumerate() {
+                        dots[j & 1] = _mm512_fmadd_ps(u, _mm512_set1_ps(x), dots[j & 1]);
+                    }
                 }
             }
-            let (d, m) = (f16x16(&tile.d), f16x16(&tile.m));
+            let (d, m) = tile.scales();
             for ((acc, dots), a) in acc.iter_mut().zip(dots).zip(acts) {
                 *acc = _mm512_fmadd_ps(d, _mm512_add_ps(dots[0], dots[1]), *acc);
                 *acc = _mm512_fmadd_ps(m, _mm512_set1_ps(a.get_unchecked(i).sum), *acc);
@@ -117,41 +135,23 @@ pub mod avx512_f32 {
     }
 
     #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn strip_q4(tiles: &[TileQ4], acts: &[ActF32], out: &mut [f32; TILE_ROWS]) {
+        rows(tiles, [acts], std::slice::from_mut(out).try_into().expect("one row"))
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn strip4_q4(tiles: &[TileQ4], acts: [&[ActF32]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
+        rows(tiles, acts, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw")]
     pub unsafe fn strip_q8(tiles: &[TileQ8], acts: &[ActF32], out: &mut [f32; TILE_ROWS]) {
-        rows_q8(tiles, [acts], std::slice::from_mut(out).try_into().expect("one row"))
+        rows(tiles, [acts], std::slice::from_mut(out).try_into().expect("one row"))
     }
 
     #[target_feature(enable = "avx512f,avx512bw")]
     pub unsafe fn strip4_q8(tiles: &[TileQ8], acts: [&[ActF32]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
-        rows_q8(tiles, acts, out)
-    }
-
-    /// `R` activation rows against one strip of Q8 tiles: `d * (sum(u x) - 128 sum(x))`.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw")]
-    unsafe fn rows_q8<const R: usize>(tiles: &[TileQ8], acts: [&[ActF32]; R], out: &mut [[f32; TILE_ROWS]; R]) {
-        assert!(
-            acts.iter().all(|a| a.len() >= tiles.len()),
-            "activation rows shorter than the strip"
-        );
-        let mut acc = [_mm512_setzero_ps(); R];
-        for (i, tile) in tiles.iter().enumerate() {
-            let mut dots = [[_mm512_setzero_ps(); 2]; R];
-            for g in 0..8 {
-                let u = q8_values(tile, g);
-                for (dots, a) in dots.iter_mut().zip(acts) {
-                    dot(&u, &a.get_unchecked(i).x[4 * g..4 * g + 4], dots);
-                }
-            }
-            let d = f16x16(&tile.d);
-            for ((acc, dots), a) in acc.iter_mut().zip(dots).zip(acts) {
-                let offset = _mm512_set1_ps(128.0 * a.get_unchecked(i).sum);
-                *acc = _mm512_fmadd_ps(d, _mm512_sub_ps(_mm512_add_ps(dots[0], dots[1]), offset), *acc);
-            }
-        }
-        for (o, acc) in out.iter_mut().zip(acc) {
-            _mm512_storeu_ps(o.as_mut_ptr(), acc);
-        }
+        rows(tiles, acts, out)
     }
 }
 
