@@ -153,29 +153,26 @@ pub mod vnni_k {
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub unsafe fn strip_q4k(tiles: &[TileQ4K], acts: &[ActQ8K], out: &mut [f32; TILE_ROWS]) {
-        assert!(acts.len() >= tiles.len(), "activation row shorter than the strip");
-        let mut acc = _mm512_setzero_ps();
-        for (tile, a) in tiles.iter().zip(acts) {
-            let mut sumi = _mm512_setzero_si512();
-            for sub in 0..8 {
-                sumi = q4k_sub(&q4k_unpack(tile, sub), a, sub, u8x16(&tile.scales[sub]), sumi);
-            }
-            acc = q4k_scale(tile, a, sumi, acc);
-        }
-        _mm512_storeu_ps(out.as_mut_ptr(), acc);
+        rows_q4k(tiles, [acts], std::slice::from_mut(out).try_into().expect("one row"))
     }
 
-    /// Four activation rows against one strip of Q4_K tiles: each sub-block is unpacked
-    /// once for all four.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub unsafe fn strip4_q4k(tiles: &[TileQ4K], acts: [&[ActQ8K]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
+        rows_q4k(tiles, acts, out)
+    }
+
+    /// `R` activation rows against one strip of Q4_K tiles: each sub-block is unpacked once
+    /// for all of them.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn rows_q4k<const R: usize>(tiles: &[TileQ4K], acts: [&[ActQ8K]; R], out: &mut [[f32; TILE_ROWS]; R]) {
         assert!(
             acts.iter().all(|a| a.len() >= tiles.len()),
             "activation row shorter than the strip"
         );
-        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut acc = [_mm512_setzero_ps(); R];
         for (i, tile) in tiles.iter().enumerate() {
-            let mut sumi = [_mm512_setzero_si512(); 4];
+            let mut sumi = [_mm512_setzero_si512(); R];
             for sub in 0..8 {
                 let (u, scales) = (q4k_unpack(tile, sub), u8x16(&tile.scales[sub]));
                 for (sumi, a) in sumi.iter_mut().zip(acts) {
@@ -235,30 +232,26 @@ pub mod vnni_k {
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub unsafe fn strip_q6k(tiles: &[TileQ6K], acts: &[ActQ8K], out: &mut [f32; TILE_ROWS]) {
-        assert!(acts.len() >= tiles.len(), "activation row shorter than the strip");
-        let mut acc = _mm512_setzero_ps();
-        for (tile, a) in tiles.iter().zip(acts) {
-            let mut sumi = _mm512_setzero_si512();
-            for group in 0..16 {
-                sumi = q6k_group(&q6k_unpack(tile, group), a, group, i8x16(&tile.scales[group]), sumi);
-            }
-            let scale = _mm512_mul_ps(_mm512_set1_ps(a.d), f16x16(&tile.d));
-            acc = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sumi), acc);
-        }
-        _mm512_storeu_ps(out.as_mut_ptr(), acc);
+        rows_q6k(tiles, [acts], std::slice::from_mut(out).try_into().expect("one row"))
     }
 
-    /// Four activation rows against one strip of Q6_K tiles: each group is unpacked once
-    /// for all four.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub unsafe fn strip4_q6k(tiles: &[TileQ6K], acts: [&[ActQ8K]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
+        rows_q6k(tiles, acts, out)
+    }
+
+    /// `R` activation rows against one strip of Q6_K tiles: each group is unpacked once for
+    /// all of them.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn rows_q6k<const R: usize>(tiles: &[TileQ6K], acts: [&[ActQ8K]; R], out: &mut [[f32; TILE_ROWS]; R]) {
         assert!(
             acts.iter().all(|a| a.len() >= tiles.len()),
             "activation row shorter than the strip"
         );
-        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut acc = [_mm512_setzero_ps(); R];
         for (i, tile) in tiles.iter().enumerate() {
-            let mut sumi = [_mm512_setzero_si512(); 4];
+            let mut sumi = [_mm512_setzero_si512(); R];
             for group in 0..16 {
                 let (u, scales) = (q6k_unpack(tile, group), i8x16(&tile.scales[group]));
                 for (sumi, a) in sumi.iter_mut().zip(acts) {
