@@ -1,6 +1,7 @@
 //! Weight element formats (dense and GGUF block formats), host-side weights as loaded from a
 //! file, and the quantized matrix that the CPU backend multiplies with.
 
+mod act_avx512;
 mod avx2;
 pub mod blocks;
 mod format;

@@ -162,11 +162,16 @@ pub fn quantize_act_q8k(xs: &[f32], out: &mut [ActQ8K]) {
         for (s, q) in o.bsums.iter_mut().zip(o.qs.chunks_exact(16)) {
             *s = q.iter().map(|&q| q as i16).sum();
         }
-        for sub in 0..QK_K / 32 {
-            let sum = o.bsums[2 * sub] + o.bsums[2 * sub + 1];
-            (o.sub_sums[sub], o.sub_sums[8 + sub]) = ((sum & 127) as i8, (sum >> 7) as i8);
-        }
+        fill_sub_sums(o);
         o.d = d;
+    }
+}
+
+/// Fills a super-block's `sub_sums` from its `bsums`.
+pub(super) fn fill_sub_sums(o: &mut ActQ8K) {
+    for sub in 0..QK_K / 32 {
+        let sum = o.bsums[2 * sub] + o.bsums[2 * sub + 1];
+        (o.sub_sums[sub], o.sub_sums[8 + sub]) = ((sum & 127) as i8, (sum >> 7) as i8);
     }
 }
 

@@ -18,9 +18,9 @@ use rayon::prelude::*;
 
 use super::blocks::{ActQ8, BlockQ4_0, BlockQ4_1, BlockQ8_0, QK, QK_K};
 use super::matrix::QData;
-use super::scalar;
 use super::tiles_f32::{avx512_f32, pack_act_f32};
 use super::tiles_k::{repack_q4k, repack_q6k, vnni_k, TileQ4K, TileQ6K};
+use super::act_avx512;
 
 /// Rows per tile: one 512-bit register of int32 sums.
 pub const TILE_ROWS: usize = 16;
@@ -194,28 +194,28 @@ impl TiledMatrix {
                     one: vnni::strip_q4,
                     four: Some(vnni::strip4_q4),
                 };
-                self.run(t, xs, n, out, scalar::quantize_act_q8, QK, kernels)
+                self.run(t, xs, n, out, act_avx512::quantize_act_q8, QK, kernels)
             }
             Tiles::Q8(t) => {
                 let kernels = StripKernels {
                     one: vnni::strip_q8,
                     four: Some(vnni::strip4_q8),
                 };
-                self.run(t, xs, n, out, scalar::quantize_act_q8, QK, kernels)
+                self.run(t, xs, n, out, act_avx512::quantize_act_q8, QK, kernels)
             }
             Tiles::Q4K(t) => {
                 let kernels = StripKernels {
                     one: vnni_k::strip_q4k,
                     four: Some(vnni_k::strip4_q4k),
                 };
-                self.run(t, xs, n, out, scalar::quantize_act_q8k, QK_K, kernels)
+                self.run(t, xs, n, out, act_avx512::quantize_act_q8k, QK_K, kernels)
             }
             Tiles::Q6K(t) => {
                 let kernels = StripKernels {
                     one: vnni_k::strip_q6k,
                     four: Some(vnni_k::strip4_q6k),
                 };
-                self.run(t, xs, n, out, scalar::quantize_act_q8k, QK_K, kernels)
+                self.run(t, xs, n, out, act_avx512::quantize_act_q8k, QK_K, kernels)
             }
         }
     }
