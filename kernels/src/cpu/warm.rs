@@ -108,7 +108,7 @@ fn keep_warm(done: &AtomicBool) {
         }
         std::hint::spin_loop();
         idle_rounds += 1;
-        if idle_rounds % IDLE_ROUNDS_PER_CLOCK == 0 {
+        if idle_rounds.is_multiple_of(IDLE_ROUNDS_PER_CLOCK) {
             let since = *idle_since.get_or_insert_with(Instant::now);
             if since.elapsed() > WARM_IDLE_LIMIT {
                 return;
