@@ -16,11 +16,11 @@ use bytemuck::{Pod, Zeroable};
 use half::f16;
 use rayon::prelude::*;
 
+use super::act_avx512;
 use super::blocks::{ActQ8, BlockQ4_0, BlockQ4_1, BlockQ8_0, QK, QK_K};
 use super::matrix::QData;
 use super::tiles_f32::{avx512_f32, pack_act_f32};
 use super::tiles_k::{repack_q4k, repack_q6k, vnni_k, TileQ4K, TileQ6K};
-use super::act_avx512;
 
 /// Rows per tile: one 512-bit register of int32 sums.
 pub const TILE_ROWS: usize = 16;
@@ -244,8 +244,14 @@ impl TiledMatrix {
         }
     }
 
-    /// Quantizes the activations, runs `strip` over every (strip, activation row) in
-    /// parallel, then scatters the 16-row results into `out`.
+    /// Prepares the activation blocks (`quantize`: int8 blocks, or f32 blocks with their
+    /// sums), runs the strip kernels over every (strip, activation row) in parallel, and
+    /// gathers the 16-row results into `out`: directly for one activation row, through a
+    /// transposed buffer for several.
+    ///
+    /// The caller checks shapes and that [`available`] holds, so that every kernel call below
+    /// is sound: the kernels need the CPU features `available` checks, and every slice they
+    /// get is sized from the same block count.
     #[allow(clippy::too_many_arguments)]
     fn run<T: Sync, A: Pod + Send + Sync>(
         &self,
@@ -278,7 +284,7 @@ impl TiledMatrix {
                 .for_each(|(task, out)| {
                     for (i, rows) in out.chunks_mut(TILE_ROWS).enumerate() {
                         let mut sums = [0f32; TILE_ROWS];
-                        // SAFETY: as below.
+                        // SAFETY: see the doc comment.
                         unsafe { (kernels.one)(strip_tiles(task * per_task + i), &acts, &mut sums) };
                         rows.copy_from_slice(&sums[..rows.len()]);
                     }
@@ -290,8 +296,7 @@ impl TiledMatrix {
             .enumerate()
             .for_each(|(task, sums)| {
                 for (i, strip_sums) in sums.chunks_exact_mut(n * TILE_ROWS).enumerate() {
-                    // SAFETY: `matmul` runs only where `available()` holds; every slice is
-                    // sized from the same block count.
+                    // SAFETY: see the doc comment.
                     unsafe { strip_all(strip_tiles(task * per_task + i), &acts, bpr, strip_sums, &kernels) };
                 }
             });
