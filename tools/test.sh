@@ -14,6 +14,10 @@ compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || missing+=(clang lib
 # one, else Debian's software rasterizer lavapipe (mesa-vulkan-drivers) through the loader.
 compgen -G "/usr/lib/*/libvulkan.so.1" >/dev/null || missing+=(libvulkan1)
 compgen -G "/usr/share/vulkan/icd.d/*.json" >/dev/null || missing+=(mesa-vulkan-drivers)
+# The NEON kernels are tested on this x86-64 host: built with Debian's aarch64 cross linker
+# and run under qemu-user (.cargo/config.toml names both).
+command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
+command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 if ((${#missing[@]})); then
   apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
@@ -23,3 +27,11 @@ tools/fetch-smollm2.sh >/dev/null
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/brainstem-xdg-$UID}"
 mkdir -p -m 700 "$XDG_RUNTIME_DIR"
 cargo test --workspace --features brainstem/video "$@"
+# The NEON kernels' tests need Rust's aarch64 standard library, which rustup fetches; where
+# it cannot be fetched they are skipped, and this says so.
+if rustup target list --installed | grep -qx aarch64-unknown-linux-gnu ||
+  rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1; then
+  cargo test -p brainstem-kernels --target aarch64-unknown-linux-gnu --test quant_formats "$@"
+else
+  echo "tools/test.sh: NEON tests SKIPPED: rustup could not add aarch64-unknown-linux-gnu" >&2
+fi

@@ -6,7 +6,7 @@
 //! when the CPU reports every feature it needs; the scalar versions in `scalar.rs` and
 //! `format.rs` are the reference.
 
-use super::blocks::{ActQ8, ActQ8K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8_0};
+use super::blocks::{BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8_0};
 use super::format::{Dot4F32Fn, Dot4Fn, DotF32Fn, DotFn};
 
 #[cfg(target_arch = "x86_64")]
@@ -48,7 +48,8 @@ avx2_kernel!(dot_f32_q8_0: DotF32Fn<BlockQ8_0> = x86::dot_f32_q8_0);
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{ActQ8, ActQ8K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8_0};
+    use super::{BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8_0};
+    use crate::quant::blocks::{ActQ8, ActQ8K};
     use crate::quant::scalar::q4k_scale_min;
 
     #[inline]

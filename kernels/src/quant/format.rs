@@ -4,7 +4,7 @@
 use bytemuck::Pod;
 
 use super::blocks::{self, *};
-use super::{avx2, scalar, DType};
+use super::{avx2, neon, scalar, DType};
 
 /// A dot product of one row of weight blocks with the matching activation blocks.
 pub type DotFn<W> = fn(&[W], &[<W as QuantFormat>::Act]) -> f32;
@@ -81,7 +81,7 @@ impl QuantFormat for BlockQ4_0 {
         scalar::dot_q4_0(w, a)
     }
     fn dot_kernel() -> DotFn<Self> {
-        avx2::dot_q4_0().unwrap_or(Self::dot_scalar)
+        avx2::dot_q4_0().or_else(neon::dot_q4_0).unwrap_or(Self::dot_scalar)
     }
     fn dot_f32_kernel() -> DotF32Fn<Self> {
         avx2::dot_f32_q4_0().unwrap_or(Self::dot_f32_scalar)
@@ -108,7 +108,7 @@ impl QuantFormat for BlockQ4_1 {
         scalar::dot_q4_1(w, a)
     }
     fn dot_kernel() -> DotFn<Self> {
-        avx2::dot_q4_1().unwrap_or(Self::dot_scalar)
+        avx2::dot_q4_1().or_else(neon::dot_q4_1).unwrap_or(Self::dot_scalar)
     }
     fn dot_f32_kernel() -> DotF32Fn<Self> {
         avx2::dot_f32_q4_1().unwrap_or(Self::dot_f32_scalar)
@@ -135,7 +135,7 @@ impl QuantFormat for BlockQ8_0 {
         scalar::dot_q8_0(w, a)
     }
     fn dot_kernel() -> DotFn<Self> {
-        avx2::dot_q8_0().unwrap_or(Self::dot_scalar)
+        avx2::dot_q8_0().or_else(neon::dot_q8_0).unwrap_or(Self::dot_scalar)
     }
     fn dot_f32_kernel() -> DotF32Fn<Self> {
         avx2::dot_f32_q8_0().unwrap_or(Self::dot_f32_scalar)

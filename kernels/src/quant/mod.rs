@@ -6,6 +6,7 @@ mod avx2;
 pub mod blocks;
 mod format;
 mod matrix;
+mod neon;
 pub mod quantize;
 pub mod scalar;
 mod tiles;
