@@ -151,43 +151,6 @@ pub mod vnni_k {
         _mm512_fmadd_ps(_mm512_set1_ps(a.d), _mm512_sub_ps(products, offsets), acc)
     }
 
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn strip_q4k(tiles: &[TileQ4K], acts: &[ActQ8K], out: &mut [f32; TILE_ROWS]) {
-        rows_q4k(tiles, [acts], std::slice::from_mut(out).try_into().expect("one row"))
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn strip4_q4k(tiles: &[TileQ4K], acts: [&[ActQ8K]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
-        rows_q4k(tiles, acts, out)
-    }
-
-    /// `R` activation rows against one strip of Q4_K tiles: each sub-block is unpacked once
-    /// for all of them.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn rows_q4k<const R: usize>(tiles: &[TileQ4K], acts: [&[ActQ8K]; R], out: &mut [[f32; TILE_ROWS]; R]) {
-        assert!(
-            acts.iter().all(|a| a.len() >= tiles.len()),
-            "activation row shorter than the strip"
-        );
-        let mut acc = [_mm512_setzero_ps(); R];
-        for (i, tile) in tiles.iter().enumerate() {
-            let mut sumi = [_mm512_setzero_si512(); R];
-            for sub in 0..8 {
-                let (u, scales) = (q4k_unpack(tile, sub), u8x16(&tile.scales[sub]));
-                for (sumi, a) in sumi.iter_mut().zip(acts) {
-                    *sumi = q4k_sub(&u, a.get_unchecked(i), sub, scales, *sumi);
-                }
-            }
-            for ((acc, sumi), a) in acc.iter_mut().zip(sumi).zip(acts) {
-                *acc = q4k_scale(tile, a.get_unchecked(i), sumi, *acc);
-            }
-        }
-        for (o, acc) in out.iter_mut().zip(acc) {
-            _mm512_storeu_ps(o.as_mut_ptr(), acc);
-        }
-    }
-
     /// The unsigned 6-bit values of 16-value group `h` for 16 rows: four registers holding
     /// values `16h + 4i + j` (i = 0..4) in byte `j` of each row's 32-bit lane.
     #[inline]
@@ -230,43 +193,97 @@ pub mod vnni_k {
         _mm512_add_epi32(sumi, _mm512_mullo_epi32(scales, centred))
     }
 
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn strip_q6k(tiles: &[TileQ6K], acts: &[ActQ8K], out: &mut [f32; TILE_ROWS]) {
-        rows_q6k(tiles, [acts], std::slice::from_mut(out).try_into().expect("one row"))
+    /// A k-quant tile as the strip kernel sees it: one super-block of 16 rows.
+    trait KTile {
+        /// Each activation row's int32 sum over the super-block, scales applied; each
+        /// sub-block is unpacked once for all rows.
+        unsafe fn sums<const R: usize>(&self, acts: [&ActQ8K; R]) -> [__m512i; R];
+        /// `acc` plus the super-block's contribution, `sumi` scaled to f32.
+        unsafe fn scale(&self, a: &ActQ8K, sumi: __m512i, acc: __m512) -> __m512;
     }
 
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn strip4_q6k(tiles: &[TileQ6K], acts: [&[ActQ8K]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
-        rows_q6k(tiles, acts, out)
+    impl KTile for TileQ4K {
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+        unsafe fn sums<const R: usize>(&self, acts: [&ActQ8K; R]) -> [__m512i; R] {
+            let mut sumi = [_mm512_setzero_si512(); R];
+            for sub in 0..8 {
+                let (u, scales) = (q4k_unpack(self, sub), u8x16(&self.scales[sub]));
+                for (sumi, a) in sumi.iter_mut().zip(acts) {
+                    *sumi = q4k_sub(&u, a, sub, scales, *sumi);
+                }
+            }
+            sumi
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+        unsafe fn scale(&self, a: &ActQ8K, sumi: __m512i, acc: __m512) -> __m512 {
+            q4k_scale(self, a, sumi, acc)
+        }
     }
 
-    /// `R` activation rows against one strip of Q6_K tiles: each group is unpacked once for
-    /// all of them.
+    impl KTile for TileQ6K {
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+        unsafe fn sums<const R: usize>(&self, acts: [&ActQ8K; R]) -> [__m512i; R] {
+            let mut sumi = [_mm512_setzero_si512(); R];
+            for group in 0..16 {
+                let (u, scales) = (q6k_unpack(self, group), i8x16(&self.scales[group]));
+                for (sumi, a) in sumi.iter_mut().zip(acts) {
+                    *sumi = q6k_group(&u, a, group, scales, *sumi);
+                }
+            }
+            sumi
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+        unsafe fn scale(&self, a: &ActQ8K, sumi: __m512i, acc: __m512) -> __m512 {
+            let scale = _mm512_mul_ps(_mm512_set1_ps(a.d), f16x16(&self.d));
+            _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sumi), acc)
+        }
+    }
+
+    /// `R` activation rows against one strip of k-quant tiles.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn rows_q6k<const R: usize>(tiles: &[TileQ6K], acts: [&[ActQ8K]; R], out: &mut [[f32; TILE_ROWS]; R]) {
+    unsafe fn rows<T: KTile, const R: usize>(tiles: &[T], acts: [&[ActQ8K]; R], out: &mut [[f32; TILE_ROWS]; R]) {
         assert!(
             acts.iter().all(|a| a.len() >= tiles.len()),
             "activation row shorter than the strip"
         );
         let mut acc = [_mm512_setzero_ps(); R];
         for (i, tile) in tiles.iter().enumerate() {
-            let mut sumi = [_mm512_setzero_si512(); R];
-            for group in 0..16 {
-                let (u, scales) = (q6k_unpack(tile, group), i8x16(&tile.scales[group]));
-                for (sumi, a) in sumi.iter_mut().zip(acts) {
-                    *sumi = q6k_group(&u, a.get_unchecked(i), group, scales, *sumi);
-                }
-            }
-            let d = f16x16(&tile.d);
-            for ((acc, sumi), a) in acc.iter_mut().zip(sumi).zip(acts) {
-                let scale = _mm512_mul_ps(_mm512_set1_ps(a.get_unchecked(i).d), d);
-                *acc = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sumi), *acc);
+            let block: [&ActQ8K; R] = std::array::from_fn(|r| acts[r].get_unchecked(i));
+            let sumi = tile.sums(block);
+            for ((acc, sumi), a) in acc.iter_mut().zip(sumi).zip(block) {
+                *acc = tile.scale(a, sumi, *acc);
             }
         }
         for (o, acc) in out.iter_mut().zip(acc) {
             _mm512_storeu_ps(o.as_mut_ptr(), acc);
         }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn strip_q4k(tiles: &[TileQ4K], acts: &[ActQ8K], out: &mut [f32; TILE_ROWS]) {
+        rows(tiles, [acts], std::slice::from_mut(out).try_into().expect("one row"))
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn strip4_q4k(tiles: &[TileQ4K], acts: [&[ActQ8K]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
+        rows(tiles, acts, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn strip_q6k(tiles: &[TileQ6K], acts: &[ActQ8K], out: &mut [f32; TILE_ROWS]) {
+        rows(tiles, [acts], std::slice::from_mut(out).try_into().expect("one row"))
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn strip4_q6k(tiles: &[TileQ6K], acts: [&[ActQ8K]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
+        rows(tiles, acts, out)
     }
 }
 
