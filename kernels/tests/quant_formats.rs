@@ -69,6 +69,10 @@ fn fast_matmul_matches_scalar_reference_on_odd_shapes() {
             (7, 3 * block, 1),
             (37, 5 * block, 3),
             (130, 2 * block, 9),
+            // Eight-, four- and one-row strip kernels in one call.
+            (40, 3 * block, 13),
+            // Rows longer than one L1-sized chunk of a strip, for every format.
+            (33, 70 * block, 10),
             (48, block, 2),
             // Many 16-row strips per parallel task.
             (640, 2 * block, 1),

@@ -99,7 +99,7 @@ mod x86 {
                 _mm_storeu_si128(qs.as_mut_ptr().cast(), _mm512_cvtepi32_epi8(q));
                 *bsum = _mm512_reduce_add_epi32(q) as i16;
             }
-            scalar::fill_sub_sums(o);
+            scalar::fill_derived_sums(o);
             o.d = d;
         }
     }

@@ -97,5 +97,8 @@ pub struct ActQ8K {
     /// Each 32-value sub-block's sum `s` in two signed bytes, so that int8 dot products can
     /// weight it: bytes 0..8 hold `s & 127`, bytes 8..16 hold `s >> 7` (`s = 128 hi + lo`).
     pub sub_sums: [i8; 16],
+    /// `-32 * bsums`: the offset of Q6_K's unsigned values (`u = q + 32`) in each 16-value
+    /// dot product, kept in int32 so that the tiled kernel starts each dot from it.
+    pub q6_offsets: [i32; QK_K / 16],
 }
-const _: () = assert!(std::mem::size_of::<ActQ8K>() == 308);
+const _: () = assert!(std::mem::size_of::<ActQ8K>() == 372);

@@ -162,16 +162,19 @@ pub fn quantize_act_q8k(xs: &[f32], out: &mut [ActQ8K]) {
         for (s, q) in o.bsums.iter_mut().zip(o.qs.chunks_exact(16)) {
             *s = q.iter().map(|&q| q as i16).sum();
         }
-        fill_sub_sums(o);
+        fill_derived_sums(o);
         o.d = d;
     }
 }
 
-/// Fills a super-block's `sub_sums` from its `bsums`.
-pub(super) fn fill_sub_sums(o: &mut ActQ8K) {
+/// Fills a super-block's `sub_sums` and `q6_offsets` from its `bsums`.
+pub(super) fn fill_derived_sums(o: &mut ActQ8K) {
     for sub in 0..QK_K / 32 {
         let sum = o.bsums[2 * sub] + o.bsums[2 * sub + 1];
         (o.sub_sums[sub], o.sub_sums[8 + sub]) = ((sum & 127) as i8, (sum >> 7) as i8);
+    }
+    for (offset, &bsum) in o.q6_offsets.iter_mut().zip(&o.bsums) {
+        *offset = -32 * bsum as i32;
     }
 }
 

@@ -63,15 +63,16 @@ pub struct TiledMatrix {
     tiles: Tiles,
 }
 
-/// A strip kernel: 16 outputs from one strip's tiles and one row of activation blocks.
+/// A strip kernel: adds 16 outputs from one strip's tiles and one row of activation blocks to `out`.
 type StripFn<T, A> = unsafe fn(&[T], &[A], &mut [f32; TILE_ROWS]);
-/// The same for four activation rows at once, sharing every weight load between them.
-type Strip4Fn<T, A> = unsafe fn(&[T], [&[A]; 4], &mut [[f32; TILE_ROWS]; 4]);
+/// The same for `W` activation rows at once, sharing every weight load between them.
+type StripWideFn<T, A, const W: usize> = unsafe fn(&[T], [&[A]; W], &mut [[f32; TILE_ROWS]; W]);
 
-/// The kernels of one tile format.
+/// The kernels of one tile format: one activation row, and optionally four and eight.
 struct StripKernels<T, A> {
     one: StripFn<T, A>,
-    four: Option<Strip4Fn<T, A>>,
+    four: Option<StripWideFn<T, A, 4>>,
+    eight: Option<StripWideFn<T, A, 8>>,
 }
 
 /// Whether this CPU runs the tiled kernels.
@@ -99,26 +100,56 @@ fn nibbles(qs: &[u8; QK / 2]) -> [u8; QK] {
     std::array::from_fn(|k| if k < QK / 2 { qs[k] & 0xF } else { qs[k - QK / 2] >> 4 })
 }
 
-/// Every activation row's 16 outputs for one strip, four rows at a time where a kernel allows.
+/// Bytes of weight tiles a strip kernel call reads: a chunk of a strip this size stays in
+/// a core's L1 data cache (48 KiB here) beside the activation blocks of eight rows, while
+/// every activation row passes over it.
+const L1_WEIGHT_BYTES: usize = 16 << 10;
+
+/// Adds every activation row's 16 outputs for one strip to `sums`, one L1-sized chunk of the
+/// strip's blocks at a time: eight rows per kernel call, then four, then one, as far as the
+/// format has kernels.
 ///
 /// # Safety
 /// The CPU must run the kernels (see [`available`]).
 unsafe fn strip_all<T, A>(tiles: &[T], acts: &[A], bpr: usize, sums: &mut [f32], k: &StripKernels<T, A>) {
-    let row = |t: usize| &acts[t * bpr..(t + 1) * bpr];
-    let n = acts.len() / bpr;
-    let mut t = 0;
-    if let Some(four) = k.four {
-        while t + 4 <= n {
-            let mut out = [[0f32; TILE_ROWS]; 4];
-            four(tiles, [row(t), row(t + 1), row(t + 2), row(t + 3)], &mut out);
-            sums[t * TILE_ROWS..(t + 4) * TILE_ROWS].copy_from_slice(out.as_flattened());
-            t += 4;
+    let chunk = (L1_WEIGHT_BYTES / std::mem::size_of::<T>()).max(1);
+    for start in (0..bpr).step_by(chunk) {
+        let blocks = start..(start + chunk).min(bpr);
+        let row = |t: usize| &acts[t * bpr..(t + 1) * bpr][blocks.clone()];
+        let tiles = &tiles[blocks.clone()];
+        let rows = sums.len() / TILE_ROWS;
+        let mut t = strip_wide(tiles, &row, 0, rows, sums, k.eight);
+        t = strip_wide(tiles, &row, t, rows, sums, k.four);
+        for (t, o) in sums.as_chunks_mut::<TILE_ROWS>().0.iter_mut().enumerate().skip(t) {
+            (k.one)(tiles, row(t), o);
         }
     }
-    for (t, o) in sums.chunks_exact_mut(TILE_ROWS).enumerate().skip(t) {
-        let o: &mut [f32; TILE_ROWS] = o.try_into().expect("chunks of a tile's width");
-        (k.one)(tiles, row(t), o);
+}
+
+/// Runs `W`-row kernel calls from activation row `t` while `W` of the `rows` remain; returns
+/// the first row left.
+///
+/// # Safety
+/// As [`strip_all`].
+unsafe fn strip_wide<'a, T, A: 'a, const W: usize>(
+    tiles: &[T],
+    row: &impl Fn(usize) -> &'a [A],
+    mut t: usize,
+    rows: usize,
+    sums: &mut [f32],
+    kernel: Option<StripWideFn<T, A, W>>,
+) -> usize {
+    let Some(kernel) = kernel else { return t };
+    while t + W <= rows {
+        let out = sums[t * TILE_ROWS..(t + W) * TILE_ROWS].as_chunks_mut::<TILE_ROWS>().0;
+        kernel(
+            tiles,
+            std::array::from_fn(|r| row(t + r)),
+            out.try_into().expect("W rows"),
+        );
+        t += W;
     }
+    t
 }
 
 /// Builds the tiles of every strip in parallel; `fill` writes row `r` of a tile from the
@@ -193,6 +224,7 @@ impl TiledMatrix {
                 let kernels = StripKernels {
                     one: vnni::strip_q4,
                     four: Some(vnni::strip4_q4),
+                    eight: Some(vnni::strip8_q4),
                 };
                 self.run(t, xs, n, out, act_avx512::quantize_act_q8, QK, kernels)
             }
@@ -200,6 +232,7 @@ impl TiledMatrix {
                 let kernels = StripKernels {
                     one: vnni::strip_q8,
                     four: Some(vnni::strip4_q8),
+                    eight: Some(vnni::strip8_q8),
                 };
                 self.run(t, xs, n, out, act_avx512::quantize_act_q8, QK, kernels)
             }
@@ -207,6 +240,7 @@ impl TiledMatrix {
                 let kernels = StripKernels {
                     one: vnni_k::strip_q4k,
                     four: Some(vnni_k::strip4_q4k),
+                    eight: Some(vnni_k::strip8_q4k),
                 };
                 self.run(t, xs, n, out, act_avx512::quantize_act_q8k, QK_K, kernels)
             }
@@ -214,6 +248,7 @@ impl TiledMatrix {
                 let kernels = StripKernels {
                     one: vnni_k::strip_q6k,
                     four: Some(vnni_k::strip4_q6k),
+                    eight: Some(vnni_k::strip8_q6k),
                 };
                 self.run(t, xs, n, out, act_avx512::quantize_act_q8k, QK_K, kernels)
             }
@@ -228,6 +263,7 @@ impl TiledMatrix {
                 let kernels = StripKernels {
                     one: avx512_f32::strip_q4,
                     four: Some(avx512_f32::strip4_q4),
+                    eight: None,
                 };
                 self.run(t, xs, n, out, pack_act_f32, QK, kernels);
                 true
@@ -236,6 +272,7 @@ impl TiledMatrix {
                 let kernels = StripKernels {
                     one: avx512_f32::strip_q8,
                     four: Some(avx512_f32::strip4_q8),
+                    eight: None,
                 };
                 self.run(t, xs, n, out, pack_act_f32, QK, kernels);
                 true
@@ -322,121 +359,161 @@ pub(super) mod vnni {
         _mm512_set1_epi32(std::ptr::read_unaligned(qs.as_ptr().add(at).cast::<i32>()))
     }
 
+    /// One activation row's int32 dot product with `u`, the unpacked weights of one block
+    /// or sub-block (register `i` against activation bytes `qs[at[i]..]`), starting from
+    /// `init`. A row that runs alone gets up to four chains and two to seven rows two each,
+    /// so that `vpdpbusd`'s latency does not bound them; eight rows give the core enough
+    /// chains with one each.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    fn sum4(v: [__m512i; 4]) -> __m512i {
-        _mm512_add_epi32(_mm512_add_epi32(v[0], v[1]), _mm512_add_epi32(v[2], v[3]))
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn strip_q4(tiles: &[TileQ4], acts: &[ActQ8], out: &mut [f32; TILE_ROWS]) {
-        assert!(acts.len() >= tiles.len(), "activation row shorter than the strip");
-        let low = _mm512_set1_epi8(0xF);
-        let mut acc = _mm512_setzero_ps();
-        for (tile, a) in tiles.iter().zip(acts) {
-            // Four independent chains: vpdpbusd's latency would otherwise bound the loop.
-            let mut dots = [_mm512_setzero_si512(); 4];
-            for g in 0..4 {
-                let v = _mm512_loadu_si512(tile.qs.as_ptr().add(64 * g).cast());
-                let (lo, hi) = (2 * (g & 1), 2 * (g & 1) + 1);
-                dots[lo] = _mm512_dpbusd_epi32(dots[lo], _mm512_and_si512(v, low), broadcast4(&a.qs, 8 * g));
-                let high = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-                dots[hi] = _mm512_dpbusd_epi32(dots[hi], high, broadcast4(&a.qs, 8 * g + 4));
-            }
-            let dot = sum4(dots);
-            let d = _mm512_cvtph_ps(_mm256_loadu_si256(tile.d.as_ptr().cast()));
-            let m = _mm512_cvtph_ps(_mm256_loadu_si256(tile.m.as_ptr().cast()));
-            acc = _mm512_fmadd_ps(d, _mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(a.d)), acc);
-            acc = _mm512_fmadd_ps(m, _mm512_set1_ps(a.sum), acc);
+    pub(crate) unsafe fn dot<const R: usize, const N: usize>(
+        u: &[__m512i; N],
+        qs: &[i8],
+        at: [usize; N],
+        init: __m512i,
+    ) -> __m512i {
+        let chains = match R {
+            1 => (N / 2).min(4),
+            2..8 => 2,
+            _ => 1,
+        };
+        let mut dots = [
+            init,
+            _mm512_setzero_si512(),
+            _mm512_setzero_si512(),
+            _mm512_setzero_si512(),
+        ];
+        for (i, (u, at)) in u.iter().zip(at).enumerate() {
+            dots[i % chains] = _mm512_dpbusd_epi32(dots[i % chains], *u, broadcast4(qs, at));
         }
-        _mm512_storeu_ps(out.as_mut_ptr(), acc);
-    }
-
-    /// Four activation rows against one strip of Q4 tiles: each weight load feeds four rows.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn strip4_q4(tiles: &[TileQ4], acts: [&[ActQ8]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
-        assert!(
-            acts.iter().all(|a| a.len() >= tiles.len()),
-            "activation row shorter than the strip"
-        );
-        let low = _mm512_set1_epi8(0xF);
-        let mut acc = [_mm512_setzero_ps(); 4];
-        for (i, tile) in tiles.iter().enumerate() {
-            let mut dots = [[_mm512_setzero_si512(); 2]; 4];
-            for g in 0..4 {
-                let v = _mm512_loadu_si512(tile.qs.as_ptr().add(64 * g).cast());
-                let (lo, hi) = (_mm512_and_si512(v, low), _mm512_and_si512(_mm512_srli_epi16(v, 4), low));
-                for (dots, a) in dots.iter_mut().zip(acts) {
-                    let qs = &a.get_unchecked(i).qs;
-                    dots[0] = _mm512_dpbusd_epi32(dots[0], lo, broadcast4(qs, 8 * g));
-                    dots[1] = _mm512_dpbusd_epi32(dots[1], hi, broadcast4(qs, 8 * g + 4));
-                }
-            }
-            let d = _mm512_cvtph_ps(_mm256_loadu_si256(tile.d.as_ptr().cast()));
-            let m = _mm512_cvtph_ps(_mm256_loadu_si256(tile.m.as_ptr().cast()));
-            for ((acc, dots), a) in acc.iter_mut().zip(dots).zip(acts) {
-                let a = a.get_unchecked(i);
-                let dot = _mm512_cvtepi32_ps(_mm512_add_epi32(dots[0], dots[1]));
-                *acc = _mm512_fmadd_ps(d, _mm512_mul_ps(dot, _mm512_set1_ps(a.d)), *acc);
-                *acc = _mm512_fmadd_ps(m, _mm512_set1_ps(a.sum), *acc);
-            }
-        }
-        for (o, acc) in out.iter_mut().zip(acc) {
-            _mm512_storeu_ps(o.as_mut_ptr(), acc);
+        match chains {
+            1 => dots[0],
+            2 => _mm512_add_epi32(dots[0], dots[1]),
+            _ => _mm512_add_epi32(_mm512_add_epi32(dots[0], dots[1]), _mm512_add_epi32(dots[2], dots[3])),
         }
     }
 
-    /// Four activation rows against one strip of Q8 tiles.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn strip4_q8(tiles: &[TileQ8], acts: [&[ActQ8]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
-        assert!(
-            acts.iter().all(|a| a.len() >= tiles.len()),
-            "activation row shorter than the strip"
-        );
-        let mut acc = [_mm512_setzero_ps(); 4];
-        for (i, tile) in tiles.iter().enumerate() {
-            let mut dots = [[_mm512_setzero_si512(); 2]; 4];
-            for g in 0..8 {
-                let v = _mm512_loadu_si512(tile.qs.as_ptr().add(64 * g).cast());
-                for (dots, a) in dots.iter_mut().zip(acts) {
-                    let qs = &a.get_unchecked(i).qs;
-                    dots[g & 1] = _mm512_dpbusd_epi32(dots[g & 1], v, broadcast4(qs, 4 * g));
-                }
-            }
-            let d = _mm512_cvtph_ps(_mm256_loadu_si256(tile.d.as_ptr().cast()));
-            for ((acc, dots), a) in acc.iter_mut().zip(dots).zip(acts) {
-                let a = a.get_unchecked(i);
-                let dot = _mm512_cvtepi32_ps(_mm512_add_epi32(dots[0], dots[1]));
-                let scaled = _mm512_fmsub_ps(dot, _mm512_set1_ps(a.d), _mm512_set1_ps(128.0 * a.sum));
-                *acc = _mm512_fmadd_ps(d, scaled, *acc);
-            }
+    /// A legacy tile as the strip kernel sees it: one 32-value block of 16 rows.
+    trait LegacyTile {
+        /// Where each unpacked register's four activation bytes start in the block.
+        const AT: [usize; 8];
+        /// The block's unsigned weights, four values of 16 rows per register.
+        unsafe fn unpack(&self) -> [__m512i; 8];
+        /// `acc` plus the block's contribution, from its int32 dot product with `a`.
+        unsafe fn finish(&self, a: &ActQ8, dot: __m512i, acc: __m512) -> __m512;
+    }
+
+    impl LegacyTile for TileQ4 {
+        const AT: [usize; 8] = [0, 8, 16, 24, 4, 12, 20, 28];
+
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+        unsafe fn unpack(&self) -> [__m512i; 8] {
+            let low = _mm512_set1_epi8(0xF);
+            let v: [__m512i; 4] = std::array::from_fn(|g| _mm512_loadu_si512(self.qs.as_ptr().add(64 * g).cast()));
+            let high = |v: __m512i| _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+            [
+                _mm512_and_si512(v[0], low),
+                _mm512_and_si512(v[1], low),
+                _mm512_and_si512(v[2], low),
+                _mm512_and_si512(v[3], low),
+                high(v[0]),
+                high(v[1]),
+                high(v[2]),
+                high(v[3]),
+            ]
         }
-        for (o, acc) in out.iter_mut().zip(acc) {
-            _mm512_storeu_ps(o.as_mut_ptr(), acc);
+
+        /// `d * d_x * dot + m * d_x * sum(x_q)`.
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+        unsafe fn finish(&self, a: &ActQ8, dot: __m512i, acc: __m512) -> __m512 {
+            let d = _mm512_cvtph_ps(_mm256_loadu_si256(self.d.as_ptr().cast()));
+            let m = _mm512_cvtph_ps(_mm256_loadu_si256(self.m.as_ptr().cast()));
+            let acc = _mm512_fmadd_ps(d, _mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(a.d)), acc);
+            _mm512_fmadd_ps(m, _mm512_set1_ps(a.sum), acc)
         }
     }
 
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn strip_q8(tiles: &[TileQ8], acts: &[ActQ8], out: &mut [f32; TILE_ROWS]) {
-        assert!(acts.len() >= tiles.len(), "activation row shorter than the strip");
-        let mut acc = _mm512_setzero_ps();
-        for (tile, a) in tiles.iter().zip(acts) {
-            let mut dots = [_mm512_setzero_si512(); 4];
-            for g in 0..8 {
-                let v = _mm512_loadu_si512(tile.qs.as_ptr().add(64 * g).cast());
-                dots[g & 3] = _mm512_dpbusd_epi32(dots[g & 3], v, broadcast4(&a.qs, 4 * g));
-            }
-            let dot = sum4(dots);
-            let d = _mm512_cvtph_ps(_mm256_loadu_si256(tile.d.as_ptr().cast()));
-            // d * (d_x * sum(u x_q) - 128 * d_x * sum(x_q)), u = q + 128.
+    impl LegacyTile for TileQ8 {
+        const AT: [usize; 8] = [0, 4, 8, 12, 16, 20, 24, 28];
+
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+        unsafe fn unpack(&self) -> [__m512i; 8] {
+            std::array::from_fn(|g| _mm512_loadu_si512(self.qs.as_ptr().add(64 * g).cast()))
+        }
+
+        /// `d * (d_x * sum(u x_q) - 128 * d_x * sum(x_q))`, `u = q + 128`.
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+        unsafe fn finish(&self, a: &ActQ8, dot: __m512i, acc: __m512) -> __m512 {
+            let d = _mm512_cvtph_ps(_mm256_loadu_si256(self.d.as_ptr().cast()));
             let scaled = _mm512_fmsub_ps(
                 _mm512_cvtepi32_ps(dot),
                 _mm512_set1_ps(a.d),
                 _mm512_set1_ps(128.0 * a.sum),
             );
-            acc = _mm512_fmadd_ps(d, scaled, acc);
+            _mm512_fmadd_ps(d, scaled, acc)
         }
-        _mm512_storeu_ps(out.as_mut_ptr(), acc);
+    }
+
+    /// `R` activation rows against one strip of legacy tiles, added to `out`: each weight
+    /// load feeds every row.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn rows<T: LegacyTile, const R: usize>(tiles: &[T], acts: [&[ActQ8]; R], out: &mut [[f32; TILE_ROWS]; R]) {
+        assert!(
+            acts.iter().all(|a| a.len() >= tiles.len()),
+            "activation row shorter than the strip"
+        );
+        let mut acc: [__m512; R] = std::array::from_fn(|r| _mm512_loadu_ps(out[r].as_ptr()));
+        for (i, tile) in tiles.iter().enumerate() {
+            let u = tile.unpack();
+            for (acc, a) in acc.iter_mut().zip(acts) {
+                let a = a.get_unchecked(i);
+                let dot = dot::<R, 8>(&u, &a.qs, T::AT, _mm512_setzero_si512());
+                *acc = tile.finish(a, dot, *acc);
+            }
+        }
+        for (o, acc) in out.iter_mut().zip(acc) {
+            _mm512_storeu_ps(o.as_mut_ptr(), acc);
+        }
+    }
+
+    /// One activation row's slice as the one-row kernels take it.
+    fn one<const W: usize>(out: &mut [f32; W]) -> &mut [[f32; W]; 1] {
+        std::slice::from_mut(out).try_into().expect("one row")
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn strip_q4(tiles: &[TileQ4], acts: &[ActQ8], out: &mut [f32; TILE_ROWS]) {
+        rows(tiles, [acts], one(out))
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn strip4_q4(tiles: &[TileQ4], acts: [&[ActQ8]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
+        rows(tiles, acts, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn strip8_q4(tiles: &[TileQ4], acts: [&[ActQ8]; 8], out: &mut [[f32; TILE_ROWS]; 8]) {
+        rows(tiles, acts, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn strip_q8(tiles: &[TileQ8], acts: &[ActQ8], out: &mut [f32; TILE_ROWS]) {
+        rows(tiles, [acts], one(out))
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn strip4_q8(tiles: &[TileQ8], acts: [&[ActQ8]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
+        rows(tiles, acts, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn strip8_q8(tiles: &[TileQ8], acts: [&[ActQ8]; 8], out: &mut [[f32; TILE_ROWS]; 8]) {
+        rows(tiles, acts, out)
     }
 }
 
@@ -457,6 +534,14 @@ mod vnni {
     }
 
     pub unsafe fn strip4_q8(_: &[TileQ8], _: [&[ActQ8]; 4], _: &mut [[f32; TILE_ROWS]; 4]) {
+        unreachable!("tiles are built only where AVX-512 VNNI runs")
+    }
+
+    pub unsafe fn strip8_q4(_: &[TileQ4], _: [&[ActQ8]; 8], _: &mut [[f32; TILE_ROWS]; 8]) {
+        unreachable!("tiles are built only where AVX-512 VNNI runs")
+    }
+
+    pub unsafe fn strip8_q8(_: &[TileQ8], _: [&[ActQ8]; 8], _: &mut [[f32; TILE_ROWS]; 8]) {
         unreachable!("tiles are built only where AVX-512 VNNI runs")
     }
 }

@@ -104,7 +104,7 @@ pub mod avx512_f32 {
     }
 
     /// `R` activation rows against one strip of tiles, each tile widened once for all:
-    /// `d * sum(u x) + m * sum(x)` per block.
+    /// `d * sum(u x) + m * sum(x)` per block, added to `out`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
     unsafe fn rows<T: F32Tile, const R: usize>(tiles: &[T], acts: [&[ActF32]; R], out: &mut [[f32; TILE_ROWS]; R]) {
@@ -112,7 +112,7 @@ pub mod avx512_f32 {
             acts.iter().all(|a| a.len() >= tiles.len()),
             "activation rows shorter than the strip"
         );
-        let mut acc = [_mm512_setzero_ps(); R];
+        let mut acc: [__m512; R] = std::array::from_fn(|r| _mm512_loadu_ps(out[r].as_ptr()));
         for (i, tile) in tiles.iter().enumerate() {
             let mut dots = [[_mm512_setzero_ps(); 2]; R];
             for k in 0..4 {

@@ -4,11 +4,17 @@
 //! tiles), each row's eight 6-bit sub-block scales unpacked to bytes `[sub-block][row]`,
 //! its mins to bytes `[half][row][4 sub-blocks]`, `d` and `dmin` as f16 `[row]`. The mins
 //! reach the result through the activation's sub-block sums, split into two signed bytes
-//! each (`ActQ8K::sub_sums`) so that four int8 dot products weight all eight. Q6_K: values offset to unsigned (`q + 32`), their low
-//! 4 bits in a nibble tile and their high 2 bits in a 2-bit plane (the file's size, not a
-//! byte per value), the 16 signed group scales `[group][row]`, `d` per row; the offset
-//! returns through the same sums. Scale products are summed in int32, as the scalar
-//! reference does, so the tiled result matches it to f32 rounding.
+//! each (`ActQ8K::sub_sums`) so that four int8 dot products weight all eight. Q6_K: values
+//! offset to unsigned (`q + 32`), their low 4 bits in a nibble tile and their high 2 bits
+//! in a 2-bit plane (the file's size, not a byte per value), the 16 signed group scales
+//! `[group][row]`, `d` per row; each group's dot starts from the offset's share,
+//! `ActQ8K::q6_offsets`.
+//!
+//! Each sub-block's int32 dot product is scaled in f32 by `d * scale` (one convert and one
+//! FMA per row, where an int32 multiply costs two slots of the two vector ports), so the
+//! tiled result differs from the scalar reference's int32 sums by f32 rounding only. The
+//! strip kernels take up to eight activation rows per call, unpacking each sub-block once
+//! for all of them.
 
 use bytemuck::{Pod, Zeroable};
 use half::f16;
@@ -78,7 +84,7 @@ pub mod vnni_k {
 
     use super::{TileQ4K, TileQ6K, TILE_ROWS};
     use crate::quant::blocks::ActQ8K;
-    use crate::quant::tiles::vnni::broadcast4;
+    use crate::quant::tiles::vnni::{broadcast4, dot};
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
@@ -113,19 +119,22 @@ pub mod vnni_k {
         u
     }
 
-    /// One activation row's dot products with sub-block `sub`, times the sub-block's
-    /// scales, added to `sumi`.
+    /// Every activation row's dot with one sub-block or group, times its f32 scales
+    /// (`d * scale` per weight row), added to that row's f32 sum.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn q4k_sub(u: &[[__m512i; 2]; 4], a: &ActQ8K, sub: usize, scales: __m512i, sumi: __m512i) -> __m512i {
-        let mut dots = [_mm512_setzero_si512(); 2];
-        for (i, [lo, hi]) in u.iter().enumerate() {
-            let g = 4 * sub + i;
-            dots[0] = _mm512_dpbusd_epi32(dots[0], *lo, broadcast4(&a.qs, 8 * g));
-            dots[1] = _mm512_dpbusd_epi32(dots[1], *hi, broadcast4(&a.qs, 8 * g + 4));
+    unsafe fn add_scaled<const R: usize, const N: usize>(
+        u: &[__m512i; N],
+        acts: [&ActQ8K; R],
+        at: [usize; N],
+        init: impl Fn(&ActQ8K) -> __m512i,
+        scales: __m512,
+        sums: &mut [__m512; R],
+    ) {
+        for (sum, a) in sums.iter_mut().zip(acts) {
+            let dot = dot::<R, N>(u, &a.qs, at, init(a));
+            *sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scales, *sum);
         }
-        let dot = _mm512_add_epi32(dots[0], dots[1]);
-        _mm512_add_epi32(sumi, _mm512_mullo_epi32(scales, dot))
     }
 
     /// `sum(mins * sub-block sums)` for 16 rows, from the sums' two seven-bit digits.
@@ -142,13 +151,16 @@ pub mod vnni_k {
         _mm512_add_epi32(low, _mm512_slli_epi32(high, 7))
     }
 
-    /// `a.d * (d * sumi - dmin * summ)` added to `acc`.
+    /// `a.d * (sum - dmin * summ)` added to `acc`, `sum` already carrying `d`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn q4k_scale(tile: &TileQ4K, a: &ActQ8K, sumi: __m512i, acc: __m512) -> __m512 {
-        let products = _mm512_mul_ps(f16x16(&tile.d), _mm512_cvtepi32_ps(sumi));
-        let offsets = _mm512_mul_ps(f16x16(&tile.dmin), _mm512_cvtepi32_ps(q4k_mins(tile, a)));
-        _mm512_fmadd_ps(_mm512_set1_ps(a.d), _mm512_sub_ps(products, offsets), acc)
+    unsafe fn q4k_finish(tile: &TileQ4K, a: &ActQ8K, sum: __m512, acc: __m512) -> __m512 {
+        let mins = _mm512_cvtepi32_ps(q4k_mins(tile, a));
+        _mm512_fmadd_ps(
+            _mm512_set1_ps(a.d),
+            _mm512_fnmadd_ps(f16x16(&tile.dmin), mins, sum),
+            acc,
+        )
     }
 
     /// The unsigned 6-bit values of 16-value group `h` for 16 rows: four registers holding
@@ -178,74 +190,63 @@ pub mod vnni_k {
         ]
     }
 
-    /// One activation row's dot product with 16-value group `group`, centred and scaled,
-    /// added to `sumi`: `sum((u - 32) x) = sum(u x) - 32 sum(x)`.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn q6k_group(u: &[__m512i; 4], a: &ActQ8K, group: usize, scales: __m512i, sumi: __m512i) -> __m512i {
-        let mut dots = [_mm512_setzero_si512(); 2];
-        for (i, u) in u.iter().enumerate() {
-            let x = broadcast4(&a.qs, 16 * group + 4 * i);
-            dots[i & 1] = _mm512_dpbusd_epi32(dots[i & 1], *u, x);
-        }
-        let offset = _mm512_set1_epi32(32 * a.bsums[group] as i32);
-        let centred = _mm512_sub_epi32(_mm512_add_epi32(dots[0], dots[1]), offset);
-        _mm512_add_epi32(sumi, _mm512_mullo_epi32(scales, centred))
-    }
-
     /// A k-quant tile as the strip kernel sees it: one super-block of 16 rows.
     trait KTile {
-        /// Each activation row's int32 sum over the super-block, scales applied; each
-        /// sub-block is unpacked once for all rows.
-        unsafe fn sums<const R: usize>(&self, acts: [&ActQ8K; R]) -> [__m512i; R];
-        /// `acc` plus the super-block's contribution, `sumi` scaled to f32.
-        unsafe fn scale(&self, a: &ActQ8K, sumi: __m512i, acc: __m512) -> __m512;
+        /// Each activation row's f32 sum over the super-block, `d` and the sub-block scales
+        /// applied; each sub-block is unpacked once for all rows.
+        unsafe fn sums<const R: usize>(&self, acts: [&ActQ8K; R]) -> [__m512; R];
+        /// `acc` plus the super-block's contribution, from `sum`.
+        unsafe fn finish(&self, a: &ActQ8K, sum: __m512, acc: __m512) -> __m512;
     }
 
     impl KTile for TileQ4K {
         #[inline]
         #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-        unsafe fn sums<const R: usize>(&self, acts: [&ActQ8K; R]) -> [__m512i; R] {
-            let mut sumi = [_mm512_setzero_si512(); R];
+        unsafe fn sums<const R: usize>(&self, acts: [&ActQ8K; R]) -> [__m512; R] {
+            let d = f16x16(&self.d);
+            let mut sums = [_mm512_setzero_ps(); R];
             for sub in 0..8 {
-                let (u, scales) = (q4k_unpack(self, sub), u8x16(&self.scales[sub]));
-                for (sumi, a) in sumi.iter_mut().zip(acts) {
-                    *sumi = q4k_sub(&u, a, sub, scales, *sumi);
-                }
+                let scales = _mm512_mul_ps(d, _mm512_cvtepi32_ps(u8x16(&self.scales[sub])));
+                // Low nibbles of the four k8 groups, then their high nibbles.
+                let [[l0, h0], [l1, h1], [l2, h2], [l3, h3]] = q4k_unpack(self, sub);
+                let at = [0, 8, 16, 24, 4, 12, 20, 28].map(|at| 32 * sub + at);
+                let zero = |_: &ActQ8K| _mm512_setzero_si512();
+                add_scaled(&[l0, l1, l2, l3, h0, h1, h2, h3], acts, at, zero, scales, &mut sums);
             }
-            sumi
+            sums
         }
 
         #[inline]
         #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-        unsafe fn scale(&self, a: &ActQ8K, sumi: __m512i, acc: __m512) -> __m512 {
-            q4k_scale(self, a, sumi, acc)
+        unsafe fn finish(&self, a: &ActQ8K, sum: __m512, acc: __m512) -> __m512 {
+            q4k_finish(self, a, sum, acc)
         }
     }
 
     impl KTile for TileQ6K {
+        /// Each group's dot starts from `-32 * bsum`: `sum((u - 32) x) = sum(u x) - 32 sum(x)`.
         #[inline]
         #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-        unsafe fn sums<const R: usize>(&self, acts: [&ActQ8K; R]) -> [__m512i; R] {
-            let mut sumi = [_mm512_setzero_si512(); R];
+        unsafe fn sums<const R: usize>(&self, acts: [&ActQ8K; R]) -> [__m512; R] {
+            let d = f16x16(&self.d);
+            let mut sums = [_mm512_setzero_ps(); R];
             for group in 0..16 {
-                let (u, scales) = (q6k_unpack(self, group), i8x16(&self.scales[group]));
-                for (sumi, a) in sumi.iter_mut().zip(acts) {
-                    *sumi = q6k_group(&u, a, group, scales, *sumi);
-                }
+                let scales = _mm512_mul_ps(d, _mm512_cvtepi32_ps(i8x16(&self.scales[group])));
+                let at = [0, 4, 8, 12].map(|at| 16 * group + at);
+                let offset = |a: &ActQ8K| _mm512_set1_epi32(a.q6_offsets[group]);
+                add_scaled(&q6k_unpack(self, group), acts, at, offset, scales, &mut sums);
             }
-            sumi
+            sums
         }
 
         #[inline]
         #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-        unsafe fn scale(&self, a: &ActQ8K, sumi: __m512i, acc: __m512) -> __m512 {
-            let scale = _mm512_mul_ps(_mm512_set1_ps(a.d), f16x16(&self.d));
-            _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sumi), acc)
+        unsafe fn finish(&self, a: &ActQ8K, sum: __m512, acc: __m512) -> __m512 {
+            _mm512_fmadd_ps(_mm512_set1_ps(a.d), sum, acc)
         }
     }
 
-    /// `R` activation rows against one strip of k-quant tiles.
+    /// `R` activation rows against one strip of k-quant tiles, added to `out`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn rows<T: KTile, const R: usize>(tiles: &[T], acts: [&[ActQ8K]; R], out: &mut [[f32; TILE_ROWS]; R]) {
@@ -253,12 +254,12 @@ pub mod vnni_k {
             acts.iter().all(|a| a.len() >= tiles.len()),
             "activation row shorter than the strip"
         );
-        let mut acc = [_mm512_setzero_ps(); R];
+        let mut acc: [__m512; R] = std::array::from_fn(|r| _mm512_loadu_ps(out[r].as_ptr()));
         for (i, tile) in tiles.iter().enumerate() {
             let block: [&ActQ8K; R] = std::array::from_fn(|r| acts[r].get_unchecked(i));
-            let sumi = tile.sums(block);
-            for ((acc, sumi), a) in acc.iter_mut().zip(sumi).zip(block) {
-                *acc = tile.scale(a, sumi, *acc);
+            let sums = tile.sums(block);
+            for ((acc, sum), a) in acc.iter_mut().zip(sums).zip(block) {
+                *acc = tile.finish(a, sum, *acc);
             }
         }
         for (o, acc) in out.iter_mut().zip(acc) {
@@ -273,6 +274,16 @@ pub mod vnni_k {
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub unsafe fn strip4_q4k(tiles: &[TileQ4K], acts: [&[ActQ8K]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
+        rows(tiles, acts, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn strip8_q4k(tiles: &[TileQ4K], acts: [&[ActQ8K]; 8], out: &mut [[f32; TILE_ROWS]; 8]) {
+        rows(tiles, acts, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn strip8_q6k(tiles: &[TileQ6K], acts: [&[ActQ8K]; 8], out: &mut [[f32; TILE_ROWS]; 8]) {
         rows(tiles, acts, out)
     }
 
@@ -305,6 +316,14 @@ pub mod vnni_k {
     }
 
     pub unsafe fn strip4_q6k(_: &[TileQ6K], _: [&[ActQ8K]; 4], _: &mut [[f32; TILE_ROWS]; 4]) {
+        unreachable!("tiles are built only where AVX-512 VNNI runs")
+    }
+
+    pub unsafe fn strip8_q4k(_: &[TileQ4K], _: [&[ActQ8K]; 8], _: &mut [[f32; TILE_ROWS]; 8]) {
+        unreachable!("tiles are built only where AVX-512 VNNI runs")
+    }
+
+    pub unsafe fn strip8_q6k(_: &[TileQ6K], _: [&[ActQ8K]; 8], _: &mut [[f32; TILE_ROWS]; 8]) {
         unreachable!("tiles are built only where AVX-512 VNNI runs")
     }
 }
