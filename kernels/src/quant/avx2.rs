@@ -1,7 +1,9 @@
 //! AVX2 + FMA + F16C row-wise dot products: the legacy block formats (Q4_0, Q4_1, Q8_0)
 //! against int8 activation blocks (unsigned x signed byte products, `vpmaddubsw`, summed into
 //! int32, then scaled per block in f32), and against f32 activations (each block widened to
-//! f32 in registers, then fused multiply-adds); Q4_K and Q6_K against int8 super-blocks.
+//! f32 in registers, then fused multiply-adds); Q4_K and Q6_K against int8 super-blocks,
+//! and against f32 activations block by block (dequantized once for one or four rows, then
+//! fused multiply-adds).
 //! These run where the VNNI tiles (`tiles.rs`) do not. Each public function returns the kernel only
 //! when the CPU reports every feature it needs; the scalar versions in `scalar.rs` and
 //! `format.rs` are the reference.
@@ -43,13 +45,18 @@ avx2_kernel!(dot_q6k: DotFn<BlockQ6K> = x86::dot_q6k);
 avx2_kernel!(dot_f32_q4_0: DotF32Fn<BlockQ4_0> = x86::dot_f32_q4_0);
 avx2_kernel!(dot_f32_q4_1: DotF32Fn<BlockQ4_1> = x86::dot_f32_q4_1);
 avx2_kernel!(dot_f32_q8_0: DotF32Fn<BlockQ8_0> = x86::dot_f32_q8_0);
+avx2_kernel!(dot_f32_q4k: DotF32Fn<BlockQ4K> = x86::dot_f32_dequantized::<BlockQ4K>);
+avx2_kernel!(dot_f32_q6k: DotF32Fn<BlockQ6K> = x86::dot_f32_dequantized::<BlockQ6K>);
+avx2_kernel!(dot4_f32_q4k: Dot4F32Fn<BlockQ4K> = x86::dot4_f32_dequantized::<BlockQ4K>);
+avx2_kernel!(dot4_f32_q6k: Dot4F32Fn<BlockQ6K> = x86::dot4_f32_dequantized::<BlockQ6K>);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
     use super::{BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8_0};
-    use crate::quant::blocks::{ActQ8, ActQ8K};
+    use crate::quant::blocks::{ActQ8, ActQ8K, QK_K};
+    use crate::quant::format::QuantFormat;
     use crate::quant::scalar::q4k_scale_min;
 
     #[inline]
@@ -216,6 +223,43 @@ mod x86 {
             acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(w.d)), qx, acc);
         }
         hsum(acc)
+    }
+
+    /// One weight row against `R` f32 activation rows, in any format: each block is
+    /// dequantized once by the format's own reference code (compiled here with AVX2), then
+    /// two FMA chains of eight lanes per row. The k-quants use it; their scalar version sums
+    /// one product at a time.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn rows_f32_dequantized<W: QuantFormat, const R: usize>(w: &[W], x: [&[f32]; R]) -> [f32; R] {
+        assert!(
+            x.iter().all(|x| x.len() >= W::ELEMS * w.len()),
+            "activation rows shorter than the weight row"
+        );
+        let mut buf = [0f32; QK_K];
+        let buf = &mut buf[..W::ELEMS];
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for (i, block) in w.iter().enumerate() {
+            W::dequantize(std::slice::from_ref(block), buf);
+            for (acc, x) in acc.iter_mut().zip(x) {
+                let x = &x[W::ELEMS * i..W::ELEMS * (i + 1)];
+                for (k, (b, x)) in buf.chunks_exact(8).zip(x.chunks_exact(8)).enumerate() {
+                    let (b, x) = (_mm256_loadu_ps(b.as_ptr()), _mm256_loadu_ps(x.as_ptr()));
+                    acc[k & 1] = _mm256_fmadd_ps(b, x, acc[k & 1]);
+                }
+            }
+        }
+        acc.map(|[a, b]| hsum(_mm256_add_ps(a, b)))
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_f32_dequantized<W: QuantFormat>(w: &[W], x: &[f32]) -> f32 {
+        let [sum] = rows_f32_dequantized(w, [x]);
+        sum
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot4_f32_dequantized<W: QuantFormat>(w: &[W], x: [&[f32]; 4]) -> [f32; 4] {
+        rows_f32_dequantized(w, x)
     }
 
     /// Q4_K against Q8_K: per 64-element chunk, low nibbles are one sub-block and high

@@ -84,7 +84,9 @@ impl QuantFormat for BlockQ4_0 {
         avx2::dot_q4_0().or_else(neon::dot_q4_0).unwrap_or(Self::dot_scalar)
     }
     fn dot_f32_kernel() -> DotF32Fn<Self> {
-        avx2::dot_f32_q4_0().unwrap_or(Self::dot_f32_scalar)
+        avx2::dot_f32_q4_0()
+            .or_else(neon::dot_f32::<Self>)
+            .unwrap_or(Self::dot_f32_scalar)
     }
     fn dot4_kernel() -> Option<Dot4Fn<Self>> {
         avx2::dot4_q4_0()
@@ -111,7 +113,9 @@ impl QuantFormat for BlockQ4_1 {
         avx2::dot_q4_1().or_else(neon::dot_q4_1).unwrap_or(Self::dot_scalar)
     }
     fn dot_f32_kernel() -> DotF32Fn<Self> {
-        avx2::dot_f32_q4_1().unwrap_or(Self::dot_f32_scalar)
+        avx2::dot_f32_q4_1()
+            .or_else(neon::dot_f32::<Self>)
+            .unwrap_or(Self::dot_f32_scalar)
     }
     fn dot4_kernel() -> Option<Dot4Fn<Self>> {
         avx2::dot4_q4_1()
@@ -138,7 +142,9 @@ impl QuantFormat for BlockQ8_0 {
         avx2::dot_q8_0().or_else(neon::dot_q8_0).unwrap_or(Self::dot_scalar)
     }
     fn dot_f32_kernel() -> DotF32Fn<Self> {
-        avx2::dot_f32_q8_0().unwrap_or(Self::dot_f32_scalar)
+        avx2::dot_f32_q8_0()
+            .or_else(neon::dot_f32::<Self>)
+            .unwrap_or(Self::dot_f32_scalar)
     }
     fn dot4_kernel() -> Option<Dot4Fn<Self>> {
         avx2::dot4_q8_0()
@@ -162,7 +168,15 @@ impl QuantFormat for BlockQ4K {
         scalar::dot_q4k(w, a)
     }
     fn dot_kernel() -> DotFn<Self> {
-        avx2::dot_q4k().unwrap_or(Self::dot_scalar)
+        avx2::dot_q4k().or_else(neon::dot_q4k).unwrap_or(Self::dot_scalar)
+    }
+    fn dot_f32_kernel() -> DotF32Fn<Self> {
+        avx2::dot_f32_q4k()
+            .or_else(neon::dot_f32::<Self>)
+            .unwrap_or(Self::dot_f32_scalar)
+    }
+    fn dot4_f32_kernel() -> Option<Dot4F32Fn<Self>> {
+        avx2::dot4_f32_q4k()
     }
 }
 
@@ -180,6 +194,14 @@ impl QuantFormat for BlockQ6K {
         scalar::dot_q6k(w, a)
     }
     fn dot_kernel() -> DotFn<Self> {
-        avx2::dot_q6k().unwrap_or(Self::dot_scalar)
+        avx2::dot_q6k().or_else(neon::dot_q6k).unwrap_or(Self::dot_scalar)
+    }
+    fn dot_f32_kernel() -> DotF32Fn<Self> {
+        avx2::dot_f32_q6k()
+            .or_else(neon::dot_f32::<Self>)
+            .unwrap_or(Self::dot_f32_scalar)
+    }
+    fn dot4_f32_kernel() -> Option<Dot4F32Fn<Self>> {
+        avx2::dot4_f32_q6k()
     }
 }

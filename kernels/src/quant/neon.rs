@@ -1,12 +1,16 @@
-//! NEON row-wise dot products for aarch64: the legacy block formats (Q4_0, Q4_1, Q8_0)
-//! against int8 activation blocks. Signed bytes are multiplied into 16-bit lanes
-//! (`smull`, whose products of two int8 values always fit) and pairwise-added into 32-bit
-//! sums (`sadalp`), one block at a time, then scaled in f32 as the scalar reference
-//! (`scalar.rs`) does. NEON is part of every aarch64 CPU, so these need no run-time check;
-//! elsewhere each function returns `None`.
+//! NEON row-wise dot products for aarch64: every block format brainstem reads (Q4_0, Q4_1,
+//! Q8_0 against int8 blocks of 32, Q4_K and Q6_K against int8 super-blocks of 256). Signed
+//! bytes are multiplied into 16-bit lanes (`smull`, whose products of two int8 values
+//! always fit) and pairwise-added into 32-bit sums (`sadalp`). Legacy blocks are scaled in
+//! f32 one at a time; k-quant sub-blocks are weighted by their integer scales in int32
+//! (`mla`) and the super-block scaled once, as the scalar reference (`scalar.rs`) does.
+//! NEON is part of every aarch64 CPU, so these need no run-time check; elsewhere each
+//! function returns `None`. Against f32 activations, every format is dequantized block by
+//! block and multiplied with four FMA chains. The `sdot` instruction (ARMv8.2 dot product) would halve the
+//! instruction count; it is left for a CPU that can be measured.
 
-use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8_0};
-use super::format::DotFn;
+use super::blocks::{BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8_0};
+use super::format::{DotF32Fn, DotFn, QuantFormat};
 
 /// Q4_0 against int8 blocks, on aarch64.
 pub fn dot_q4_0() -> Option<DotFn<BlockQ4_0>> {
@@ -32,31 +36,72 @@ pub fn dot_q8_0() -> Option<DotFn<BlockQ8_0>> {
     None
 }
 
+/// Q4_K against int8 super-blocks, on aarch64.
+pub fn dot_q4k() -> Option<DotFn<BlockQ4K>> {
+    #[cfg(target_arch = "aarch64")]
+    return Some(arm::dot_q4k);
+    #[cfg(not(target_arch = "aarch64"))]
+    None
+}
+
+/// Q6_K against int8 super-blocks, on aarch64.
+pub fn dot_q6k() -> Option<DotFn<BlockQ6K>> {
+    #[cfg(target_arch = "aarch64")]
+    return Some(arm::dot_q6k);
+    #[cfg(not(target_arch = "aarch64"))]
+    None
+}
+
+/// Any format against f32 activations, on aarch64: each block dequantized by the format's
+/// own reference code, then four FMA chains of four lanes.
+pub fn dot_f32<W: QuantFormat>() -> Option<DotF32Fn<W>> {
+    #[cfg(target_arch = "aarch64")]
+    return Some(arm::dot_f32_dequantized::<W>);
+    #[cfg(not(target_arch = "aarch64"))]
+    None
+}
+
 #[cfg(target_arch = "aarch64")]
 mod arm {
     use std::arch::aarch64::*;
 
-    use super::{BlockQ4_0, BlockQ4_1, BlockQ8_0};
-    use crate::quant::blocks::ActQ8;
+    use super::{BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8_0, QuantFormat};
+    use crate::quant::blocks::{ActQ8, ActQ8K, QK_K};
+    use crate::quant::scalar::q4k_scale_min;
+
+    /// The four 32-bit lanes of the products of 16 signed weight bytes with the 16
+    /// activation bytes `x[..16]`, pairwise summed.
+    #[inline]
+    fn dot16_lanes(w: int8x16_t, x: &[i8]) -> int32x4_t {
+        let x = &x[..16];
+        // SAFETY: NEON is part of the aarch64 baseline, and `x` holds 16 bytes.
+        unsafe {
+            let x = vld1q_s8(x.as_ptr());
+            vpadalq_s16(
+                vpaddlq_s16(vmull_s8(vget_low_s8(w), vget_low_s8(x))),
+                vmull_high_s8(w, x),
+            )
+        }
+    }
+
+    /// The same for 32 weight bytes (`w0`, `w1`) against `x[..32]`.
+    #[inline]
+    fn dot32_lanes(w0: int8x16_t, w1: int8x16_t, x: &[i8]) -> int32x4_t {
+        // SAFETY: as above.
+        unsafe { vaddq_s32(dot16_lanes(w0, x), dot16_lanes(w1, &x[16..])) }
+    }
 
     /// Sum of the products of 32 signed weight bytes (`w0`, `w1`) with a block's activations.
     #[inline]
     fn dot32(w0: int8x16_t, w1: int8x16_t, a: &ActQ8) -> i32 {
-        // SAFETY: NEON is part of the aarch64 baseline, and `a.qs` holds 32 bytes.
-        unsafe {
-            let x0 = vld1q_s8(a.qs.as_ptr());
-            let x1 = vld1q_s8(a.qs.as_ptr().add(16));
-            let mut sum = vpaddlq_s16(vmull_s8(vget_low_s8(w0), vget_low_s8(x0)));
-            sum = vpadalq_s16(sum, vmull_high_s8(w0, x0));
-            sum = vpadalq_s16(sum, vmull_s8(vget_low_s8(w1), vget_low_s8(x1)));
-            sum = vpadalq_s16(sum, vmull_high_s8(w1, x1));
-            vaddvq_s32(sum)
-        }
+        // SAFETY: as above.
+        unsafe { vaddvq_s32(dot32_lanes(w0, w1, &a.qs)) }
     }
 
-    /// A block's 32 nibbles as bytes in element order: low nibbles, then high nibbles.
+    /// 16 bytes' nibbles as signed bytes: the low nibbles, then the high ones.
     #[inline]
-    fn nibbles(qs: &[u8; 16]) -> (int8x16_t, int8x16_t) {
+    fn nibbles(qs: &[u8]) -> (int8x16_t, int8x16_t) {
+        let qs = &qs[..16];
         // SAFETY: as above; `qs` holds 16 bytes.
         unsafe {
             let packed = vld1q_u8(qs.as_ptr());
@@ -101,5 +146,92 @@ mod arm {
                 w.d.to_f32() * a.d * dot32(w0, w1, a) as f32
             })
             .sum()
+    }
+
+    /// Per 64 values: the low nibbles of 32 bytes are sub-block `2c`, the high ones `2c + 1`.
+    pub fn dot_q4k(w: &[BlockQ4K], a: &[ActQ8K]) -> f32 {
+        assert!(a.len() >= w.len(), "activation row shorter than the weight row");
+        w.iter()
+            .zip(a)
+            .map(|(w, a)| {
+                // SAFETY: NEON is part of the aarch64 baseline.
+                let mut sumi = unsafe { vdupq_n_s32(0) };
+                let mut summ = 0i32;
+                for chunk in 0..QK_K / 64 {
+                    let (first, second) = (nibbles(&w.qs[32 * chunk..]), nibbles(&w.qs[32 * chunk + 16..]));
+                    let x = &a.qs[64 * chunk..];
+                    for (half, (w0, w1)) in [(first.0, second.0), (first.1, second.1)].into_iter().enumerate() {
+                        let sub = 2 * chunk + half;
+                        let (scale, min) = q4k_scale_min(sub, &w.scales);
+                        let dot = dot32_lanes(w0, w1, &x[32 * half..]);
+                        // SAFETY: as above.
+                        sumi = unsafe { vmlaq_n_s32(sumi, dot, scale as i32) };
+                        summ += min as i32 * (a.bsums[2 * sub] as i32 + a.bsums[2 * sub + 1] as i32);
+                    }
+                }
+                // SAFETY: as above.
+                let sumi = unsafe { vaddvq_s32(sumi) };
+                a.d * (w.d.to_f32() * sumi as f32 - w.dmin.to_f32() * summ as f32)
+            })
+            .sum()
+    }
+
+    /// Per 128 values: byte `l` of `ql` (and `l + 32`) holds two values' low 4 bits, byte `l`
+    /// of `qh` the high 2 bits of four; each 16-byte vector built is one group of 16.
+    pub fn dot_q6k(w: &[BlockQ6K], a: &[ActQ8K]) -> f32 {
+        assert!(a.len() >= w.len(), "activation row shorter than the weight row");
+        w.iter()
+            .zip(a)
+            .map(|(w, a)| {
+                // SAFETY: NEON is part of the aarch64 baseline; every load reads 16 bytes
+                // inside `ql` (128), `qh` (64) or `a.qs` (256) at offsets bounded below.
+                let sumi = unsafe {
+                    let (low4, two, offset) = (vdupq_n_u8(0xF), vdupq_n_u8(3), vdupq_n_s8(32));
+                    let mut sumi = vdupq_n_s32(0);
+                    for half in 0..2 {
+                        for l in [0, 16] {
+                            let ql0 = vld1q_u8(w.ql.as_ptr().add(64 * half + l));
+                            let ql1 = vld1q_u8(w.ql.as_ptr().add(64 * half + 32 + l));
+                            let qh = vld1q_u8(w.qh.as_ptr().add(32 * half + l));
+                            let high =
+                                |shift: u8| vshlq_n_u8::<4>(vandq_u8(vshlq_u8(qh, vdupq_n_s8(-(shift as i8))), two));
+                            let values = [
+                                vorrq_u8(vandq_u8(ql0, low4), high(0)),
+                                vorrq_u8(vandq_u8(ql1, low4), high(2)),
+                                vorrq_u8(vshrq_n_u8::<4>(ql0), high(4)),
+                                vorrq_u8(vshrq_n_u8::<4>(ql1), high(6)),
+                            ];
+                            for (k, v) in values.into_iter().enumerate() {
+                                let start = 128 * half + 32 * k + l;
+                                let q = vsubq_s8(vreinterpretq_s8_u8(v), offset);
+                                let dot = dot16_lanes(q, &a.qs[start..]);
+                                sumi = vmlaq_n_s32(sumi, dot, w.scales[start / 16] as i32);
+                            }
+                        }
+                    }
+                    vaddvq_s32(sumi)
+                };
+                a.d * w.d.to_f32() * sumi as f32
+            })
+            .sum()
+    }
+
+    pub fn dot_f32_dequantized<W: QuantFormat>(w: &[W], x: &[f32]) -> f32 {
+        let mut buf = [0f32; QK_K];
+        let buf = &mut buf[..W::ELEMS];
+        // SAFETY: NEON is part of the aarch64 baseline; every load reads 4 floats inside a
+        // 16-float chunk of `buf` or `x`.
+        unsafe {
+            let mut acc = [vdupq_n_f32(0.0); 4];
+            for (block, x) in w.iter().zip(x.chunks_exact(W::ELEMS)) {
+                W::dequantize(std::slice::from_ref(block), buf);
+                for (b, x) in buf.chunks_exact(16).zip(x.chunks_exact(16)) {
+                    for (i, acc) in acc.iter_mut().enumerate() {
+                        *acc = vfmaq_f32(*acc, vld1q_f32(b.as_ptr().add(4 * i)), vld1q_f32(x.as_ptr().add(4 * i)));
+                    }
+                }
+            }
+            vaddvq_f32(vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3])))
+        }
     }
 }
