@@ -1,6 +1,7 @@
 //! AVX2 + FMA + F16C row-wise dot products: the legacy block formats (Q4_0, Q4_1, Q8_0)
 //! against int8 activation blocks (unsigned x signed byte products, `vpmaddubsw`, summed into
-//! int32, then scaled per block in f32), and against f32 activations (each block widened to
+//! int32, then scaled per block in f32; `vpdpbusd` in place of the first two where the CPU
+//! has AVX-VNNI), and against f32 activations (each block widened to
 //! f32 in registers, then fused multiply-adds); Q4_K and Q6_K against int8 super-blocks,
 //! and against f32 activations block by block (dequantized once for one or four rows, then
 //! fused multiply-adds).
@@ -17,12 +18,18 @@ fn has_avx2() -> bool {
 }
 
 /// Declares `pub fn $name() -> Option<$ty>`, handing out `$kernel` once the CPU reports
-/// AVX2, FMA and F16C (the closure exists only behind that check), and `None` elsewhere.
+/// AVX2, FMA and F16C (the closure exists only behind that check), or `$vnni` where the CPU
+/// also has AVX-VNNI, and `None` elsewhere.
 macro_rules! avx2_kernel {
-    ($name:ident: $ty:ty = $kernel:path) => {
+    ($name:ident: $ty:ty = $kernel:path $(, vnni: $vnni:path)?) => {
         pub fn $name() -> Option<$ty> {
             #[cfg(target_arch = "x86_64")]
             {
+                $(
+                    if has_avx2() && is_x86_feature_detected!("avxvnni") {
+                        return Some((|w, a| unsafe { $vnni(w, a) }) as $ty);
+                    }
+                )?
                 has_avx2().then_some((|w, a| unsafe { $kernel(w, a) }) as $ty)
             }
             #[cfg(not(target_arch = "x86_64"))]
@@ -31,12 +38,12 @@ macro_rules! avx2_kernel {
     };
 }
 
-avx2_kernel!(dot_q4_0: DotFn<BlockQ4_0> = x86::dot_q4_0);
-avx2_kernel!(dot_q4_1: DotFn<BlockQ4_1> = x86::dot_q4_1);
-avx2_kernel!(dot_q8_0: DotFn<BlockQ8_0> = x86::dot_q8_0);
-avx2_kernel!(dot4_q4_0: Dot4Fn<BlockQ4_0> = x86::dot4_q4_0);
-avx2_kernel!(dot4_q4_1: Dot4Fn<BlockQ4_1> = x86::dot4_q4_1);
-avx2_kernel!(dot4_q8_0: Dot4Fn<BlockQ8_0> = x86::dot4_q8_0);
+avx2_kernel!(dot_q4_0: DotFn<BlockQ4_0> = x86::dot_q4_0::<x86::Maddubs>, vnni: x86::dot_q4_0_vnni);
+avx2_kernel!(dot_q4_1: DotFn<BlockQ4_1> = x86::dot_q4_1::<x86::Maddubs>, vnni: x86::dot_q4_1_vnni);
+avx2_kernel!(dot_q8_0: DotFn<BlockQ8_0> = x86::dot_q8_0::<x86::Maddubs>, vnni: x86::dot_q8_0_vnni);
+avx2_kernel!(dot4_q4_0: Dot4Fn<BlockQ4_0> = x86::dot4_q4_0::<x86::Maddubs>, vnni: x86::dot4_q4_0_vnni);
+avx2_kernel!(dot4_q4_1: Dot4Fn<BlockQ4_1> = x86::dot4_q4_1::<x86::Maddubs>, vnni: x86::dot4_q4_1_vnni);
+avx2_kernel!(dot4_q8_0: Dot4Fn<BlockQ8_0> = x86::dot4_q8_0::<x86::Maddubs>, vnni: x86::dot4_q8_0_vnni);
 avx2_kernel!(dot4_f32_q4_0: Dot4F32Fn<BlockQ4_0> = x86::dot4_f32);
 avx2_kernel!(dot4_f32_q4_1: Dot4F32Fn<BlockQ4_1> = x86::dot4_f32);
 avx2_kernel!(dot4_f32_q8_0: Dot4F32Fn<BlockQ8_0> = x86::dot4_f32);
@@ -65,6 +72,15 @@ mod x86 {
         _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits.to_bits() as i32)))
     }
 
+    /// An f16 scale in all eight lanes. Converting all lanes keeps LLVM from inserting the
+    /// value into whatever register is free, often a live accumulator, which would chain
+    /// every block's scale behind the previous block's multiply-add.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn f16_splat(v: half::f16) -> __m256 {
+        _mm256_cvtph_ps(_mm_set1_epi16(v.to_bits() as i16))
+    }
+
     /// 16 bytes of packed nibbles to 32 bytes: low nibbles in lanes 0..16, high in 16..32.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -74,19 +90,61 @@ mod x86 {
         _mm256_and_si256(both, _mm256_set1_epi8(0xF))
     }
 
-    /// Sum of products of unsigned `u` and signed `s` bytes, as 8 int32 lanes.
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256i {
-        _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+    /// The byte dot product under the legacy formats' int8 kernels: the sums of the
+    /// products of unsigned `u` and signed `s` bytes, four at a time, as 8 int32 lanes.
+    pub trait ByteDot {
+        /// # Safety
+        /// The CPU must support the implementation's features.
+        unsafe fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256i;
+    }
+
+    /// AVX2: `vpmaddubsw` into 16-bit pairs, then `vpmaddwd` by one. Every product pair the
+    /// kernels form fits 16 bits (unsigned side at most 15, or 128 through `dot_i8_i8`).
+    pub struct Maddubs;
+
+    /// AVX-VNNI: one `vpdpbusd`, for the CPUs that have it without AVX-512.
+    pub struct Vnni;
+
+    impl ByteDot for Maddubs {
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256i {
+            _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+        }
+    }
+
+    impl ByteDot for Vnni {
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+        unsafe fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256i {
+            _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s)
+        }
     }
 
     /// Sum of products of signed bytes, through |a| * (b with a's sign).
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn dot_i8_i8(a: __m256i, b: __m256i) -> __m256i {
-        dot_u8_i8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a))
+    unsafe fn dot_i8_i8<D: ByteDot>(a: __m256i, b: __m256i) -> __m256i {
+        D::dot_u8_i8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a))
     }
+
+    /// Declares `$vnni`, the AVX-VNNI instance of the generic kernel `$generic`: compiled
+    /// with the feature, so that `Vnni::dot_u8_i8` inlines into it.
+    macro_rules! vnni_instance {
+        ($vnni:ident = $generic:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+            #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+            pub unsafe fn $vnni($($arg: $ty),*) -> $ret {
+                $generic::<Vnni>($($arg),*)
+            }
+        };
+    }
+
+    vnni_instance!(dot_q4_0_vnni = dot_q4_0(w: &[BlockQ4_0], a: &[ActQ8]) -> f32);
+    vnni_instance!(dot_q4_1_vnni = dot_q4_1(w: &[BlockQ4_1], a: &[ActQ8]) -> f32);
+    vnni_instance!(dot_q8_0_vnni = dot_q8_0(w: &[BlockQ8_0], a: &[ActQ8]) -> f32);
+    vnni_instance!(dot4_q4_0_vnni = dot4_q4_0(w: &[BlockQ4_0], a: [&[ActQ8]; 4]) -> [f32; 4]);
+    vnni_instance!(dot4_q4_1_vnni = dot4_q4_1(w: &[BlockQ4_1], a: [&[ActQ8]; 4]) -> [f32; 4]);
+    vnni_instance!(dot4_q8_0_vnni = dot4_q8_0(w: &[BlockQ8_0], a: [&[ActQ8]; 4]) -> [f32; 4]);
 
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -101,45 +159,58 @@ mod x86 {
     /// multiply-add chains overlap.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn sum_blocks<W>(w: &[W], a: &[ActQ8], block: impl Fn(&W, &ActQ8) -> (__m256i, f32)) -> f32 {
+    unsafe fn sum_blocks<W>(w: &[W], a: &[ActQ8], block: impl Fn(&W, &ActQ8) -> (__m256i, __m256)) -> f32 {
         assert!(a.len() >= w.len(), "activation row shorter than the weight row");
-        let mut acc = [_mm256_setzero_ps(); 2];
-        for (i, w) in w.iter().enumerate() {
-            let (dot, scale) = block(w, a.get_unchecked(i));
-            let lane = &mut acc[i & 1];
-            *lane = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(dot), *lane);
+        let add = |acc: __m256, w: &W, a: &ActQ8| {
+            let (dot, scale) = block(w, a);
+            _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot), acc)
+        };
+        let (pairs, rest) = w.as_chunks::<2>();
+        let (mut even, mut odd) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        for (i, [w0, w1]) in pairs.iter().enumerate() {
+            even = add(even, w0, a.get_unchecked(2 * i));
+            odd = add(odd, w1, a.get_unchecked(2 * i + 1));
         }
-        hsum(_mm256_add_ps(acc[0], acc[1]))
+        if let [w] = rest {
+            even = add(even, w, a.get_unchecked(2 * pairs.len()));
+        }
+        hsum(_mm256_add_ps(even, odd))
     }
 
+    #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_q4_0(w: &[BlockQ4_0], a: &[ActQ8]) -> f32 {
+    pub unsafe fn dot_q4_0<D: ByteDot>(w: &[BlockQ4_0], a: &[ActQ8]) -> f32 {
         sum_blocks(w, a, |w, a| {
             let qw = _mm256_sub_epi8(nibbles_to_bytes(&w.qs), _mm256_set1_epi8(8));
             (
-                dot_i8_i8(qw, _mm256_loadu_si256(a.qs.as_ptr().cast())),
-                f16_to_f32(w.d) * a.d,
+                dot_i8_i8::<D>(qw, _mm256_loadu_si256(a.qs.as_ptr().cast())),
+                _mm256_mul_ps(f16_splat(w.d), _mm256_set1_ps(a.d)),
             )
         })
     }
 
+    #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_q4_1(w: &[BlockQ4_1], a: &[ActQ8]) -> f32 {
+    pub unsafe fn dot_q4_1<D: ByteDot>(w: &[BlockQ4_1], a: &[ActQ8]) -> f32 {
         let offsets: f32 = w.iter().zip(a).map(|(w, a)| f16_to_f32(w.m) * a.sum).sum();
         let products = sum_blocks(w, a, |w, a| {
             let qa = _mm256_loadu_si256(a.qs.as_ptr().cast());
-            (dot_u8_i8(nibbles_to_bytes(&w.qs), qa), f16_to_f32(w.d) * a.d)
+            (
+                D::dot_u8_i8(nibbles_to_bytes(&w.qs), qa),
+                _mm256_mul_ps(f16_splat(w.d), _mm256_set1_ps(a.d)),
+            )
         });
         products + offsets
     }
 
+    #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_q8_0(w: &[BlockQ8_0], a: &[ActQ8]) -> f32 {
+    pub unsafe fn dot_q8_0<D: ByteDot>(w: &[BlockQ8_0], a: &[ActQ8]) -> f32 {
         sum_blocks(w, a, |w, a| {
             let qw = _mm256_loadu_si256(w.qs.as_ptr().cast());
             (
-                dot_i8_i8(qw, _mm256_loadu_si256(a.qs.as_ptr().cast())),
-                f16_to_f32(w.d) * a.d,
+                dot_i8_i8::<D>(qw, _mm256_loadu_si256(a.qs.as_ptr().cast())),
+                _mm256_mul_ps(f16_splat(w.d), _mm256_set1_ps(a.d)),
             )
         })
     }
@@ -191,7 +262,7 @@ mod x86 {
         let mut acc = _mm256_setzero_ps();
         for (w, x) in w.iter().zip(x.chunks_exact(32)) {
             let (qx, sx) = nibbles_dot_f32(&w.qs, x.as_ptr());
-            let d = _mm256_set1_ps(f16_to_f32(w.d));
+            let d = f16_splat(w.d);
             acc = _mm256_fmadd_ps(d, _mm256_fmadd_ps(_mm256_set1_ps(-8.0), sx, qx), acc);
         }
         hsum(acc)
@@ -203,8 +274,8 @@ mod x86 {
         let mut acc = _mm256_setzero_ps();
         for (w, x) in w.iter().zip(x.chunks_exact(32)) {
             let (qx, sx) = nibbles_dot_f32(&w.qs, x.as_ptr());
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(w.d)), qx, acc);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(w.m)), sx, acc);
+            acc = _mm256_fmadd_ps(f16_splat(w.d), qx, acc);
+            acc = _mm256_fmadd_ps(f16_splat(w.m), sx, acc);
         }
         hsum(acc)
     }
@@ -220,7 +291,7 @@ mod x86 {
                 let q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8));
                 qx = _mm256_fmadd_ps(q, _mm256_loadu_ps(x.as_ptr().add(8 * i)), qx);
             }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(w.d)), qx, acc);
+            acc = _mm256_fmadd_ps(f16_splat(w.d), qx, acc);
         }
         hsum(acc)
     }
@@ -339,7 +410,11 @@ mod x86 {
     /// and made unsigned once (`|q|`), and each activation row takes q's sign.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn dot4_signed<W>(w: &[W], a: [&[ActQ8]; 4], unpack: impl Fn(&W) -> (__m256i, f32)) -> [f32; 4] {
+    unsafe fn dot4_signed<D: ByteDot, W>(
+        w: &[W],
+        a: [&[ActQ8]; 4],
+        unpack: impl Fn(&W) -> (__m256i, __m256),
+    ) -> [f32; 4] {
         let n = w.len();
         assert!(
             a.iter().all(|a| a.len() >= n),
@@ -352,30 +427,33 @@ mod x86 {
             for (acc, a) in acc.iter_mut().zip(a) {
                 let a = a.get_unchecked(i);
                 let qa = _mm256_sign_epi8(_mm256_loadu_si256(a.qs.as_ptr().cast()), qw);
-                let sum = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, qa), _mm256_set1_epi16(1));
-                *acc = _mm256_fmadd_ps(_mm256_set1_ps(d * a.d), _mm256_cvtepi32_ps(sum), *acc);
+                let sum = D::dot_u8_i8(magnitude, qa);
+                *acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(a.d)), _mm256_cvtepi32_ps(sum), *acc);
             }
         }
         acc.map(|v| hsum(v))
     }
 
+    #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot4_q4_0(w: &[BlockQ4_0], a: [&[ActQ8]; 4]) -> [f32; 4] {
-        dot4_signed(w, a, |w| {
+    pub unsafe fn dot4_q4_0<D: ByteDot>(w: &[BlockQ4_0], a: [&[ActQ8]; 4]) -> [f32; 4] {
+        dot4_signed::<D, _>(w, a, |w| {
             (
                 _mm256_sub_epi8(nibbles_to_bytes(&w.qs), _mm256_set1_epi8(8)),
-                f16_to_f32(w.d),
+                f16_splat(w.d),
             )
         })
     }
 
+    #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot4_q8_0(w: &[BlockQ8_0], a: [&[ActQ8]; 4]) -> [f32; 4] {
-        dot4_signed(w, a, |w| (_mm256_loadu_si256(w.qs.as_ptr().cast()), f16_to_f32(w.d)))
+    pub unsafe fn dot4_q8_0<D: ByteDot>(w: &[BlockQ8_0], a: [&[ActQ8]; 4]) -> [f32; 4] {
+        dot4_signed::<D, _>(w, a, |w| (_mm256_loadu_si256(w.qs.as_ptr().cast()), f16_splat(w.d)))
     }
 
+    #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot4_q4_1(w: &[BlockQ4_1], a: [&[ActQ8]; 4]) -> [f32; 4] {
+    pub unsafe fn dot4_q4_1<D: ByteDot>(w: &[BlockQ4_1], a: [&[ActQ8]; 4]) -> [f32; 4] {
         let n = w.len();
         assert!(
             a.iter().all(|a| a.len() >= n),
@@ -385,11 +463,11 @@ mod x86 {
         let mut offsets = [0f32; 4];
         for (i, w) in w.iter().enumerate() {
             let qw = nibbles_to_bytes(&w.qs);
-            let (d, m) = (f16_to_f32(w.d), f16_to_f32(w.m));
+            let (d, m) = (f16_splat(w.d), f16_to_f32(w.m));
             for ((acc, off), a) in acc.iter_mut().zip(offsets.iter_mut()).zip(a) {
                 let a = a.get_unchecked(i);
-                let sum = dot_u8_i8(qw, _mm256_loadu_si256(a.qs.as_ptr().cast()));
-                *acc = _mm256_fmadd_ps(_mm256_set1_ps(d * a.d), _mm256_cvtepi32_ps(sum), *acc);
+                let sum = D::dot_u8_i8(qw, _mm256_loadu_si256(a.qs.as_ptr().cast()));
+                *acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(a.d)), _mm256_cvtepi32_ps(sum), *acc);
                 *off += m * a.sum;
             }
         }
@@ -426,8 +504,8 @@ mod x86 {
     impl WidenF32 for BlockQ4_0 {
         #[inline]
         unsafe fn widen(&self) -> [__m256; 4] {
-            let d = _mm256_set1_ps(f16_to_f32(self.d));
-            let offset = _mm256_set1_ps(-8.0 * f16_to_f32(self.d));
+            let d = f16_splat(self.d);
+            let offset = _mm256_mul_ps(d, _mm256_set1_ps(-8.0));
             nibbles_f32(&self.qs).map(|q| _mm256_fmadd_ps(q, d, offset))
         }
     }
@@ -435,7 +513,7 @@ mod x86 {
     impl WidenF32 for BlockQ4_1 {
         #[inline]
         unsafe fn widen(&self) -> [__m256; 4] {
-            let (d, m) = (_mm256_set1_ps(f16_to_f32(self.d)), _mm256_set1_ps(f16_to_f32(self.m)));
+            let (d, m) = (f16_splat(self.d), f16_splat(self.m));
             nibbles_f32(&self.qs).map(|q| _mm256_fmadd_ps(q, d, m))
         }
     }
@@ -443,7 +521,7 @@ mod x86 {
     impl WidenF32 for BlockQ8_0 {
         #[inline]
         unsafe fn widen(&self) -> [__m256; 4] {
-            let d = _mm256_set1_ps(f16_to_f32(self.d));
+            let d = f16_splat(self.d);
             std::array::from_fn(|i| {
                 let q8 = _mm_loadl_epi64(self.qs.as_ptr().add(8 * i).cast());
                 _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)), d)
@@ -469,5 +547,87 @@ mod x86 {
             }
         }
         acc.map(|v| hsum(v))
+    }
+}
+
+/// Both byte-dot instances of every legacy int8 kernel against the scalar reference: the
+/// format dispatch runs only one of them on a given CPU.
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use bytemuck::Zeroable;
+    use half::f16;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::x86::{self, ByteDot, Maddubs, Vnni};
+    use super::*;
+    use crate::quant::blocks::{ActQ8, QK};
+    use crate::quant::scalar;
+
+    const BLOCKS: usize = 7;
+
+    fn random_blocks<B: bytemuck::Pod>(rng: &mut SmallRng, scales: impl Fn(&mut B, f16)) -> Vec<B> {
+        (0..BLOCKS)
+            .map(|_| {
+                let mut b = B::zeroed();
+                rng.fill(bytemuck::bytes_of_mut(&mut b));
+                scales(&mut b, f16::from_f32(rng.random_range(-0.1..0.1)));
+                b
+            })
+            .collect()
+    }
+
+    fn activation_rows(rng: &mut SmallRng) -> Vec<Vec<ActQ8>> {
+        (0..4)
+            .map(|_| {
+                let xs: Vec<f32> = (0..BLOCKS * QK).map(|_| rng.random_range(-2.0..2.0)).collect();
+                let mut a = vec![ActQ8::zeroed(); BLOCKS];
+                scalar::quantize_act_q8(&xs, &mut a);
+                a
+            })
+            .collect()
+    }
+
+    /// One weight row's one- and four-row kernels, with byte dot `D`, against `reference`.
+    unsafe fn check<W, D: ByteDot>(
+        w: &[W],
+        acts: &[Vec<ActQ8>],
+        one: unsafe fn(&[W], &[ActQ8]) -> f32,
+        four: unsafe fn(&[W], [&[ActQ8]; 4]) -> [f32; 4],
+        reference: fn(&[W], &[ActQ8]) -> f32,
+    ) {
+        let rows: [&[ActQ8]; 4] = std::array::from_fn(|r| acts[r].as_slice());
+        let four = four(w, rows);
+        for (r, a) in rows.iter().enumerate() {
+            let expected = reference(w, a);
+            let close = |v: f32| (v - expected).abs() <= 1e-5 * expected.abs().max(1.0);
+            assert!(close(one(w, a)), "{}: one row {r}", std::any::type_name::<D>());
+            assert!(close(four[r]), "{}: four rows, row {r}", std::any::type_name::<D>());
+        }
+    }
+
+    unsafe fn check_formats<D: ByteDot>(rng: &mut SmallRng) {
+        let acts = activation_rows(rng);
+        let q4_0 = random_blocks(rng, |b: &mut BlockQ4_0, d| b.d = d);
+        check::<_, D>(&q4_0, &acts, x86::dot_q4_0::<D>, x86::dot4_q4_0::<D>, scalar::dot_q4_0);
+        let q4_1 = random_blocks(rng, |b: &mut BlockQ4_1, d| (b.d, b.m) = (d, d));
+        check::<_, D>(&q4_1, &acts, x86::dot_q4_1::<D>, x86::dot4_q4_1::<D>, scalar::dot_q4_1);
+        let q8_0 = random_blocks(rng, |b: &mut BlockQ8_0, d| b.d = d);
+        check::<_, D>(&q8_0, &acts, x86::dot_q8_0::<D>, x86::dot4_q8_0::<D>, scalar::dot_q8_0);
+    }
+
+    #[test]
+    fn maddubs_and_vnni_kernels_match_the_scalar_reference() {
+        let mut rng = SmallRng::seed_from_u64(5);
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")) {
+            return;
+        }
+        // SAFETY: the CPU reports AVX2, FMA and F16C, and AVX-VNNI before the Vnni instances.
+        unsafe {
+            check_formats::<Maddubs>(&mut rng);
+            if is_x86_feature_detected!("avxvnni") {
+                check_formats::<Vnni>(&mut rng);
+            }
+        }
     }
 }
