@@ -1,7 +1,7 @@
 //! This machine's roofline, measured in the same run as the work it judges: a STREAM-like
 //! probe of memory bandwidth (read-only sum and triad over buffers far larger than the last
-//! level cache) and an FMA loop that gives the peak f32 multiply-add rate, on the current
-//! rayon pool. [`host_profile`] turns them, with the int8 rate and per-op cost the CPU
+//! level cache), an FMA loop that gives the peak f32 multiply-add rate and a `vpdpbusd`
+//! loop that gives the peak int8 rate, on the current rayon pool. [`host_profile`] turns them, with the int8 rate and per-op cost the CPU
 //! backend reaches, into the `host` chip profile a partition's simulation is checked
 //! against.
 
@@ -24,6 +24,9 @@ pub struct Roofline {
     pub triad_bytes_per_s: f64,
     /// f32 FLOP per second (2 per FMA) with every thread in the pool busy.
     pub f32_flops: f64,
+    /// int8 ops per second (2 per multiply-accumulate) of `vpdpbusd` chains with every
+    /// thread busy, where the CPU has AVX-512 VNNI or AVX-VNNI.
+    pub int8_ops: Option<f64>,
 }
 
 const PROBE_ELEMS: usize = 64 << 20;
@@ -129,6 +132,30 @@ mod x86 {
         std::hint::black_box(acc);
     }
 
+    #[target_feature(enable = "avx2,avxvnni")]
+    pub unsafe fn dpbusd_chains_256(iters: usize, seed: i32) {
+        let (u, s) = (_mm256_set1_epi8(3), _mm256_set1_epi8(-2));
+        let mut acc = [_mm256_set1_epi32(seed); 12];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm256_dpbusd_avx_epi32(*v, u, s);
+            }
+        }
+        std::hint::black_box(acc);
+    }
+
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub unsafe fn dpbusd_chains_512(iters: usize, seed: i32) {
+        let (u, s) = (_mm512_set1_epi8(3), _mm512_set1_epi8(-2));
+        let mut acc = [_mm512_set1_epi32(seed); 12];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm512_dpbusd_epi32(*v, u, s);
+            }
+        }
+        std::hint::black_box(acc);
+    }
+
     #[target_feature(enable = "avx512f")]
     pub unsafe fn fma_chains_512(iters: usize, seed: f32) {
         let (m, a) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
@@ -142,12 +169,49 @@ mod x86 {
     }
 }
 
+/// Peak int8 ops/s (2 per multiply-accumulate): every thread runs independent chains of
+/// `vpdpbusd`, 512 bits wide with AVX-512 VNNI, 256 with AVX-VNNI; `None` without either.
+pub fn int8_peak() -> Option<f64> {
+    let threads = rayon::current_num_threads();
+    const ITERS: usize = 20_000_000;
+    int8_chains(0, 0)?;
+    Some(best_of(3, || {
+        let start = Instant::now();
+        let ops: f64 = (0..threads)
+            .into_par_iter()
+            .map(|t| int8_chains(ITERS, t as i32).unwrap_or(0.0))
+            .sum();
+        ops / start.elapsed().as_secs_f64()
+    }))
+}
+
+/// Runs `iters` rounds of 12 independent `vpdpbusd` chains, as wide as the CPU allows;
+/// returns the int8 ops done, or `None` where the CPU has no VNNI.
+fn int8_chains(iters: usize, seed: i32) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512f") {
+            // SAFETY: the features were detected just above.
+            unsafe { x86::dpbusd_chains_512(iters, seed) };
+            return Some((iters * 12 * 64 * 2) as f64);
+        }
+        if is_x86_feature_detected!("avxvnni") {
+            // SAFETY: the feature was detected just above.
+            unsafe { x86::dpbusd_chains_256(iters, seed) };
+            return Some((iters * 12 * 32 * 2) as f64);
+        }
+    }
+    let _ = (iters, seed);
+    None
+}
+
 /// Probes everything once.
 pub fn measure() -> Roofline {
     Roofline {
         read_bytes_per_s: read_bandwidth(),
         triad_bytes_per_s: triad_bandwidth(),
         f32_flops: fma_peak(),
+        int8_ops: int8_peak(),
     }
 }
 

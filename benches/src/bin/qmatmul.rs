@@ -1,6 +1,6 @@
 //! Quantized matvec and matmul, brainstem against candle's `QMatMul` on the same weights, in
 //! one run, with this machine's roofline measured alongside: GB/s of weights, GFLOP/s, and
-//! their fractions of the measured read bandwidth and FMA peak.
+//! their fractions of the measured read bandwidth, FMA peak and int8 (`vpdpbusd`) peak.
 //!
 //! cargo run --release -p brainstem-benches --bin qmatmul
 
@@ -135,8 +135,11 @@ fn row(name: &str, dtype: DType, case: &Case, ours: Duration, candle: Duration, 
         gbs(ours) * 1e9 / roof.read_bytes_per_s,
         gflops(ours) * 1e9 / roof.f32_flops,
     );
+    let frac_int8 = roof.int8_ops.map_or("n/a".to_string(), |peak| {
+        format!("{:.1}%", 100.0 * gflops(ours) * 1e9 / peak)
+    });
     println!(
-        "| {dtype:<5} | {name:<28} | {:>8.1} | {:>7.1} | {:>7.1} | {:>5.0}% | {:>6.1} | {:>5.1}% | {:>8.1} | {:>5.2}x |",
+        "| {dtype:<5} | {name:<28} | {:>8.1} | {:>7.1} | {:>7.1} | {:>5.0}% | {:>6.1} | {:>5.1}% | {frac_int8:>6} | {:>8.1} | {:>5.2}x |",
         ours.as_secs_f64() * 1e6,
         gbs(ours),
         gbs(candle),
@@ -158,8 +161,11 @@ fn main() -> anyhow::Result<()> {
     let pool = WarmPool::new(rayon::ThreadPoolBuilder::new().num_threads(args.threads).build()?);
     println!("machine: {}", machine_description());
     let roof = roofline::measure();
+    let int8 = roof.int8_ops.map_or("not probed (no VNNI)".to_string(), |ops| {
+        format!("{:.2} TOPS", ops / 1e12)
+    });
     println!(
-        "roofline ({} threads): read {:.1} GB/s, triad {:.1} GB/s, f32 FMA peak {:.1} GFLOP/s\n",
+        "roofline ({} threads): read {:.1} GB/s, triad {:.1} GB/s, f32 FMA peak {:.1} GFLOP/s, int8 peak {int8}\n",
         args.threads,
         roof.read_bytes_per_s / 1e9,
         roof.triad_bytes_per_s / 1e9,
@@ -170,8 +176,8 @@ fn main() -> anyhow::Result<()> {
          of each, taken alternately; a sample is the mean of a burst of calls.\n",
         args.reps
     );
-    println!("| fmt   | case                         | ours us  | ours GB/s | candle GB/s | of read BW | ours GFLOP/s | of FMA peak | candle us | speedup |");
-    println!("|-------|------------------------------|---------:|--------:|--------:|------:|-------:|------:|---------:|-------:|");
+    println!("| fmt   | case                         | ours us  | ours GB/s | candle GB/s | of read BW | ours GFLOP/s | of FMA peak | of int8 peak | candle us | speedup |");
+    println!("|-------|------------------------------|---------:|--------:|--------:|------:|-------:|------:|------:|---------:|-------:|");
     for (dtype, ggml) in FORMATS {
         if args
             .only
@@ -182,7 +188,7 @@ fn main() -> anyhow::Result<()> {
         }
         for (name, rows, cols, n) in CASES {
             if cols % dtype.block_elems() != 0 {
-                println!("| {dtype:<5} | {name:<28} | rows of {cols} are not whole {dtype} blocks | | | | | | | |");
+                println!("| {dtype:<5} | {name:<28} | rows of {cols} are not whole {dtype} blocks | | | | | | | | |");
                 continue;
             }
             let case = build(dtype, ggml, rows, cols, n)?;
