@@ -263,7 +263,7 @@ impl TiledMatrix {
                 let kernels = StripKernels {
                     one: avx512_f32::strip_q4,
                     four: Some(avx512_f32::strip4_q4),
-                    eight: None,
+                    eight: Some(avx512_f32::strip8_q4),
                 };
                 self.run(t, xs, n, out, pack_act_f32, QK, kernels);
                 true
@@ -272,7 +272,7 @@ impl TiledMatrix {
                 let kernels = StripKernels {
                     one: avx512_f32::strip_q8,
                     four: Some(avx512_f32::strip4_q8),
-                    eight: None,
+                    eight: Some(avx512_f32::strip8_q8),
                 };
                 self.run(t, xs, n, out, pack_act_f32, QK, kernels);
                 true

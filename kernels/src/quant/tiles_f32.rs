@@ -117,9 +117,11 @@ pub mod avx512_f32 {
             let mut dots = [[_mm512_setzero_ps(); 2]; R];
             for k in 0..4 {
                 let u = tile.values8(k);
+                // Two chains a row, or one where eight rows give the core enough chains.
+                let chains = if R < 8 { 2 } else { 1 };
                 for (dots, a) in dots.iter_mut().zip(acts) {
                     for (j, (&u, &x)) in u.iter().zip(&a.get_unchecked(i).x[8 * k..8 * k + 8]).enumerate() {
-                        dots[j & 1] = _mm512_fmadd_ps(u, _mm512_set1_ps(x), dots[j & 1]);
+                        dots[j % chains] = _mm512_fmadd_ps(u, _mm512_set1_ps(x), dots[j % chains]);
                     }
                 }
             }
@@ -141,6 +143,16 @@ pub mod avx512_f32 {
 
     #[target_feature(enable = "avx512f,avx512bw")]
     pub unsafe fn strip4_q4(tiles: &[TileQ4], acts: [&[ActF32]; 4], out: &mut [[f32; TILE_ROWS]; 4]) {
+        rows(tiles, acts, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn strip8_q4(tiles: &[TileQ4], acts: [&[ActF32]; 8], out: &mut [[f32; TILE_ROWS]; 8]) {
+        rows(tiles, acts, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn strip8_q8(tiles: &[TileQ8], acts: [&[ActF32]; 8], out: &mut [[f32; TILE_ROWS]; 8]) {
         rows(tiles, acts, out)
     }
 
@@ -172,6 +184,14 @@ pub mod avx512_f32 {
     }
 
     pub unsafe fn strip4_q8(_: &[TileQ8], _: [&[ActF32]; 4], _: &mut [[f32; TILE_ROWS]; 4]) {
+        unreachable!("tiles are built only where AVX-512 VNNI runs")
+    }
+
+    pub unsafe fn strip8_q4(_: &[TileQ4], _: [&[ActF32]; 8], _: &mut [[f32; TILE_ROWS]; 8]) {
+        unreachable!("tiles are built only where AVX-512 VNNI runs")
+    }
+
+    pub unsafe fn strip8_q8(_: &[TileQ8], _: [&[ActF32]; 8], _: &mut [[f32; TILE_ROWS]; 8]) {
         unreachable!("tiles are built only where AVX-512 VNNI runs")
     }
 }
