@@ -1,7 +1,7 @@
 //! Shared pieces of the benchmark binaries: timing statistics and a description of the
 //! machine a figure was measured on.
 
-pub use brainstem_runtime::host as roofline;
+pub use brainstem_runtime::compute::host as roofline;
 
 use std::time::Duration;
 

@@ -7,8 +7,7 @@ use std::borrow::Cow;
 
 use brainstem_kernels::*;
 
-mod common;
-use common::{assert_close, dense_weight, random, wgpu_backend};
+use crate::common::{assert_close, dense_weight, random, wgpu_backend};
 
 fn suite_matmul_and_ledger<B: Backend>(b: &B) {
     let (n, k, m) = (3, 40, 7);

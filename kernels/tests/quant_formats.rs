@@ -12,8 +12,7 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use safetensors::SafeTensors;
 
-mod common;
-use common::{random_activations, random_weight, BLOCK_FORMATS};
+use crate::common::{random_activations, random_weight, BLOCK_FORMATS};
 
 fn reference_blocks() -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/reference/out/quant_blocks.safetensors");

@@ -1,10 +1,9 @@
 //! The wgpu backend against the CPU backend, op by op, on odd shapes and every weight
 //! format; its steady state allocates nothing new on the device; and its faults are typed.
 
-mod common;
-
+use crate::common;
+use crate::common::{assert_close, both_styles, random, random_activations, random_weight, wgpu_backend};
 use brainstem_kernels::*;
-use common::{assert_close, both_styles, random, random_activations, random_weight, wgpu_backend};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 

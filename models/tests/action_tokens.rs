@@ -3,7 +3,7 @@
 //! chunks, the relaxed decodes of lerobot's pi0-FAST on token prefixes, and OpenVLA-formula
 //! binning with q01/q99 normalisation.
 
-mod common;
+use crate::common;
 
 use brainstem_models::action::{ActionError, BinTokenizer, FastTokenizer, Normalization};
 use proptest::prelude::*;

@@ -2,14 +2,12 @@
 //! truncated file, a wrong magic, a tensor whose shape disagrees with the config, a missing
 //! tensor, an unsupported dtype, a missing tokenizer.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::common::{backend, reference_dir, rewrite_gguf, unchanged};
 use brainstem_models::kernels::CpuBackend;
 use brainstem_models::{Llama, ModelError, Tokenizer, WeightFile};
-use common::{backend, reference_dir, rewrite_gguf, unchanged};
 use safetensors::{Dtype, SafeTensors};
 
 fn tiny(file: &str) -> PathBuf {

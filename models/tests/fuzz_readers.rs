@@ -2,12 +2,10 @@
 //! random truncation and byte corruption, must give `Ok` or a typed error, never a panic,
 //! and every tensor a parsed file hands out must lie inside it and convert cleanly.
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::reference_dir;
 use brainstem_models::WeightFile;
-use common::reference_dir;
 use proptest::prelude::*;
 
 /// Opens `bytes` as `name` and touches every tensor the file claims to hold.

@@ -3,7 +3,7 @@
 //! tiles and expanded prompt for a committed image, and the logits of every prompt position,
 //! on the CPU backend and on the wgpu backend.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::sync::Arc;

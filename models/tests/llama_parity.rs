@@ -4,13 +4,11 @@
 //! checkpoint and from the same weights as a llama GGUF (permuted Q/K, interleaved rope); on
 //! the CPU backend and, for the same checks, on the wgpu backend.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::*;
 use brainstem_models::kernels::{Backend, OpKind, WgpuBackend};
 use brainstem_models::{Llama, Logits};
-use common::*;
 
 const TOLERANCE: f32 = 1e-4;
 

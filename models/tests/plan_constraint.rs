@@ -3,7 +3,7 @@
 //! byte-level vocabulary and on SmolLM2's real 49k-token BPE vocabulary; and end to end
 //! through the tiny Idefics3 model.
 
-mod common;
+use crate::common;
 
 use brainstem_models::generate::{GenerateOptions, TokenConstraint};
 use brainstem_models::image::RgbImage;

@@ -5,11 +5,10 @@
 //! file stays within its format's bound of the original, bad inputs are errors, and the
 //! real SmolLM2 Q4_1 GGUF requantized to Q4_K still answers.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::common::*;
 use brainstem_models::generate::{generate, GenerateOptions};
 use brainstem_models::kernels::quant::blocks::{QK, QK_K};
 use brainstem_models::kernels::{ActivationPrecision, Backend, CpuBackend, DType};
@@ -17,7 +16,6 @@ use brainstem_models::quantize::{quantize_model, QuantizeReport};
 use brainstem_models::weights::gguf::GgufValue;
 use brainstem_models::weights::gguf_writer::GgufWriter;
 use brainstem_models::{Llama, Logits, ModelError, Tokenizer, WeightFile};
-use common::*;
 
 /// Logits of `model_file` on the golden input ids of `model_name`, and the golden logits.
 fn logits(model_name: &str, model_file: &Path, precision: ActivationPrecision) -> (Vec<f32>, Vec<f32>) {

@@ -4,14 +4,13 @@
 //! its quantization noise, and its agreement with llama.cpp's greedy tokens reported; and the
 //! wgpu backend's greedy tokens equal to the CPU backend's int8 path.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common;
+use crate::common::reference_dir;
 use brainstem_models::generate::{generate, GenerateOptions};
 use brainstem_models::kernels::{ActivationPrecision, Backend, CpuBackend, WgpuBackend};
 use brainstem_models::{Llama, LoadOptions, Logits, Tokenizer, WeightFile};
-use common::reference_dir;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -148,19 +147,22 @@ fn smollm2_on_wgpu_generates_the_transformers_tokens() {
         Llama::from_file(Arc::new(backend), &file, LoadOptions::default()).expect("load SmolLM2 on wgpu")
     };
     let (exact, int8) = (wgpu(ActivationPrecision::F32), wgpu(ActivationPrecision::Int8));
-    let mut longest = 0;
-    for p in &reference.prompts {
-        check_first_logits(&exact, p, 2e-3);
-        check_first_logits(&int8, p, 1.0);
-        let ours = greedy(&exact, &p.input_ids, reference.new_tokens);
-        assert_eq!(
-            ours,
-            p.generated_ids,
-            "{:?}: greedy tokens on {}",
-            p.prompt,
-            exact.backend().name()
-        );
-        longest = longest.max(ours.len());
-    }
-    assert!(longest >= 16, "no continuation compared over 16 tokens");
+    // One prompt, the one with the longest continuation: on a software Vulkan device each
+    // token takes about a second, and the CPU test above covers every prompt.
+    let p = reference
+        .prompts
+        .iter()
+        .max_by_key(|p| p.generated_ids.len())
+        .expect("reference prompts");
+    assert!(p.generated_ids.len() >= 16, "no continuation compared over 16 tokens");
+    check_first_logits(&exact, p, 2e-3);
+    check_first_logits(&int8, p, 1.0);
+    let ours = greedy(&exact, &p.input_ids, reference.new_tokens);
+    assert_eq!(
+        ours,
+        p.generated_ids,
+        "{:?}: greedy tokens on {}",
+        p.prompt,
+        exact.backend().name()
+    );
 }

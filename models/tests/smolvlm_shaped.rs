@@ -3,7 +3,7 @@
 //! the 1 GB checkpoint is rebuilt here instead of committed; the reference's prompt ids, its
 //! tensor names and shapes, and a sample of the last position's logits are.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeSet, HashMap};
 

@@ -2,7 +2,7 @@
 //! their slice of the vocabulary and streamed one by one, on the tiny Idefics3 model with
 //! OpenVLA bins and on a SmolVLM-sized vocabulary with FAST tokens.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! what was found: unreadable or oversized images, zero-sized frames, and checkpoints whose
 //! config disagrees with their weights, tokenizer or processor.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use brainstem_runtime::cerebellum::motion::{JointCommand, JointSink};
 use brainstem_runtime::demo::{demo_config, SyntheticCamera};
-use brainstem_runtime::motion::{JointCommand, JointSink};
 use brainstem_runtime::{Runtime, RuntimeEvent, RuntimeOptions};
 
 /// A simulated robot whose joints reach every command: the motion loop calls `send` at

@@ -8,13 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use brainstem_runtime::clock::{Clock, WallClock};
-use brainstem_runtime::models::action::Normalization;
-use brainstem_runtime::motion::{
+use brainstem_runtime::cerebellum::motion::{
     ActionDecoding, JointCommand, JointSink, LoopOptions, MotionConfig, MotionDecoder, MotionLoop,
 };
+use brainstem_runtime::cerebellum::stream::action_stream;
+use brainstem_runtime::clock::{Clock, WallClock};
+use brainstem_runtime::models::action::Normalization;
 use brainstem_runtime::robot::RobotDescription;
-use brainstem_runtime::stream::action_stream;
 
 const ARM: [&str; 4] = [
     "left_shoulder_pitch",

@@ -31,9 +31,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::compute::partition::{available_cores, ComputeConfig};
 use crate::error::{Result, RuntimeError};
 use crate::kernels::Device;
-use crate::partition::{available_cores, ComputeConfig};
 use crate::robot::RobotDescription;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

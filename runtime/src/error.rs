@@ -20,7 +20,7 @@ pub enum RuntimeError {
     #[error("invalid observation: {0}")]
     Observation(String),
     #[error(transparent)]
-    Dataset(#[from] crate::dataset::DatasetError),
+    Dataset(#[from] crate::offline::dataset::DatasetError),
     #[error("could not start a runtime thread: {0}")]
     Thread(String),
 }

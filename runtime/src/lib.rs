@@ -1,29 +1,31 @@
-//! brainstem-runtime: the layer a robot stack embeds. So far: the cerebellum's side, which is
-//! the action-token stream ([`stream`]), the motion decoder with its safety envelope and
-//! watchdog ([`motion`]), the robot description ([`robot`]) and injected time ([`clock`]);
-//! and the compute side's partitions and placement ([`partition`]) with the chip profiles
-//! they stand for ([`chip`]), and telemetry ([`telemetry`]). The two loops and the embedding
-//! API land here next.
+//! brainstem-runtime: the layer a robot stack embeds. Its folders are its rooms:
+//!
+//! - [`cerebellum`]: the real-time side, the action stream and the motion decoder with its
+//!   safety envelope and watchdog;
+//! - [`pipeline`]: the model side, the vision, brain (VLT, VLM) and cerebellum (VLA) stages,
+//!   the observations they share and the wall-clock loops that run them;
+//! - [`compute`]: partitions and placement, chip profiles, this host's measured roofline;
+//! - [`simulate`]: the whole runtime on the virtual clock, and the chip-budget sweeps of
+//!   `brainstem bench`;
+//! - [`offline`]: recorded LeRobotDataset episodes and evaluation against them;
+//! - [`embed`]: the embedding API ([`Runtime`]) and the C ABI.
+//!
+//! Shared by all of them: the configuration file ([`config`]), the robot description
+//! ([`robot`]), injected time ([`clock`]), telemetry ([`telemetry`]), errors ([`error`]) and
+//! the built-in demo ([`demo`]). `docs/ARCHITECTURE.md` walks a frame and an action through
+//! these rooms.
 
-pub mod chip;
+pub mod cerebellum;
 pub mod clock;
+pub mod compute;
 pub mod config;
-pub mod dataset;
 pub mod demo;
 pub mod embed;
 pub mod error;
-pub mod eval;
-pub mod ffi;
-pub mod host;
-pub mod loops;
-pub mod motion;
-pub mod observe;
-pub mod partition;
+pub mod offline;
+pub mod pipeline;
 pub mod robot;
 pub mod simulate;
-pub mod stages;
-pub mod stream;
-pub mod sweep;
 pub mod telemetry;
 
 pub use brainstem_models as models;
@@ -31,4 +33,4 @@ pub use brainstem_models::kernels;
 pub use config::RuntimeConfig;
 pub use embed::{Runtime, RuntimeOptions};
 pub use error::{Result, RuntimeError};
-pub use observe::RuntimeEvent;
+pub use pipeline::observe::RuntimeEvent;

@@ -10,9 +10,9 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::chip::ChipProfile;
+use crate::cerebellum::motion::{InterventionCounts, LoopReport};
+use crate::compute::chip::ChipProfile;
 use crate::kernels::LedgerSnapshot;
-use crate::motion::{InterventionCounts, LoopReport};
 
 struct StageRecord {
     latency_ns: Histogram<u64>,

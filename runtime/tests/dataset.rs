@@ -5,12 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use brainstem_runtime::dataset::{Dataset, DatasetError, Version};
+use brainstem_runtime::offline::dataset::{Dataset, DatasetError, Version};
 use serde_json::Value;
 
-mod common;
-
-use common::{lerobot_reference, scratch_copy};
+use crate::common::{lerobot_reference, scratch_copy};
 
 fn reference() -> PathBuf {
     lerobot_reference("")

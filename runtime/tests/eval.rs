@@ -5,13 +5,11 @@
 
 use std::path::PathBuf;
 
-use brainstem_runtime::dataset::Dataset;
-use brainstem_runtime::eval::report::{EvalReport, Parity, Shard};
-use brainstem_runtime::eval::{dataset_config, Evaluator};
+use brainstem_runtime::offline::dataset::Dataset;
+use brainstem_runtime::offline::eval::report::{EvalReport, Parity, Shard};
+use brainstem_runtime::offline::eval::{dataset_config, Evaluator};
 
-mod common;
-
-use common::{lerobot_reference as reference, scratch_copy};
+use crate::common::{lerobot_reference as reference, scratch_copy};
 
 fn cache() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))

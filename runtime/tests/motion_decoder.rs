@@ -4,19 +4,17 @@
 //! FAST chunks start moving the robot before they are complete; and a run is byte-for-byte
 //! reproducible.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
-use brainstem_runtime::clock::{Clock, VirtualClock};
-use brainstem_runtime::models::action::{BinTokenizer, Normalization};
-use brainstem_runtime::motion::{
+use crate::common::{fast_tokenizer, HUMANOID_ARM};
+use brainstem_runtime::cerebellum::motion::{
     ActionDecoding, BlendMode, JointCommand, JointSink, LoopOptions, MotionConfig, MotionDecoder, MotionLoop,
     MotionMode, StopReason,
 };
+use brainstem_runtime::cerebellum::stream::{action_stream, ActionSender};
+use brainstem_runtime::clock::{Clock, VirtualClock};
+use brainstem_runtime::models::action::{BinTokenizer, Normalization};
 use brainstem_runtime::robot::{JointSpec, RobotDescription};
-use brainstem_runtime::stream::{action_stream, ActionSender};
-use common::{fast_tokenizer, HUMANOID_ARM};
 use proptest::prelude::*;
 
 const TICK: u64 = 1_000_000;

@@ -9,10 +9,10 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use brainstem_runtime::cerebellum::motion::{ActionDecoding, BlendMode, MotionConfig, MotionDecoder};
+use brainstem_runtime::cerebellum::stream::{action_stream, ActionSender};
 use brainstem_runtime::models::action::{BinTokenizer, Normalization};
-use brainstem_runtime::motion::{ActionDecoding, BlendMode, MotionConfig, MotionDecoder};
 use brainstem_runtime::robot::RobotDescription;
-use brainstem_runtime::stream::{action_stream, ActionSender};
 use common::{fast_tokenizer, HUMANOID_ARM};
 
 struct CountingAllocator;

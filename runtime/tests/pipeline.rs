@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use brainstem_runtime::cerebellum::motion::{JointCommand, JointSink, MotionMode, StopReason};
 use brainstem_runtime::config::RuntimeConfig;
 use brainstem_runtime::demo::{demo_config, SyntheticCamera, DEMO_INSTRUCTION};
 use brainstem_runtime::models::synthetic::Idefics3Shape;
-use brainstem_runtime::motion::{JointCommand, JointSink, MotionMode, StopReason};
+use brainstem_runtime::pipeline::stages::{ActRequest, ActionPolicy, Pipeline};
 use brainstem_runtime::simulate::Simulation;
-use brainstem_runtime::stages::{ActRequest, ActionPolicy, Pipeline};
 use brainstem_runtime::{Result, Runtime, RuntimeError, RuntimeEvent, RuntimeOptions};
 
 const SECOND: u64 = 1_000_000_000;

@@ -5,14 +5,14 @@
 
 use std::path::PathBuf;
 
-use brainstem_runtime::chip::ChipProfile;
+use brainstem_runtime::cerebellum::motion::{JointCommand, JointSink};
+use brainstem_runtime::compute::chip::ChipProfile;
+use brainstem_runtime::compute::partition::available_cores;
 use brainstem_runtime::config::RuntimeConfig;
 use brainstem_runtime::demo::{demo_config, SyntheticCamera, DEMO_INSTRUCTION};
-use brainstem_runtime::motion::{JointCommand, JointSink};
-use brainstem_runtime::partition::available_cores;
+use brainstem_runtime::pipeline::stages::Pipeline;
+use brainstem_runtime::simulate::sweep::{simulate_point, Layout, SweepPoint};
 use brainstem_runtime::simulate::Simulation;
-use brainstem_runtime::stages::Pipeline;
-use brainstem_runtime::sweep::{simulate_point, Layout, SweepPoint};
 
 struct Discard;
 

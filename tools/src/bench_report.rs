@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use brainstem_runtime::chip::ChipProfile;
-use brainstem_runtime::sweep::SweepPoint;
+use brainstem_runtime::compute::chip::ChipProfile;
+use brainstem_runtime::simulate::sweep::SweepPoint;
 use brainstem_runtime::telemetry::TelemetryReport;
 use plotters::prelude::*;
 

@@ -9,11 +9,11 @@ use brainstem_runtime::kernels::Device;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use brainstem_runtime::dataset::Dataset;
-use brainstem_runtime::eval::report::{EvalReport, Parity, Shard, CHUNKS_COMPLETED};
-use brainstem_runtime::eval::{dataset_config, Evaluator};
-use brainstem_runtime::partition::available_cores;
-use brainstem_runtime::sweep::Layout;
+use brainstem_runtime::compute::partition::available_cores;
+use brainstem_runtime::offline::dataset::Dataset;
+use brainstem_runtime::offline::eval::report::{EvalReport, Parity, Shard, CHUNKS_COMPLETED};
+use brainstem_runtime::offline::eval::{dataset_config, Evaluator};
+use brainstem_runtime::simulate::sweep::Layout;
 use brainstem_runtime::RuntimeConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 

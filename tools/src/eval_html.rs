@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use brainstem_runtime::eval::report::{EpisodeResult, EvalReport, JointSummary, Parity, CHUNKS_COMPLETED};
+use brainstem_runtime::offline::eval::report::{EpisodeResult, EvalReport, JointSummary, Parity, CHUNKS_COMPLETED};
 use plotters::prelude::*;
 
 /// Episodes drawn joint by joint; the rest are in the tables.
@@ -92,7 +92,7 @@ fn joint_table(joints: &[JointSummary]) -> String {
     html
 }
 
-fn stages_section(html: &mut String, report: &EvalReport, summary: &brainstem_runtime::eval::report::Summary) {
+fn stages_section(html: &mut String, report: &EvalReport, summary: &brainstem_runtime::offline::eval::report::Summary) {
     html.push_str("<h2>Latency on the virtual clock</h2><table><tr><th>stage</th><th>calls</th><th>p50 ms</th><th>p99 ms</th><th>max ms</th><th>deadline misses</th></tr>");
     for s in &summary.stages {
         let _ = write!(

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use brainstem_runtime::cerebellum::motion::{JointCommand, JointSink, LoopOptions};
 use brainstem_runtime::demo::{demo_config, StillCamera, SyntheticCamera, DEMO_INSTRUCTION};
 use brainstem_runtime::models::image::RgbImage;
-use brainstem_runtime::motion::{JointCommand, JointSink, LoopOptions};
+use brainstem_runtime::pipeline::stages::Pipeline;
 use brainstem_runtime::simulate::{Camera, Simulation};
-use brainstem_runtime::stages::Pipeline;
 use brainstem_runtime::telemetry::TelemetryReport;
 use brainstem_runtime::{Runtime, RuntimeConfig, RuntimeEvent, RuntimeOptions};
 
@@ -72,7 +72,7 @@ impl JointSink for StatusSink {
 }
 
 impl StatusSink {
-    /// The mode, numbered as [`brainstem_runtime::motion::MotionMode::code`] numbers it.
+    /// The mode, numbered as [`brainstem_runtime::cerebellum::motion::MotionMode::code`] numbers it.
     fn mode(&self) -> &'static str {
         ["idle", "following", "stopping", "holding"][self.mode.load(Ordering::Relaxed).min(3) as usize]
     }

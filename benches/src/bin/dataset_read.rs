@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::Context;
-use brainstem_runtime::dataset::Dataset;
+use brainstem_runtime::offline::dataset::Dataset;
 use clap::Parser;
 
 #[derive(Parser)]

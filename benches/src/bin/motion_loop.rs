@@ -15,16 +15,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use brainstem_benches::machine_description;
+use brainstem_runtime::cerebellum::motion::{
+    ActionDecoding, JointCommand, JointSink, LoopOptions, LoopReport, MotionConfig, MotionDecoder, MotionLoop,
+};
+use brainstem_runtime::cerebellum::stream::{action_stream, ActionSender};
 use brainstem_runtime::clock::{Clock, WallClock};
 use brainstem_runtime::kernels::{Backend, CpuBackend};
 use brainstem_runtime::models::action::{BinTokenizer, Normalization};
 use brainstem_runtime::models::sampling::argmax;
 use brainstem_runtime::models::{Llama, LoadOptions, Logits, WeightFile};
-use brainstem_runtime::motion::{
-    ActionDecoding, JointCommand, JointSink, LoopOptions, LoopReport, MotionConfig, MotionDecoder, MotionLoop,
-};
 use brainstem_runtime::robot::RobotDescription;
-use brainstem_runtime::stream::{action_stream, ActionSender};
 use clap::Parser;
 use hdrhistogram::Histogram;
 

@@ -12,11 +12,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use brainstem_benches::machine_description;
+use brainstem_runtime::cerebellum::motion::{JointCommand, JointSink, LoopOptions};
+use brainstem_runtime::compute::partition::{available_cores, ComputeConfig};
 use brainstem_runtime::config::{ActionScheme, BrainConfig, ModelsConfig, PolicyConfig, RobotSource};
 use brainstem_runtime::demo::{SyntheticCamera, DEMO_ARM, DEMO_INSTRUCTION};
-use brainstem_runtime::motion::{JointCommand, JointSink, LoopOptions};
-use brainstem_runtime::partition::{available_cores, ComputeConfig};
-use brainstem_runtime::sweep::Layout;
+use brainstem_runtime::simulate::sweep::Layout;
 use brainstem_runtime::telemetry::{StageReport, TelemetryReport};
 use brainstem_runtime::{Runtime, RuntimeConfig, RuntimeEvent, RuntimeOptions};
 use clap::Parser;

@@ -1,5 +1,5 @@
 //! Idefics3 / SmolVLM (Laurençon et al. 2024; transformers' `Idefics3ForConditionalGeneration`):
-//! a SigLIP vision tower ([`vision`]), a connector that pixel-shuffles each tile's patch
+//! a SigLIP vision tower (`vision.rs`), a connector that pixel-shuffles each tile's patch
 //! features (`scale_factor`² neighbours become one wider feature) and projects them into the
 //! text tower's width, and the Llama text tower, whose `<image>` token embeddings are
 //! replaced by the image features in order. Loads `config.json` + `model.safetensors` by the

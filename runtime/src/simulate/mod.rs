@@ -7,10 +7,12 @@
 //! motion decoder at the virtual moment each was sampled. The same inputs give the same
 //! commands and events, byte for byte, on any host. [`Simulation::replaying`] reuses each
 //! stage kind's first call instead of recomputing it ([`replay`]), for fast sweeps; the
-//! power timeline ([`power`]) gives the peak draw.
+//! power timeline (`power.rs`) gives the peak draw. [`sweep`] runs it once per point of a
+//! chip-budget sweep, which is what `brainstem bench` reports.
 
 mod power;
 pub mod replay;
+pub mod sweep;
 
 pub use power::PowerTimeline;
 
@@ -20,17 +22,17 @@ use std::time::Duration;
 
 use brainstem_models::image::RgbImage;
 
-use crate::chip::ChipProfile;
+use crate::cerebellum::motion::{InterventionCounts, JointSink, MotionDecoder};
+use crate::cerebellum::stream::{action_stream, ActionReceiver, ActionSender, StreamEvent};
 use crate::clock::Nanos;
+use crate::compute::chip::ChipProfile;
+use crate::compute::partition::{Partitions, Stage};
 use crate::error::{Result, RuntimeError};
 use crate::kernels::{Backend, LedgerSnapshot};
-use crate::loops::{next_deadline, Cerebellum, ChunkOutcome, ANSWER, CHUNK, FIRST_ACTION, PLAN, VISION};
-use crate::motion::{InterventionCounts, JointSink, MotionDecoder};
-use crate::observe::{guarded, Board, CommandedState, FrameEncodings, RuntimeEvent};
-use crate::partition::{Partitions, Stage};
+use crate::pipeline::loops::{next_deadline, Cerebellum, ChunkOutcome, ANSWER, CHUNK, FIRST_ACTION, PLAN, VISION};
+use crate::pipeline::observe::{guarded, Board, CommandedState, FrameEncodings, RuntimeEvent};
+use crate::pipeline::stages::{Brain, MotionSetup, Pipeline, VisionStage};
 use crate::simulate::replay::{Recorded, RecordedChunk, Replay};
-use crate::stages::{Brain, MotionSetup, Pipeline, VisionStage};
-use crate::stream::{action_stream, ActionReceiver, ActionSender, StreamEvent};
 use crate::telemetry::{StageLatencies, TelemetryReport};
 
 /// Where frames come from: one view per camera of the robot, in camera order.

@@ -9,7 +9,7 @@
 use brainstem_models::plan::Plan;
 
 use crate::kernels::LedgerSnapshot;
-use crate::observe::FrameEncodings;
+use crate::pipeline::observe::FrameEncodings;
 
 /// A call's output and the work it did.
 #[derive(Clone)]

@@ -1,6 +1,6 @@
 //! An episode's camera frames, read in frame order: PNG bytes from the data parquet decoded
 //! one frame at a time, or video decoded forward from the episode's start in its MP4 file
-//! ([`video`], FFmpeg behind the `video` feature). Only the frame being replayed is held
+//! (`video.rs`, FFmpeg behind the `video` feature). Only the frame being replayed is held
 //! decoded, so an hour-long episode costs one frame of memory per camera.
 
 use std::path::{Path, PathBuf};

@@ -12,10 +12,10 @@ use std::sync::Mutex;
 
 use brainstem_models::image::RgbImage;
 
+use crate::cerebellum::motion::{JointCommand, JointSink};
 use crate::config::RuntimeConfig;
 use crate::demo::demo_config;
 use crate::embed::{Runtime, RuntimeOptions};
-use crate::motion::{JointCommand, JointSink};
 
 /// Called on the motion loop's thread once per control tick with every joint's command (in
 /// the robot's joint order). It must return well within the control period and must not

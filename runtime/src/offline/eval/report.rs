@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::metrics::{joint_errors, normalizer, ErrorSums, JerkSums, Latencies};
-use crate::dataset::VectorStats;
+use crate::cerebellum::motion::InterventionCounts;
 use crate::error::{Result, RuntimeError};
-use crate::motion::InterventionCounts;
+use crate::offline::dataset::VectorStats;
 
 /// One evaluated episode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,12 +12,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::cerebellum::stream::ActionSender;
 use crate::clock::{Clock, Nanos};
+use crate::compute::partition::Stage;
 use crate::error::{Result, RuntimeError};
-use crate::observe::{guarded, Board, CerebellumInputs, CommandedState, RuntimeEvent};
-use crate::partition::Stage;
-use crate::stages::{ActRequest, ActionPolicy, Brain, ModelStages, VisionStage};
-use crate::stream::ActionSender;
+use crate::pipeline::observe::{guarded, Board, CerebellumInputs, CommandedState, RuntimeEvent};
+use crate::pipeline::stages::{ActRequest, ActionPolicy, Brain, ModelStages, VisionStage};
 use crate::telemetry::StageLatencies;
 
 /// Stage names in the telemetry.

@@ -19,17 +19,17 @@ use std::time::Instant;
 
 use brainstem_models::image::RgbImage;
 
+use crate::cerebellum::motion::NoHardware;
 use crate::clock::Nanos;
 use crate::config::{RobotSource, RuntimeConfig};
-use crate::dataset::{Dataset, Episode, STATE};
 use crate::demo::demo_config;
 use crate::error::{Result, RuntimeError};
-use crate::loops::{CHUNK, FIRST_ACTION, PLAN, VISION};
-use crate::motion::NoHardware;
-use crate::observe::RuntimeEvent;
+use crate::offline::dataset::{Dataset, Episode, STATE};
+use crate::pipeline::loops::{CHUNK, FIRST_ACTION, PLAN, VISION};
+use crate::pipeline::observe::RuntimeEvent;
+use crate::pipeline::stages::Pipeline;
 use crate::robot::{JointSpec, RobotDescription};
 use crate::simulate::{Camera, Simulation};
-use crate::stages::Pipeline;
 
 use metrics::Latencies;
 use report::{EpisodeFailure, EpisodeResult, EvalReport, Shard};

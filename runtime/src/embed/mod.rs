@@ -4,6 +4,9 @@
 //! completions and stage failures as [`RuntimeEvent`]s; take telemetry at any time. The
 //! motion loop drives the sink at the robot's control rate from its own thread whatever the
 //! models do, and [`Runtime::stop`] brings everything down and returns the final report.
+//! [`ffi`] is the same API as a C ABI.
+
+pub mod ffi;
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver};
@@ -13,16 +16,16 @@ use std::time::{Duration, Instant};
 
 use brainstem_models::image::RgbImage;
 
+use crate::cerebellum::motion::{InterventionCounts, JointSink, LoopOptions, MotionLoop};
+use crate::cerebellum::stream::action_stream;
 use crate::clock::{Clock, Nanos, WallClock};
+use crate::compute::partition::Partitions;
 use crate::config::RuntimeConfig;
 use crate::error::Result;
 use crate::kernels::{Backend, LedgerSnapshot};
-use crate::loops::{self, Shared};
-use crate::motion::{InterventionCounts, JointSink, LoopOptions, MotionLoop};
-use crate::observe::{Board, CommandedState, RecordingSink, RuntimeEvent};
-use crate::partition::Partitions;
-use crate::stages::Pipeline;
-use crate::stream::action_stream;
+use crate::pipeline::loops::{self, Shared};
+use crate::pipeline::observe::{Board, CommandedState, RecordingSink, RuntimeEvent};
+use crate::pipeline::stages::Pipeline;
 use crate::telemetry::{MotionSummary, TelemetryReport};
 
 #[derive(Debug, Clone)]

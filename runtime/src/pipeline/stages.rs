@@ -3,8 +3,8 @@
 //! encoded frame; the cerebellum's [`ActionPolicy`] samples one chunk of action tokens.
 //! [`Pipeline::load`] loads every checkpoint on the partition its stage is placed on (a
 //! checkpoint is loaded once per partition that needs it); a VLA that cannot read the VLM's
-//! image embedding brings its own vision tower to the vision stage. The threaded loops ([`crate::loops`]) and the simulation
-//! ([`crate::simulate`]) both drive these same stages.
+//! image embedding brings its own vision tower to the vision stage. The threaded loops
+//! ([`super::loops`]) and the simulation ([`crate::simulate`]) both drive these same stages.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,15 +19,15 @@ use brainstem_models::vla::{ActionVocabulary, Vla, VlaSpec, FAST_SKIP_TOKENS};
 use brainstem_models::vlm::{EncodedFrame, Vlm};
 use brainstem_models::LoadOptions;
 
+use crate::cerebellum::motion::{ActionDecoding, MotionConfig, MotionDecoder};
+use crate::cerebellum::stream::ActionReceiver;
 use crate::clock::Nanos;
+use crate::compute::partition::{Partitions, Stage};
 use crate::config::{ActionScheme, BrainConfig, RuntimeConfig};
 use crate::error::{Result, RuntimeError};
 use crate::kernels::{DType, DeviceBackend};
-use crate::motion::{ActionDecoding, MotionConfig, MotionDecoder};
-use crate::observe::FrameEncodings;
-use crate::partition::{Partitions, Stage};
+use crate::pipeline::observe::FrameEncodings;
 use crate::robot::RobotDescription;
-use crate::stream::ActionReceiver;
 
 /// What the cerebellum asks of its policy for one chunk.
 pub struct ActRequest<'a> {

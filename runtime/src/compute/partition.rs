@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::chip::{ChipProfile, BUILTIN_CHIPS};
+use crate::compute::chip::{ChipProfile, BUILTIN_CHIPS};
 use crate::error::{Result, RuntimeError};
 use crate::kernels::{ActivationPrecision, Backend, CpuBackend, Device, DeviceBackend};
 

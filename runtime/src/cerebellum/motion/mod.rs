@@ -27,10 +27,10 @@ pub use interventions::{InterventionCounts, Interventions};
 pub use runner::{LoopOptions, LoopReport, MotionLoop, RealtimeSetup};
 pub use schedule::{BlendMode, Placement, Schedule};
 
+use crate::cerebellum::stream::{ActionReceiver, StreamEvent};
 use crate::clock::Nanos;
 use crate::error::Result;
 use crate::robot::RobotDescription;
-use crate::stream::{ActionReceiver, StreamEvent};
 use chunk::InFlight;
 
 /// Why the watchdog stopped the robot.

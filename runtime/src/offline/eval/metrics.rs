@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::VectorStats;
+use crate::offline::dataset::VectorStats;
 
 /// One joint's error sums over some frames.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

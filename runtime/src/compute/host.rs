@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::chip::ChipProfile;
+use crate::compute::chip::ChipProfile;
 use crate::error::Result;
 use crate::kernels::quant::quantize::quantize;
 use crate::kernels::{Backend, BinaryOp, DType, DeviceBackend, HostWeight};

@@ -5,10 +5,10 @@
 
 use serde::Serialize;
 
-use crate::chip::ChipProfile;
+use crate::compute::chip::ChipProfile;
+use crate::compute::partition::{ComputeConfig, PartitionConfig, PlacementConfig};
 use crate::error::{Result, RuntimeError};
-use crate::loops::{CHUNK, FIRST_ACTION, PLAN, VISION};
-use crate::partition::{ComputeConfig, PartitionConfig, PlacementConfig};
+use crate::pipeline::loops::{CHUNK, FIRST_ACTION, PLAN, VISION};
 use crate::simulate::Simulation;
 use crate::telemetry::TelemetryReport;
 

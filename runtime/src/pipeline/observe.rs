@@ -15,10 +15,10 @@ use brainstem_models::plan::{Plan, Subtask};
 use brainstem_models::vlm::EncodedFrame;
 use serde::Serialize;
 
+use crate::cerebellum::motion::{JointCommand, JointSink};
 use crate::clock::Nanos;
+use crate::compute::partition::Stage;
 use crate::error::{Result, RuntimeError};
-use crate::motion::{JointCommand, JointSink};
-use crate::partition::Stage;
 
 /// A frame encoded for the brain and for the VLA: the same encoding when the VLA takes the
 /// brain's image embedding, its own tower's otherwise.
