@@ -30,6 +30,26 @@ pub struct RopeParams {
     pub start_pos: usize,
 }
 
+/// Which cached positions each query row of an attention call sees. With [`Causal`] and
+/// [`PrefixLm`], a call appends as many key rows as it has query rows, and query row `r` is
+/// position `start + r` of the cache; with [`Full`] the two counts may differ (queries that
+/// attend to another sequence's keys).
+///
+/// [`Causal`]: AttentionMask::Causal
+/// [`PrefixLm`]: AttentionMask::PrefixLm
+/// [`Full`]: AttentionMask::Full
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttentionMask {
+    /// Every cached position (a vision tile; an action chunk attending to its prefix).
+    Full,
+    /// Positions up to the query's own (autoregressive decoding).
+    Causal,
+    /// Positions up to the query's own, and the first `bidirectional` positions of the cache
+    /// whatever the query's position: a prefix-LM, whose image and language tokens see each
+    /// other and whose later tokens see everything before them (PaliGemma, SmolVLA's state).
+    PrefixLm { bidirectional: usize },
+}
+
 /// Grouped-query attention: `heads` query heads share `kv_heads` key/value heads.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AttentionParams {
@@ -38,8 +58,24 @@ pub struct AttentionParams {
     pub head_dim: usize,
     /// Multiplies the scores, usually `1 / sqrt(head_dim)`.
     pub scale: f32,
-    /// Whether query `i` sees only keys up to its own position.
-    pub causal: bool,
+    pub mask: AttentionMask,
+}
+
+impl AttentionParams {
+    /// Cached positions visible to query row `row` of a call that appended after `start`
+    /// positions, `total` positions in all: always a prefix of the cache.
+    pub fn visible(&self, start: usize, row: usize, total: usize) -> usize {
+        match self.mask {
+            AttentionMask::Full => total,
+            AttentionMask::Causal => (start + row + 1).min(total),
+            AttentionMask::PrefixLm { bidirectional } => (start + row + 1).max(bidirectional).min(total),
+        }
+    }
+
+    /// Whether the mask ties query rows to the key rows a call appends.
+    pub fn positional(&self) -> bool {
+        self.mask != AttentionMask::Full
+    }
 }
 
 /// Capacity of a key/value cache for one attention layer.
@@ -100,6 +136,9 @@ pub trait Backend: Send + Sync {
     fn kv_len(&self, cache: &Self::KvCache) -> usize;
     /// Forgets every position, keeping the memory.
     fn kv_clear(&self, cache: &mut Self::KvCache);
+    /// Forgets the positions past the first `len` (none when it holds no more), keeping the
+    /// memory: a prefix's cache after a step appended keys it must not keep.
+    fn kv_truncate(&self, cache: &mut Self::KvCache, len: usize);
 
     /// `x [n, k] * w^T` for `w [m, k]`: `[n, m]`.
     fn matmul(&self, x: &Self::Tensor, w: &Self::Weight) -> Result<Self::Tensor>;
@@ -112,8 +151,9 @@ pub trait Backend: Send + Sync {
         -> Result<Self::Tensor>;
     /// Rotates each head of each row by its position; `x` is `[rows, heads * head_dim]`.
     fn rope(&self, x: &Self::Tensor, params: RopeParams) -> Result<Self::Tensor>;
-    /// Appends `k` and `v` (`[rows, kv_heads * head_dim]`) to the cache, then attends from
-    /// `q` (`[rows, heads * head_dim]`, the last `rows` positions) over every cached position;
+    /// Appends `k` and `v` (`[appended, kv_heads * head_dim]`) to the cache, then attends from
+    /// `q` (`[rows, heads * head_dim]`) over the cached positions its mask shows it (for a
+    /// positional mask `appended == rows` and the queries are the last `rows` positions);
     /// returns `[rows, heads * head_dim]`.
     fn attention(
         &self,

@@ -90,10 +90,15 @@ pub fn attention_operands(
             format!("{} and {}", p.heads, p.kv_heads),
         ));
     }
-    if q.1 != p.heads * p.head_dim || k.1 != kv_dim || v.1 != kv_dim || k.0 != q.0 || v.0 != q.0 {
+    let rows_differ = k.0 != v.0 || (p.positional() && k.0 != q.0);
+    if q.1 != p.heads * p.head_dim || k.1 != kv_dim || v.1 != kv_dim || rows_differ {
         return Err(shape_err(
             "attention",
-            format!("q [n, {}], k and v [n, {kv_dim}]", p.heads * p.head_dim),
+            format!(
+                "q [n, {}], k and v [{}, {kv_dim}]",
+                p.heads * p.head_dim,
+                if p.positional() { "n" } else { "m" }
+            ),
             format!("q {}x{}, k {}x{}, v {}x{}", q.0, q.1, k.0, k.1, v.0, v.1),
         ));
     }
@@ -104,7 +109,7 @@ pub fn attention_operands(
             spec.kv_heads * spec.head_dim,
         ));
     }
-    let needed = cached + q.0;
+    let needed = cached + k.0;
     if needed > spec.max_positions {
         return Err(KernelError::KvCacheFull {
             needed,
@@ -118,18 +123,16 @@ fn bytes_f32(elems: usize) -> u64 {
     4 * elems as u64
 }
 
-/// Attention of `rows` queries appended after `start` cached positions.
-pub fn attention_cost(rows: usize, start: usize, p: &AttentionParams) -> Cost {
-    let total = start + rows;
+/// Attention of `rows` queries after `appended` keys joined `start` cached positions.
+pub fn attention_cost(rows: usize, start: usize, appended: usize, p: &AttentionParams) -> Cost {
+    let total = start + appended;
     let (hd, kv_dim) = (p.head_dim, p.kv_heads * p.head_dim);
-    let contexts: u64 = (0..rows)
-        .map(|r| if p.causal { start + r + 1 } else { total } as u64)
-        .sum();
+    let contexts: u64 = (0..rows).map(|r| p.visible(start, r, total) as u64).sum();
     Cost {
         f32_macs: 2 * contexts * (p.heads * hd) as u64,
         float_ops: 4 * contexts * p.heads as u64,
         bytes_read: bytes_f32(rows * p.heads * hd) + 2 * bytes_f32(total * kv_dim),
-        bytes_written: bytes_f32(rows * p.heads * hd + 2 * rows * kv_dim),
+        bytes_written: bytes_f32(rows * p.heads * hd + 2 * appended * kv_dim),
         ..Cost::default()
     }
 }

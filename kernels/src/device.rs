@@ -211,6 +211,14 @@ impl Backend for DeviceBackend {
         }
     }
 
+    fn kv_truncate(&self, cache: &mut DeviceKvCache, len: usize) {
+        match (self, cache) {
+            (DeviceBackend::Cpu(b), DeviceKvCache::Cpu(c)) => b.kv_truncate(c, len),
+            (DeviceBackend::Wgpu(b), DeviceKvCache::Wgpu(c)) => b.kv_truncate(c, len),
+            _ => {}
+        }
+    }
+
     fn matmul(&self, x: &DeviceTensor, w: &DeviceWeight) -> Result<DeviceTensor> {
         on_device!(
             self,

@@ -11,7 +11,7 @@ pub mod ledger;
 pub mod quant;
 pub mod wgpu;
 
-pub use backend::{Activation, AttentionParams, Backend, BinaryOp, KvCacheSpec, RopeParams, RopeStyle};
+pub use backend::{Activation, AttentionMask, AttentionParams, Backend, BinaryOp, KvCacheSpec, RopeParams, RopeStyle};
 pub use cpu::{CpuBackend, CpuTensor, CpuWeight};
 pub use device::{Device, DeviceBackend, DeviceTensor, DeviceWeight};
 pub use error::{DeviceFault, KernelError, Result};

@@ -112,7 +112,7 @@ fn suite_attention<B: Backend>(b: &B) {
         kv_heads,
         head_dim: hd,
         scale: 0.3,
-        causal: true,
+        mask: AttentionMask::Causal,
     };
     let mut cache = b
         .kv_cache(KvCacheSpec {

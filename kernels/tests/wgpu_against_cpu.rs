@@ -265,20 +265,86 @@ fn attention_run<B: Backend>(b: &B, p: AttentionParams, prompt: usize, steps: us
 #[test]
 fn attention_matches_the_cpu_through_prefill_and_decode() {
     for gpu in both_styles() {
-        for causal in [true, false] {
+        for mask in [
+            AttentionMask::Causal,
+            AttentionMask::Full,
+            AttentionMask::PrefixLm { bidirectional: 50 },
+        ] {
             for (heads, kv_heads, head_dim) in [(9, 3, 64), (4, 4, 32), (2, 1, 80)] {
                 let p = AttentionParams {
                     heads,
                     kv_heads,
                     head_dim,
                     scale: 1.0 / (head_dim as f32).sqrt(),
-                    causal,
+                    mask,
                 };
                 let ours = attention_run(&gpu, p, 70, 4);
                 let theirs = attention_run(&cpu(), p, 70, 4);
                 assert_close(&ours, &theirs, 1e-5, &format!("attention {p:?}"));
             }
         }
+    }
+}
+
+/// A prefix's cache, a chunk of queries that self-attends over it and is cut back off, then
+/// the same chunk cross-attending to keys of another length: what a flow-matching expert does
+/// each denoising step.
+fn denoising_run<B: Backend>(b: &B, p: AttentionParams) -> Vec<f32> {
+    let (qd, kd, prefix, chunk) = (p.heads * p.head_dim, p.kv_heads * p.head_dim, 23, 7);
+    let spec = KvCacheSpec {
+        kv_heads: p.kv_heads,
+        head_dim: p.head_dim,
+        max_positions: prefix + chunk,
+    };
+    let tensor = |rows, cols, seed| b.upload(&random(rows * cols, seed), rows, cols).unwrap();
+    let mut cache = b.kv_cache(spec).unwrap();
+    let prefix_lm = AttentionParams {
+        mask: AttentionMask::PrefixLm {
+            bidirectional: prefix - 1,
+        },
+        ..p
+    };
+    let mut out = b
+        .read(
+            &b.attention(
+                &tensor(prefix, qd, 1),
+                &tensor(prefix, kd, 2),
+                &tensor(prefix, kd, 3),
+                &mut cache,
+                prefix_lm,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    for step in 0..2 {
+        let q = tensor(chunk, qd, 10 + step);
+        let (k, v) = (tensor(chunk, kd, 20 + step), tensor(chunk, kd, 30 + step));
+        out.extend(b.read(&b.attention(&q, &k, &v, &mut cache, p).unwrap()).unwrap());
+        b.kv_truncate(&mut cache, prefix);
+        assert_eq!(b.kv_len(&cache), prefix);
+        let mut cross = b.kv_cache(spec).unwrap();
+        let (k, v) = (tensor(prefix + 2, kd, 40 + step), tensor(prefix + 2, kd, 50 + step));
+        out.extend(b.read(&b.attention(&q, &k, &v, &mut cross, p).unwrap()).unwrap());
+    }
+    out
+}
+
+#[test]
+fn denoising_attention_matches_the_cpu() {
+    let p = AttentionParams {
+        heads: 4,
+        kv_heads: 2,
+        head_dim: 32,
+        scale: 0.18,
+        mask: AttentionMask::Full,
+    };
+    for gpu in both_styles() {
+        assert_close(
+            &denoising_run(&gpu, p),
+            &denoising_run(&cpu(), p),
+            1e-5,
+            "denoising attention",
+        );
     }
 }
 
@@ -295,7 +361,7 @@ fn decode_step(
         kv_heads: 1,
         head_dim: 32,
         scale: 0.2,
-        causal: true,
+        mask: AttentionMask::Causal,
     };
     let x = b.embedding(w, &[token]).unwrap();
     let h = b.rms_norm(&x, gamma, 1e-5).unwrap();
@@ -374,7 +440,7 @@ fn faults_are_typed_errors_that_name_what_was_asked() {
         kv_heads: 1,
         head_dim: 512,
         scale: 1.0,
-        causal: true,
+        mask: AttentionMask::Causal,
     };
     let huge = KvCacheSpec {
         max_positions: usize::MAX,

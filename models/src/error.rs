@@ -62,6 +62,10 @@ pub enum ModelError {
     Tokenizer { path: PathBuf, message: String },
     #[error("generation: {0}")]
     Generation(String),
+    #[error("observation: {0}")]
+    Observation(String),
+    #[error("backbone {name:?} not found (nothing is downloaded); tried {}", tried.join(", "))]
+    BackboneNotFound { name: String, tried: Vec<String> },
     #[error(transparent)]
     Kernel(#[from] KernelError),
 }

@@ -11,6 +11,7 @@ pub mod llama;
 pub mod plan;
 pub mod quantize;
 pub mod sampling;
+pub mod smolvla;
 pub mod synthetic;
 pub mod tokenizer;
 pub mod vla;

@@ -134,6 +134,18 @@ impl Tokenizer {
         Ok(enc.get_ids().to_vec())
     }
 
+    /// The ids of `text` with the tokenizer's post-processing (its BOS or template tokens), as
+    /// a Hugging Face tokenizer's `__call__` gives them.
+    pub fn encode_with_special_tokens(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self.inner.encode(text, true).map_err(|e| tok_err(&self.path, e))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// The file this tokenizer was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.inner.decode(ids, true).map_err(|e| tok_err(&self.path, e))
     }

@@ -12,6 +12,8 @@ mod llama_parity;
 mod plan_constraint;
 mod quantize;
 mod smollm2_gguf;
+mod smolvla_bad_input;
+mod smolvla_parity;
 mod smolvlm_shaped;
 mod vla;
 mod vlm_bad_input;

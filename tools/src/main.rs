@@ -1,5 +1,6 @@
 //! `brainstem`: the command line of the brainstem runtime.
 
+mod act;
 mod bench;
 mod bench_report;
 mod eval;
@@ -29,6 +30,8 @@ enum Command {
     /// Run the whole pipeline (camera, vision encoder, brain, cerebellum, motion decoder) on a
     /// configuration; with no arguments, on the built-in demo (no download).
     Run(run::RunArgs),
+    /// One chunk of actions from a lerobot SmolVLA checkpoint for one observation, as JSON.
+    Act(act::ActArgs),
     /// Latency, control rate, power and energy per action for each TOPS budget and
     /// placement, simulated on the virtual clock (or measured here with --measure).
     Bench(bench::BenchArgs),
@@ -54,6 +57,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Run(args) => run::run(args),
+        Command::Act(args) => act::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Generate(args) => generate::run(args),

@@ -166,7 +166,7 @@ fn attention(args: &Args, gpu: &WgpuBackend, cpu: &CpuBackend) -> anyhow::Result
         kv_heads: 3,
         head_dim: 64,
         scale: 0.125,
-        causal: true,
+        mask: AttentionMask::Causal,
     };
     let spec = KvCacheSpec {
         kv_heads: 3,

@@ -25,15 +25,15 @@ pub fn attend(
     let start = cache.len;
     cache.keys.extend_from_slice(&k.data);
     cache.values.extend_from_slice(&v.data);
-    cache.len += q.rows;
+    cache.len += k.rows;
     let total = cache.len;
-    let visible = |row: usize| if p.causal { start + row + 1 } else { total };
+    let visible = |row: usize| p.visible(start, row, total);
     let out = if q.rows >= BLOCKED_MIN_ROWS {
         attend_blocked(q, &cache.keys, &cache.values, total, &p, visible)
     } else {
         attend_rows(q, &cache.keys, &cache.values, &p, visible)
     };
-    let cost = checks::attention_cost(q.rows, start, &p);
+    let cost = checks::attention_cost(q.rows, start, k.rows, &p);
     Ok((CpuTensor::new(out, q.rows, q.cols), cost))
 }
 
@@ -220,29 +220,32 @@ mod tests {
         CpuTensor::new(data, rows, cols)
     }
 
-    /// The matrix-product path against the per-row one, causal and not, with grouped heads,
+    /// The matrix-product path against the per-row one, for every mask, with grouped heads,
     /// keys already cached, and odd sizes.
     #[test]
     fn blocked_attention_matches_the_row_by_row_path() {
-        for (heads, kv_heads, head_dim, rows, cached, causal) in [
-            (4, 2, 16, 37, 5, true),
-            (6, 6, 8, 20, 0, false),
-            (9, 3, 64, 17, 40, true),
-            (2, 1, 8, 150, 3, true),
+        use crate::backend::AttentionMask::*;
+        for (heads, kv_heads, head_dim, rows, cached, mask) in [
+            (4, 2, 16, 37, 5, Causal),
+            (6, 6, 8, 20, 0, Full),
+            (9, 3, 64, 17, 40, Causal),
+            (2, 1, 8, 150, 3, Causal),
+            (4, 2, 16, 33, 0, PrefixLm { bidirectional: 32 }),
+            (3, 1, 8, 19, 4, PrefixLm { bidirectional: 10 }),
         ] {
             let p = AttentionParams {
                 heads,
                 kv_heads,
                 head_dim,
                 scale: 1.0 / (head_dim as f32).sqrt(),
-                causal,
+                mask,
             };
             let kv_dim = kv_heads * head_dim;
             let keys = matrix(cached + rows, kv_dim, 1).data.to_vec();
             let values = matrix(cached + rows, kv_dim, 2).data.to_vec();
             let q = matrix(rows, heads * head_dim, 3);
             let total = cached + rows;
-            let visible = |row: usize| if causal { cached + row + 1 } else { total };
+            let visible = |row: usize| p.visible(cached, row, total);
             let blocked = attend_blocked(&q, &keys, &values, total, &p, visible);
             let plain = attend_rows(&q, &keys, &values, &p, visible);
             for (a, b) in blocked.iter().zip(&plain) {

@@ -197,9 +197,15 @@ impl Backend for CpuBackend {
     }
 
     fn kv_clear(&self, cache: &mut CpuKvCache) {
-        cache.keys.clear();
-        cache.values.clear();
-        cache.len = 0;
+        self.kv_truncate(cache, 0);
+    }
+
+    fn kv_truncate(&self, cache: &mut CpuKvCache, len: usize) {
+        let kv_dim = cache.spec.kv_heads * cache.spec.head_dim;
+        let len = len.min(cache.len);
+        cache.keys.truncate(len * kv_dim);
+        cache.values.truncate(len * kv_dim);
+        cache.len = len;
     }
 
     fn matmul(&self, x: &CpuTensor, w: &CpuWeight) -> Result<CpuTensor> {

@@ -150,6 +150,17 @@ pub struct HostWeight<'a> {
     pub bytes: Cow<'a, [u8]>,
 }
 
+impl HostWeight<'static> {
+    /// An f32 weight of `shape` holding `values`.
+    pub fn from_f32(values: &[f32], shape: Vec<usize>) -> Self {
+        HostWeight {
+            dtype: DType::F32,
+            shape,
+            bytes: Cow::Owned(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        }
+    }
+}
+
 impl HostWeight<'_> {
     /// Checks that the bytes hold exactly the shape in this format.
     pub fn validate(&self) -> Result<()> {

@@ -309,6 +309,10 @@ impl Backend for WgpuBackend {
         cache.len = 0;
     }
 
+    fn kv_truncate(&self, cache: &mut WgpuKvCache, len: usize) {
+        cache.len = cache.len.min(len);
+    }
+
     fn matmul(&self, x: &WgpuTensor, w: &WgpuWeight) -> Result<WgpuTensor> {
         checks::matmul_operands(dims(x), (w.rows, w.cols))?;
         let (n, m, k) = (x.rows, w.rows, w.cols);
@@ -429,12 +433,12 @@ impl Backend for WgpuBackend {
                 message: format!("head size {} is past the wgpu kernel's {MAX_HEAD_DIM}", p.head_dim),
             });
         }
-        let (rows, start) = (q.rows, cache.len);
-        let kv_bytes = 4 * (rows * k.cols) as u64;
+        let (rows, start, appended) = (q.rows, cache.len, k.rows);
+        let kv_bytes = 4 * (appended * k.cols) as u64;
         let at = 4 * (start * k.cols) as u64;
         self.recorder.copy(&self.gpu, &k.buf, 0, &cache.keys, at, kv_bytes);
         self.recorder.copy(&self.gpu, &v.buf, 0, &cache.values, at, kv_bytes);
-        cache.len += rows;
+        cache.len += appended;
         let out = self.tensor(rows, q.cols)?;
         let scores = self
             .pool
@@ -446,13 +450,20 @@ impl Backend for WgpuBackend {
             p.head_dim as u32,
             start as u32,
             param("attention", cache.len)?,
-            u32::from(p.causal),
+            u32::from(p.positional()),
             p.scale.to_bits(),
+            param(
+                "attention",
+                match p.mask {
+                    AttentionMask::PrefixLm { bidirectional } => bidirectional,
+                    _ => 0,
+                },
+            )?,
         ];
         let buffers = [q.buf.as_ref(), &cache.keys, &cache.values, &out.buf, &scores];
         self.run_reducing(Kernel::Attend, &buffers, &params, rows * p.heads, rows * p.heads)?;
         self.ledger
-            .record(OpKind::Attention, checks::attention_cost(rows, start, &p));
+            .record(OpKind::Attention, checks::attention_cost(rows, start, appended, &p));
         Ok(out)
     }
 

@@ -37,9 +37,56 @@ pub struct ImageEmbedding {
 pub struct Idefics3<B: Backend> {
     backend: Arc<B>,
     cfg: Idefics3Config,
+    images: ImageEncoder<B>,
+    text: Llama<B>,
+}
+
+/// The vision tower and the connector: one square tile in, the text tower's rows out.
+pub(crate) struct ImageEncoder<B: Backend> {
     vision: VisionTower<B>,
     connector: B::Weight,
-    text: Llama<B>,
+    cfg: Idefics3Config,
+}
+
+impl<B: Backend> ImageEncoder<B> {
+    /// Loads the tower and connector whose tensors are named `{prefix}vision_model.*` and
+    /// `{prefix}connector.*`.
+    pub fn load(
+        backend: &B,
+        file: &WeightFile,
+        cfg: &Idefics3Config,
+        prefix: &str,
+        options: LoadOptions,
+    ) -> Result<Self> {
+        let loader = TensorLoader {
+            backend,
+            prefix,
+            file,
+            options,
+        };
+        Ok(Self {
+            vision: VisionTower::load(&loader, &cfg.vision)?,
+            connector: loader.matrix(
+                &format!("{prefix}connector.modality_projection.proj.weight"),
+                cfg.text.hidden_size,
+                cfg.connector_inputs(),
+            )?,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// One tile, `[3, image_size, image_size]` channel-major, to `[image_seq_len, hidden]`
+    /// rows on the host: vision tower, pixel shuffle, projection.
+    pub fn encode(&self, b: &B, tile: &[f32]) -> Result<Vec<f32>> {
+        let features = b.read(&b.scope(|| self.vision.forward(b, tile))?)?;
+        let shuffled = pixel_shuffle(&features, self.cfg.vision.hidden_size, self.cfg.scale_factor);
+        let rows = self.cfg.image_seq_len();
+        let projected = b.matmul(
+            &b.upload(&shuffled, rows, self.cfg.connector_inputs())?,
+            &self.connector,
+        )?;
+        Ok(b.read(&projected)?)
+    }
 }
 
 impl<B: Backend> Idefics3<B> {
@@ -54,17 +101,7 @@ impl<B: Backend> Idefics3<B> {
         let file = WeightFile::open(&dir.join("model.safetensors"))?;
         cfg.text.tie_word_embeddings = !file.contains("lm_head.weight");
         let _span = tracing::info_span!("idefics3_load").entered();
-        let loader = TensorLoader {
-            backend: backend.as_ref(),
-            file: &file,
-            options,
-        };
-        let vision = VisionTower::load(&loader, &cfg.vision)?;
-        let connector = loader.matrix(
-            "model.connector.modality_projection.proj.weight",
-            cfg.text.hidden_size,
-            cfg.connector_inputs(),
-        )?;
+        let images = ImageEncoder::load(backend.as_ref(), &file, &cfg, "model.", options)?;
         let naming = Naming::HuggingFace {
             prefix: "model.text_model.",
         };
@@ -72,8 +109,7 @@ impl<B: Backend> Idefics3<B> {
         Ok(Self {
             backend,
             cfg,
-            vision,
-            connector,
+            images,
             text,
         })
     }
@@ -98,25 +134,14 @@ impl<B: Backend> Idefics3<B> {
         }
         let b = self.backend.as_ref();
         let per_tile = 3 * tiles.tile_size * tiles.tile_size;
-        let seq = self.cfg.image_seq_len();
-        let mut shuffled = Vec::with_capacity(tiles.tiles * seq * self.cfg.connector_inputs());
+        let mut values = Vec::with_capacity(tiles.tiles * self.cfg.image_seq_len() * self.cfg.text.hidden_size);
         for tile in tiles.pixels.chunks_exact(per_tile) {
-            let features = b.read(&self.backend.scope(|| self.vision.forward(b, tile))?)?;
-            shuffled.extend(pixel_shuffle(
-                &features,
-                self.cfg.vision.hidden_size,
-                self.cfg.scale_factor,
-            ));
+            values.extend(self.images.encode(b, tile)?);
         }
-        let rows = tiles.tiles * seq;
-        let projected = b.matmul(
-            &b.upload(&shuffled, rows, self.cfg.connector_inputs())?,
-            &self.connector,
-        )?;
         Ok(ImageEmbedding {
-            rows,
+            rows: tiles.tiles * self.cfg.image_seq_len(),
             hidden: self.cfg.text.hidden_size,
-            values: b.read(&projected)?,
+            values,
         })
     }
 

@@ -5,20 +5,18 @@
 //! final LayerNorm. Tiles are encoded one at a time, each a full `image_size` square, so the
 //! position ids are simply 0..patches.
 
-use std::borrow::Cow;
-
-use brainstem_kernels::{Activation, AttentionParams, Backend, BinaryOp, DType, HostWeight, KvCacheSpec};
+use brainstem_kernels::{Activation, AttentionMask, AttentionParams, Backend, BinaryOp, HostWeight, KvCacheSpec};
 
 use super::config::VisionConfig;
 use crate::error::{ModelError, Result};
 use crate::llama::LoadOptions;
 use crate::weights::WeightFile;
 
-const PREFIX: &str = "model.vision_model.";
-
 /// Loads the tower's tensors by name, checking each shape.
 pub(super) struct TensorLoader<'a, B: Backend> {
     pub backend: &'a B,
+    /// What the model's tensor names start with (`model.` in an Idefics3 checkpoint).
+    pub prefix: &'a str,
     pub file: &'a WeightFile,
     pub options: LoadOptions,
 }
@@ -54,11 +52,7 @@ impl<B: Backend> TensorLoader<'_, B> {
             bias.extend(self.host_vector(&format!("{name}.bias"), *outputs)?);
         }
         let rows = parts.iter().map(|(_, outputs)| outputs).sum();
-        let host = HostWeight {
-            dtype: DType::F32,
-            shape: vec![rows, inputs],
-            bytes: Cow::Owned(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        };
+        let host = HostWeight::from_f32(&values, vec![rows, inputs]);
         Ok(Linear {
             weight: self.upload_matrix(host)?,
             bias: self.backend.upload(&bias, 1, rows)?,
@@ -116,7 +110,7 @@ struct EncoderLayer<B: Backend> {
 
 impl<B: Backend> EncoderLayer<B> {
     fn load(l: &TensorLoader<B>, i: usize, cfg: &VisionConfig) -> Result<Self> {
-        let name = |part: &str| format!("{PREFIX}encoder.layers.{i}.{part}");
+        let name = |part: &str| format!("{}vision_model.encoder.layers.{i}.{part}", l.prefix);
         let (h, eps) = (cfg.hidden_size, cfg.layer_norm_eps);
         Ok(Self {
             norm1: LayerNorm::load(l, &name("layer_norm1"), h, eps)?,
@@ -151,7 +145,7 @@ impl<B: Backend> EncoderLayer<B> {
             kv_heads: cfg.num_heads,
             head_dim: cfg.head_dim(),
             scale: 1.0 / (cfg.head_dim() as f32).sqrt(),
-            causal: false,
+            mask: AttentionMask::Full,
         };
         let attn = b.attention(&q, &k, &v, &mut cache, params)?;
         let xs = b.binary(xs, &self.out.forward(b, &attn)?, BinaryOp::Add)?;
@@ -172,7 +166,7 @@ pub struct VisionTower<B: Backend> {
 impl<B: Backend> VisionTower<B> {
     pub(super) fn load(l: &TensorLoader<B>, cfg: &VisionConfig) -> Result<Self> {
         let h = cfg.hidden_size;
-        let patch_name = format!("{PREFIX}embeddings.patch_embedding.weight");
+        let patch_name = format!("{}vision_model.embeddings.patch_embedding.weight", l.prefix);
         let conv = l
             .file
             .tensor_with_shape(&patch_name, &[h, 3, cfg.patch_size, cfg.patch_size])?;
@@ -184,9 +178,9 @@ impl<B: Backend> VisionTower<B> {
         };
         let patch_embedding = Linear {
             weight: l.upload_matrix(unfolded)?,
-            bias: l.vector(&format!("{PREFIX}embeddings.patch_embedding.bias"), h)?,
+            bias: l.vector(&format!("{}vision_model.embeddings.patch_embedding.bias", l.prefix), h)?,
         };
-        let positions_name = format!("{PREFIX}embeddings.position_embedding.weight");
+        let positions_name = format!("{}vision_model.embeddings.position_embedding.weight", l.prefix);
         let positions = l
             .file
             .tensor_with_shape(&positions_name, &[cfg.num_patches(), h])?
@@ -197,7 +191,12 @@ impl<B: Backend> VisionTower<B> {
             layers: (0..cfg.num_layers)
                 .map(|i| EncoderLayer::load(l, i, cfg))
                 .collect::<Result<_>>()?,
-            post_norm: LayerNorm::load(l, &format!("{PREFIX}post_layernorm"), h, cfg.layer_norm_eps)?,
+            post_norm: LayerNorm::load(
+                l,
+                &format!("{}vision_model.post_layernorm", l.prefix),
+                h,
+                cfg.layer_norm_eps,
+            )?,
             cfg: cfg.clone(),
         })
     }

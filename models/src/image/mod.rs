@@ -4,6 +4,7 @@
 //! placeholder. Nothing here needs a model.
 
 pub mod idefics3;
+pub mod planar;
 pub mod resize;
 
 use std::io::Cursor;

@@ -14,7 +14,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use brainstem_kernels::quant::quantize::quantize;
-use brainstem_kernels::{Activation, AttentionParams, Backend, BinaryOp, DType, HostWeight, KvCacheSpec, RopeParams};
+use brainstem_kernels::{
+    Activation, AttentionMask, AttentionParams, Backend, BinaryOp, DType, HostWeight, KvCacheSpec, RopeParams,
+};
 
 pub use config::LlamaConfig;
 
@@ -128,11 +130,12 @@ impl LoadOptions {
     }
 }
 
-struct Loader<'a, B: Backend> {
-    backend: &'a B,
-    file: &'a WeightFile,
-    naming: Naming,
-    options: LoadOptions,
+/// Uploads a checkpoint's tensors by name, checking each shape, placed as the options say.
+pub(crate) struct Loader<'a, B: Backend> {
+    pub backend: &'a B,
+    pub file: &'a WeightFile,
+    pub naming: Naming,
+    pub options: LoadOptions,
 }
 
 impl<'a, B: Backend> Loader<'a, B> {
@@ -141,13 +144,13 @@ impl<'a, B: Backend> Loader<'a, B> {
         self.options.prepare(self.file.tensor_with_shape(name, &[rows, cols])?)
     }
 
-    fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<B::Weight> {
+    pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<B::Weight> {
         Ok(self.backend.upload_weight(&self.host_matrix(name, rows, cols)?)?)
     }
 
     /// Projections of one input (`(name, rows)` each, `cols` inputs), stacked into one matrix
     /// when they share a format so that one matmul computes them all.
-    fn stacked(&self, parts: &[(String, usize)], cols: usize) -> Result<Stacked<B>> {
+    pub fn stacked(&self, parts: &[(String, usize)], cols: usize) -> Result<Stacked<B>> {
         let hosts = parts
             .iter()
             .map(|(name, rows)| self.host_matrix(name, *rows, cols))
@@ -176,7 +179,7 @@ impl<'a, B: Backend> Loader<'a, B> {
         })
     }
 
-    fn vector(&self, name: &str, len: usize) -> Result<B::Tensor> {
+    pub fn vector(&self, name: &str, len: usize) -> Result<B::Tensor> {
         let values = self.file.tensor_with_shape(name, &[len])?.to_f32()?;
         Ok(self.backend.upload(&values, 1, len)?)
     }
@@ -190,14 +193,14 @@ enum StackedWeights<B: Backend> {
 }
 
 /// Several projections of the same input.
-struct Stacked<B: Backend> {
+pub(crate) struct Stacked<B: Backend> {
     widths: Vec<usize>,
     weights: StackedWeights<B>,
 }
 
 impl<B: Backend> Stacked<B> {
     /// Every part's projection of `xs`, in order.
-    fn forward(&self, b: &B, xs: &B::Tensor) -> Result<Vec<B::Tensor>> {
+    pub fn forward(&self, b: &B, xs: &B::Tensor) -> Result<Vec<B::Tensor>> {
         match &self.weights {
             StackedWeights::Separate(ws) => ws.iter().map(|w| Ok(b.matmul(xs, w)?)).collect(),
             StackedWeights::Fused(w) => {
@@ -214,10 +217,9 @@ impl<B: Backend> Stacked<B> {
     }
 }
 
-struct Block<B: Backend> {
-    attn_norm: B::Tensor,
-    /// q, k and v.
-    qkv: Stacked<B>,
+/// The half of a decoder layer after attention: the output projection and its residual, then
+/// the RMS-normed SiLU-gated MLP and its residual.
+pub(crate) struct Tail<B: Backend> {
     o: B::Weight,
     mlp_norm: B::Tensor,
     /// gate and up.
@@ -225,27 +227,73 @@ struct Block<B: Backend> {
     down: B::Weight,
 }
 
+impl<B: Backend> Tail<B> {
+    /// Loads the tail of a layer whose tensors `name` gives by Hugging Face role (such as
+    /// `mlp.down_proj`), `hidden` wide, with `q_dim` attention outputs.
+    pub fn load(
+        l: &Loader<B>,
+        name: &dyn Fn(&str) -> String,
+        hidden: usize,
+        q_dim: usize,
+        intermediate: usize,
+    ) -> Result<Self> {
+        let gate_up = [
+            (name("mlp.gate_proj"), intermediate),
+            (name("mlp.up_proj"), intermediate),
+        ];
+        Ok(Tail {
+            o: l.matrix(&name("self_attn.o_proj"), hidden, q_dim)?,
+            mlp_norm: l.vector(&name("post_attention_layernorm"), hidden)?,
+            gate_up: l.stacked(&gate_up, hidden)?,
+            down: l.matrix(&name("mlp.down_proj"), hidden, intermediate)?,
+        })
+    }
+
+    /// `xs` after attention produced `attn`.
+    pub fn forward(&self, b: &B, xs: &B::Tensor, attn: &B::Tensor, eps: f32) -> Result<B::Tensor> {
+        let xs = b.binary(xs, &b.matmul(attn, &self.o)?, BinaryOp::Add)?;
+        let normed = b.rms_norm(&xs, &self.mlp_norm, eps)?;
+        let [gate, up]: [B::Tensor; 2] = self
+            .gate_up
+            .forward(b, &normed)?
+            .try_into()
+            .map_err(|_| stacked_err())?;
+        let hidden = b.gated(&gate, &up, Activation::Silu)?;
+        Ok(b.binary(&xs, &b.matmul(&hidden, &self.down)?, BinaryOp::Add)?)
+    }
+}
+
+/// One decoder layer.
+pub(crate) struct Block<B: Backend> {
+    attn_norm: B::Tensor,
+    /// q, k and v.
+    qkv: Stacked<B>,
+    tail: Tail<B>,
+}
+
 impl<B: Backend> Block<B> {
     fn load(l: &Loader<B>, i: usize, cfg: &LlamaConfig) -> Result<Self> {
         let (h, n) = (cfg.hidden_size, |hf: &str| l.naming.layer(i, hf));
         let qkv = [
-            ("self_attn.q_proj", cfg.q_dim()),
-            ("self_attn.k_proj", cfg.kv_dim()),
-            ("self_attn.v_proj", cfg.kv_dim()),
+            (n("self_attn.q_proj"), cfg.q_dim()),
+            (n("self_attn.k_proj"), cfg.kv_dim()),
+            (n("self_attn.v_proj"), cfg.kv_dim()),
         ];
-        let gate_up = [
-            ("mlp.gate_proj", cfg.intermediate_size),
-            ("mlp.up_proj", cfg.intermediate_size),
-        ];
-        let named = |parts: &[(&str, usize)]| parts.iter().map(|&(p, rows)| (n(p), rows)).collect::<Vec<_>>();
         Ok(Block {
             attn_norm: l.vector(&n("input_layernorm"), h)?,
-            qkv: l.stacked(&named(&qkv), h)?,
-            o: l.matrix(&n("self_attn.o_proj"), h, cfg.q_dim())?,
-            mlp_norm: l.vector(&n("post_attention_layernorm"), h)?,
-            gate_up: l.stacked(&named(&gate_up), h)?,
-            down: l.matrix(&n("mlp.down_proj"), h, cfg.intermediate_size)?,
+            qkv: l.stacked(&qkv, h)?,
+            tail: Tail::load(l, &n, h, cfg.q_dim(), cfg.intermediate_size)?,
         })
+    }
+
+    /// The layer's q, k and v of `xs` (normed first), before rotary embedding.
+    pub fn project_qkv(&self, b: &B, xs: &B::Tensor, eps: f32) -> Result<[B::Tensor; 3]> {
+        let normed = b.rms_norm(xs, &self.attn_norm, eps)?;
+        self.qkv.forward(b, &normed)?.try_into().map_err(|_| stacked_err())
+    }
+
+    pub fn tail(&self) -> &Tail<B> {
+        &self.tail
     }
 
     fn forward(&self, b: &B, xs: &B::Tensor, cache: &mut B::KvCache, cfg: &LlamaConfig) -> Result<B::Tensor> {
@@ -258,8 +306,7 @@ impl<B: Backend> Block<B> {
             style: cfg.rope_style,
             start_pos,
         };
-        let normed = b.rms_norm(xs, &self.attn_norm, cfg.rms_norm_eps)?;
-        let [q, k, v]: [B::Tensor; 3] = self.qkv.forward(b, &normed)?.try_into().map_err(|_| stacked_err())?;
+        let [q, k, v] = self.project_qkv(b, xs, cfg.rms_norm_eps)?;
         let q = b.rope(&q, rope(cfg.num_heads))?;
         let k = b.rope(&k, rope(cfg.num_kv_heads))?;
         let params = AttentionParams {
@@ -267,18 +314,10 @@ impl<B: Backend> Block<B> {
             kv_heads: cfg.num_kv_heads,
             head_dim: cfg.head_dim,
             scale: 1.0 / (cfg.head_dim as f32).sqrt(),
-            causal: true,
+            mask: AttentionMask::Causal,
         };
         let attn = b.attention(&q, &k, &v, cache, params)?;
-        let xs = b.binary(xs, &b.matmul(&attn, &self.o)?, BinaryOp::Add)?;
-        let normed = b.rms_norm(&xs, &self.mlp_norm, cfg.rms_norm_eps)?;
-        let [gate, up]: [B::Tensor; 2] = self
-            .gate_up
-            .forward(b, &normed)?
-            .try_into()
-            .map_err(|_| stacked_err())?;
-        let hidden = b.gated(&gate, &up, Activation::Silu)?;
-        Ok(b.binary(&xs, &b.matmul(&hidden, &self.down)?, BinaryOp::Add)?)
+        self.tail.forward(b, xs, &attn, cfg.rms_norm_eps)
     }
 }
 
@@ -374,6 +413,11 @@ impl<B: Backend> Llama<B> {
 
     pub fn backend(&self) -> &Arc<B> {
         &self.backend
+    }
+
+    /// The decoder layers, for models that run them with their own attention pattern.
+    pub(crate) fn blocks(&self) -> &[Block<B>] {
+        &self.blocks
     }
 
     /// An empty cache for sequences of up to `max_positions` tokens (capped by the config).

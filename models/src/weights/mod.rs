@@ -1,6 +1,7 @@
 //! Weight files: a GGUF file, or a Hugging Face checkpoint (`model.safetensors`, beside its
-//! `config.json`). Both are read whole into memory, validated once, and hand out borrowed
-//! host weights by their own tensor names. [`gguf_writer`] writes GGUF files.
+//! `config.json`). Both are memory-mapped (the pages a model never reads, such as a
+//! checkpoint's unused layers, are never loaded), validated once, and hand out borrowed host
+//! weights by their own tensor names. [`gguf_writer`] writes GGUF files.
 
 pub mod gguf;
 pub mod gguf_writer;
@@ -31,10 +32,27 @@ pub struct TensorListing {
     pub bytes: usize,
 }
 
-/// A weight file held in memory.
+/// A weight file's bytes: mapped from disk, or held (a file built in memory).
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(map) => map,
+            Bytes::Owned(bytes) => bytes,
+        }
+    }
+}
+
+/// A weight file, mapped or in memory.
 pub struct WeightFile {
     path: PathBuf,
-    bytes: Vec<u8>,
+    bytes: Bytes,
     container: Container,
 }
 
@@ -46,14 +64,28 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
 }
 
 impl WeightFile {
-    /// Opens a `.gguf` file or a `.safetensors` file, told apart by their first bytes.
+    /// Opens a `.gguf` file or a `.safetensors` file, told apart by their first bytes, and
+    /// maps it into memory.
     pub fn open(path: &Path) -> Result<WeightFile> {
-        let bytes = read_file(path)?;
-        Self::from_bytes(path, bytes)
+        let io = |source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        // SAFETY: the map is read-only and lives as long as this value; every read is checked
+        // against the header's ranges, which `parse` validated against the mapped length. A
+        // model file rewritten underneath a running process is outside what any loader can
+        // defend against (candle and safetensors map files the same way).
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        Self::parse(path, Bytes::Mapped(map))
     }
 
     /// Parses a file's bytes (`path` only names it in errors).
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<WeightFile> {
+        Self::parse(path, Bytes::Owned(bytes))
+    }
+
+    fn parse(path: &Path, bytes: Bytes) -> Result<WeightFile> {
         let container = if bytes.starts_with(b"GGUF") || path.extension().is_some_and(|e| e == "gguf") {
             Container::Gguf(GgufHeader::parse(&bytes, path)?)
         } else {

@@ -10,8 +10,11 @@ struct Params {
     // Positions cached before this call's rows, and in all after it.
     start: u32,
     total: u32,
+    // 1 when query row r is position start + r and sees the positions up to its own and
+    // the first `bidirectional` of the cache; 0 when every query sees every position.
     causal: u32,
     scale: f32,
+    bidirectional: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -59,7 +62,7 @@ fn attend(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     let q_off = row * p.heads * hd + head * hd;
     var visible = p.total;
     if (p.causal == 1u) {
-        visible = p.start + row + 1u;
+        visible = min(max(p.start + row + 1u, p.bidirectional), p.total);
     }
     for (var d = lid; d < hd; d += WG) {
         query[d] = q[q_off + d];
@@ -112,7 +115,7 @@ fn attend_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let q_off = row * p.heads * hd + head * hd;
     var visible = p.total;
     if (p.causal == 1u) {
-        visible = p.start + row + 1u;
+        visible = min(max(p.start + row + 1u, p.bidirectional), p.total);
     }
     let s_off = task * p.total;
     var top = -3.0e38;

@@ -1,0 +1,344 @@
+//! A lerobot SmolVLA `config.json` (`"type": "smolvla"`, as `policy.save_pretrained` writes
+//! it): the policy's features in their saved order, the chunk and denoising settings, the
+//! backbone's name and the expert's shape. Settings brainstem does not implement are refused
+//! by name rather than ignored.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{ModelError, Result};
+
+/// An image the policy takes: its feature name and the `[channels, height, width]` it was
+/// trained with (informative: any size is resized with padding).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CameraFeature {
+    /// The feature's full name, `observation.images.<camera>`.
+    pub key: String,
+    pub shape: Vec<usize>,
+}
+
+impl CameraFeature {
+    /// The camera's name: the feature without `observation.images.`.
+    pub fn camera(&self) -> &str {
+        self.key.strip_prefix(IMAGE_PREFIX).unwrap_or(&self.key)
+    }
+}
+
+/// Where image features' names start.
+pub const IMAGE_PREFIX: &str = "observation.images.";
+/// The state feature's name.
+pub const STATE_KEY: &str = "observation.state";
+/// The action feature's name.
+pub const ACTION_KEY: &str = "action";
+
+/// How the expert's layers that do not self-attend see the prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttentionMode {
+    /// Every expert layer attends over the prefix's keys and values and its own.
+    SelfAttention,
+    /// Layers that do not self-attend project the prefix's keys and values with their own
+    /// `k_proj` and `v_proj` and attend over those alone.
+    CrossAttention,
+}
+
+/// How a lerobot processor scales one kind of feature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NormalizationMode {
+    Identity,
+    MeanStd,
+    MinMax,
+    Quantiles,
+    Quantile10,
+}
+
+/// lerobot's real-time chunking settings (`rtc_config`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct RtcConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "default_execution_horizon")]
+    pub execution_horizon: usize,
+    #[serde(default = "default_max_guidance_weight")]
+    pub max_guidance_weight: f32,
+    #[serde(default = "default_schedule")]
+    pub prefix_attention_schedule: String,
+}
+
+fn default_execution_horizon() -> usize {
+    10
+}
+fn default_max_guidance_weight() -> f32 {
+    10.0
+}
+fn default_schedule() -> String {
+    "LINEAR".into()
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SmolVlaConfig {
+    /// Image features in the order the policy takes them.
+    pub cameras: Vec<CameraFeature>,
+    pub state_dim: usize,
+    pub action_dim: usize,
+    pub chunk_size: usize,
+    pub n_action_steps: usize,
+    pub max_state_dim: usize,
+    pub max_action_dim: usize,
+    /// `resize_imgs_with_padding`: (width, height).
+    pub resize_with_padding: Option<(usize, usize)>,
+    pub empty_cameras: usize,
+    pub tokenizer_max_length: usize,
+    pub num_steps: usize,
+    pub vlm_model_name: String,
+    pub add_image_special_tokens: bool,
+    pub attention_mode: AttentionMode,
+    /// `num_expert_layers`; 0 or less gives the expert one layer per VLM layer.
+    pub num_expert_layers: i64,
+    /// `num_vlm_layers`; 0 or less keeps every text layer of the backbone.
+    pub num_vlm_layers: i64,
+    pub self_attn_every_n_layers: i64,
+    pub expert_width_multiplier: f64,
+    pub min_period: f64,
+    pub max_period: f64,
+    pub state_normalization: NormalizationMode,
+    pub action_normalization: NormalizationMode,
+    pub rtc: Option<RtcConfig>,
+}
+
+#[derive(Deserialize)]
+struct Feature {
+    #[serde(rename = "type")]
+    kind: String,
+    shape: Vec<usize>,
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    input_features: serde_json::Map<String, Value>,
+    output_features: serde_json::Map<String, Value>,
+    chunk_size: usize,
+    n_action_steps: usize,
+    #[serde(default = "default_n_obs_steps")]
+    n_obs_steps: usize,
+    max_state_dim: usize,
+    max_action_dim: usize,
+    resize_imgs_with_padding: Option<(usize, usize)>,
+    #[serde(default)]
+    empty_cameras: usize,
+    #[serde(default)]
+    adapt_to_pi_aloha: bool,
+    #[serde(default)]
+    use_delta_joint_actions_aloha: bool,
+    tokenizer_max_length: usize,
+    num_steps: usize,
+    #[serde(default = "yes")]
+    use_cache: bool,
+    vlm_model_name: String,
+    #[serde(default)]
+    add_image_special_tokens: bool,
+    attention_mode: String,
+    num_expert_layers: i64,
+    num_vlm_layers: i64,
+    self_attn_every_n_layers: i64,
+    expert_width_multiplier: f64,
+    min_period: f64,
+    max_period: f64,
+    normalization_mapping: std::collections::BTreeMap<String, NormalizationMode>,
+    rtc_config: Option<RtcConfig>,
+}
+
+fn default_n_obs_steps() -> usize {
+    1
+}
+fn yes() -> bool {
+    true
+}
+
+impl SmolVlaConfig {
+    /// Parses a policy's `config.json`; `path` names it in errors.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self> {
+        let err = |message: String| ModelError::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+        let value: Value = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
+        match value.get("type").and_then(Value::as_str) {
+            Some("smolvla") => {}
+            found => {
+                return Err(ModelError::UnsupportedArchitecture {
+                    path: path.to_path_buf(),
+                    expected: "a lerobot policy of type \"smolvla\"",
+                    found: found.unwrap_or("no \"type\"").to_string(),
+                })
+            }
+        }
+        let raw: Raw = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
+        let cfg = Self::from_raw(raw).map_err(err)?;
+        cfg.validate().map_err(|m| ModelError::Config {
+            path: path.to_path_buf(),
+            message: m,
+        })?;
+        Ok(cfg)
+    }
+
+    fn from_raw(raw: Raw) -> std::result::Result<Self, String> {
+        refuse_unported(&raw)?;
+        let mut cameras = Vec::new();
+        let mut state_dim = None;
+        for (key, value) in &raw.input_features {
+            let feature: Feature =
+                serde_json::from_value(value.clone()).map_err(|e| format!("input feature {key}: {e}"))?;
+            match feature.kind.as_str() {
+                "VISUAL" => cameras.push(CameraFeature {
+                    key: key.clone(),
+                    shape: feature.shape,
+                }),
+                "STATE" if key == STATE_KEY => state_dim = Some(single_dim(key, &feature.shape)?),
+                kind => return Err(format!("input feature {key} of type {kind} is not one SmolVLA takes")),
+            }
+        }
+        for i in 0..raw.empty_cameras {
+            let key = format!("{IMAGE_PREFIX}empty_camera_{i}");
+            if !cameras.iter().any(|c| c.key == key) {
+                cameras.push(CameraFeature {
+                    key,
+                    shape: vec![3, 480, 640],
+                });
+            }
+        }
+        let action = raw
+            .output_features
+            .get(ACTION_KEY)
+            .ok_or_else(|| format!("output_features has no {ACTION_KEY:?}"))?;
+        let action: Feature =
+            serde_json::from_value(action.clone()).map_err(|e| format!("output feature action: {e}"))?;
+        let mode = |kind: &str| {
+            raw.normalization_mapping
+                .get(kind)
+                .copied()
+                .unwrap_or(NormalizationMode::Identity)
+        };
+        Ok(Self {
+            cameras,
+            state_dim: state_dim.ok_or_else(|| format!("input_features has no {STATE_KEY:?} of type STATE"))?,
+            action_dim: single_dim(ACTION_KEY, &action.shape)?,
+            chunk_size: raw.chunk_size,
+            n_action_steps: raw.n_action_steps,
+            max_state_dim: raw.max_state_dim,
+            max_action_dim: raw.max_action_dim,
+            resize_with_padding: raw.resize_imgs_with_padding,
+            empty_cameras: raw.empty_cameras,
+            tokenizer_max_length: raw.tokenizer_max_length,
+            num_steps: raw.num_steps,
+            vlm_model_name: raw.vlm_model_name,
+            add_image_special_tokens: raw.add_image_special_tokens,
+            attention_mode: if raw.attention_mode.contains("cross") {
+                AttentionMode::CrossAttention
+            } else {
+                AttentionMode::SelfAttention
+            },
+            num_expert_layers: raw.num_expert_layers,
+            num_vlm_layers: raw.num_vlm_layers,
+            self_attn_every_n_layers: raw.self_attn_every_n_layers,
+            expert_width_multiplier: raw.expert_width_multiplier,
+            min_period: raw.min_period,
+            max_period: raw.max_period,
+            state_normalization: mode("STATE"),
+            action_normalization: mode("ACTION"),
+            rtc: raw.rtc_config,
+        })
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.cameras.is_empty() {
+            return Err("the policy takes no image feature".into());
+        }
+        if self.state_dim > self.max_state_dim {
+            return Err(format!(
+                "the state has {} values, more than max_state_dim {}",
+                self.state_dim, self.max_state_dim
+            ));
+        }
+        if self.action_dim > self.max_action_dim {
+            return Err(format!(
+                "the action has {} values, more than max_action_dim {}",
+                self.action_dim, self.max_action_dim
+            ));
+        }
+        if self.chunk_size == 0 || self.num_steps == 0 {
+            return Err(format!(
+                "chunk_size {} and num_steps {} must both be positive",
+                self.chunk_size, self.num_steps
+            ));
+        }
+        if self.n_action_steps > self.chunk_size {
+            return Err(format!(
+                "n_action_steps {} is more than chunk_size {}",
+                self.n_action_steps, self.chunk_size
+            ));
+        }
+        if !(self.expert_width_multiplier > 0.0 && self.expert_width_multiplier <= 4.0) {
+            return Err(format!(
+                "expert_width_multiplier {} is outside (0, 4]",
+                self.expert_width_multiplier
+            ));
+        }
+        if !(self.min_period > 0.0 && self.max_period > self.min_period) {
+            return Err(format!(
+                "the time embedding needs 0 < min_period < max_period, found {} and {}",
+                self.min_period, self.max_period
+            ));
+        }
+        Ok(())
+    }
+
+    /// The camera names the policy takes, in order.
+    pub fn camera_names(&self) -> Vec<&str> {
+        self.cameras.iter().map(CameraFeature::camera).collect()
+    }
+}
+
+fn single_dim(key: &str, shape: &[usize]) -> std::result::Result<usize, String> {
+    match shape {
+        [dim] if *dim > 0 => Ok(*dim),
+        _ => Err(format!(
+            "feature {key} has shape {shape:?}, expected one positive dimension"
+        )),
+    }
+}
+
+/// Settings of lerobot's SmolVLA that this port does not compute, refused by name.
+fn refuse_unported(raw: &Raw) -> std::result::Result<(), String> {
+    if raw.kind.as_deref() != Some("smolvla") {
+        return Err("type must be \"smolvla\"".into());
+    }
+    if raw.adapt_to_pi_aloha || raw.use_delta_joint_actions_aloha {
+        return Err(
+            "adapt_to_pi_aloha and use_delta_joint_actions_aloha (the Aloha joint-space conversions) are not supported"
+                .into(),
+        );
+    }
+    if raw.n_obs_steps != 1 {
+        return Err(format!(
+            "n_obs_steps is {}; SmolVLA takes one observation",
+            raw.n_obs_steps
+        ));
+    }
+    if !raw.use_cache {
+        return Err(
+            "use_cache false is not supported: brainstem computes the prefix's keys and values once per chunk".into(),
+        );
+    }
+    if !["cross_attn", "self_attn"].contains(&raw.attention_mode.as_str()) {
+        return Err(format!(
+            "attention_mode {:?} is not one of \"cross_attn\" and \"self_attn\"",
+            raw.attention_mode
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! SmolVLA against lerobot 0.6.1: the tiny policies tools/reference/smolvla_reference.py saved
+//! with lerobot's own `save_pretrained`, their backbone found in the committed Hugging Face
+//! cache layout, the camera PNGs and noise the reference used, and lerobot's velocity at every
+//! denoising step and its final chunk. f32 agrees to 1e-4 of the chunk's scale; the quantized
+//! formats' error against the same reference is printed (`--nocapture`) and bounded.
+
+use crate::common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use brainstem_models::image::planar::PlanarImage;
+use brainstem_models::image::RgbImage;
+use brainstem_models::kernels::{Backend, DType};
+use brainstem_models::smolvla::{HubCache, Noise, Observation, SmolVla};
+use brainstem_models::LoadOptions;
+use safetensors::SafeTensors;
+use serde::Deserialize;
+
+pub const VARIANTS: [&str; 2] = ["two-cameras", "missing-camera"];
+
+pub fn root() -> PathBuf {
+    common::reference_dir().join("smolvla")
+}
+
+pub fn hub() -> HubCache {
+    HubCache::at_home(&root().join("hf-home"))
+}
+
+#[derive(Deserialize)]
+pub struct GoldenText {
+    pub task: String,
+    pub state: Vec<f32>,
+    pub cameras: Vec<String>,
+    pub token_ids: Vec<u32>,
+    pub times: Vec<f32>,
+}
+
+pub struct Golden {
+    pub text: GoldenText,
+    pub tensors: BTreeMap<String, Vec<f32>>,
+    pub noise: Vec<f32>,
+    pub observation: Observation,
+}
+
+fn f32s(data: &[u8]) -> Vec<f32> {
+    data.chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+fn tensors(path: PathBuf) -> BTreeMap<String, Vec<f32>> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(name, view)| (name, f32s(view.data())))
+        .collect()
+}
+
+pub fn golden(variant: &str) -> Golden {
+    let dir = root().join(variant).join("golden");
+    let text: GoldenText = serde_json::from_slice(&std::fs::read(dir.join("golden.json")).unwrap()).unwrap();
+    let images = text
+        .cameras
+        .iter()
+        .map(|camera| {
+            let rgb = RgbImage::open(&dir.join(format!("{camera}.png"))).unwrap();
+            (camera.clone(), PlanarImage::from_rgb(&rgb))
+        })
+        .collect();
+    let observation = Observation {
+        images,
+        state: text.state.clone(),
+        task: text.task.clone(),
+    };
+    Golden {
+        noise: tensors(dir.join("noise.safetensors")).remove("noise").unwrap(),
+        tensors: tensors(dir.join("golden.safetensors")),
+        observation,
+        text,
+    }
+}
+
+pub fn load<B: Backend>(backend: Arc<B>, variant: &str, options: LoadOptions) -> SmolVla<B> {
+    SmolVla::load(backend, &root().join(variant), None, &hub(), options).unwrap()
+}
+
+/// Largest absolute difference over the reference's largest magnitude.
+fn error(ours: &[f32], reference: &[f32]) -> f32 {
+    common::max_relative_error(ours, reference)
+}
+
+#[test]
+fn f32_chunks_and_every_step_match_lerobot() {
+    for variant in VARIANTS {
+        let golden = golden(variant);
+        let policy = load(common::backend(), variant, LoadOptions::default());
+        let (chunk, trace) = policy
+            .predict_traced(&golden.observation, &Noise::Values(golden.noise.clone()))
+            .unwrap();
+        assert_eq!(trace.token_ids, golden.text.token_ids, "{variant}: task tokens");
+        assert_eq!(trace.times, golden.text.times, "{variant}: denoising times");
+        for (step, velocity) in trace.velocities.iter().enumerate() {
+            let reference = &golden.tensors[&format!("step_{step}_velocity")];
+            let e = error(velocity, reference);
+            assert!(e < 1e-4, "{variant}: step {step} velocity off by {e:e} of its scale");
+            let e = error(&trace.samples[step], &golden.tensors[&format!("step_{step}_x")]);
+            assert!(e < 1e-4, "{variant}: step {step} sample off by {e:e}");
+        }
+        let cut: Vec<f32> = trace
+            .normalized
+            .chunks_exact(policy.config().max_action_dim)
+            .flat_map(|row| row[..chunk.dims].to_vec())
+            .collect();
+        let e = error(&cut, &golden.tensors["chunk_normalized"]);
+        assert!(e < 1e-4, "{variant}: normalized chunk off by {e:e}");
+        let e = error(&chunk.values, &golden.tensors["actions"]);
+        assert!(e < 1e-4, "{variant}: unnormalized chunk off by {e:e}");
+        println!(
+            "{variant}: f32 chunk error {e:.2e} of its scale, prefix {} rows",
+            trace.prefix_len
+        );
+    }
+}
+
+#[test]
+fn quantized_chunks_stay_near_lerobot() {
+    for variant in VARIANTS {
+        let golden = golden(variant);
+        for (dtype, bound) in [(DType::Q8_0, 0.05), (DType::Q4K, 0.5)] {
+            let options = LoadOptions {
+                quantize: Some(dtype),
+                ..LoadOptions::default()
+            };
+            let policy = load(common::backend(), variant, options);
+            let chunk = policy
+                .predict(&golden.observation, &Noise::Values(golden.noise.clone()))
+                .unwrap();
+            let e = error(&chunk.values, &golden.tensors["actions"]);
+            println!("{variant}: {dtype:?} chunk error {e:.3e} of its scale");
+            assert!(e < bound, "{variant}: {dtype:?} chunk off by {e:e}");
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! `brainstem act` from the command line on the tiny SmolVLA checkpoints that
+//! tools/reference/smolvla_reference.py saved with lerobot: the chunk lerobot computed from the
+//! same frames, state, task and noise; the backbone found in a Hugging Face cache or given with
+//! `--vlm`; and the errors a user meets (no backbone anywhere, a state of the wrong length).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn reference() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/out/smolvla")
+}
+
+fn act(args: &[String], hf_home: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_brainstem"))
+        .arg("act")
+        .args(args)
+        .env("HF_HOME", hf_home)
+        .env_remove("HF_HUB_CACHE")
+        .output()
+        .unwrap()
+}
+
+/// The arguments for variant `two-cameras`'s golden observation.
+fn golden_args(golden: &serde_json::Value) -> Vec<String> {
+    let dir = reference().join("two-cameras");
+    let state: Vec<String> = golden["state"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    let mut args = vec!["--policy".to_string(), dir.display().to_string()];
+    for camera in ["top", "wrist"] {
+        args.push("--image".into());
+        args.push(format!(
+            "{camera}={}",
+            dir.join("golden").join(format!("{camera}.png")).display()
+        ));
+    }
+    args.extend([
+        "--state".into(),
+        state.join(","),
+        "--task".into(),
+        golden["task"].as_str().unwrap().into(),
+        "--noise".into(),
+        dir.join("golden/noise.safetensors").display().to_string(),
+    ]);
+    args
+}
+
+fn golden() -> serde_json::Value {
+    let text = std::fs::read_to_string(reference().join("two-cameras/golden/golden.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn values(rows: &serde_json::Value) -> Vec<f64> {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
+        .collect()
+}
+
+fn assert_matches_lerobot(output: &Output, golden: &serde_json::Value) {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    let (ours, theirs) = (values(&report["actions"]), values(&golden["actions"]));
+    assert_eq!(ours.len(), theirs.len(), "chunk size");
+    let scale = theirs.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let error = ours.iter().zip(&theirs).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(error < 1e-4 * scale, "off lerobot's chunk by {error} (scale {scale})");
+}
+
+#[test]
+fn the_chunk_is_lerobots_with_the_backbone_from_the_hugging_face_cache() {
+    let golden = golden();
+    let output = act(&golden_args(&golden), &reference().join("hf-home"));
+    assert_matches_lerobot(&output, &golden);
+}
+
+#[test]
+fn an_explicit_backbone_folder_needs_no_cache() {
+    let golden = golden();
+    let snapshots = reference().join("hf-home/hub/models--brainstem-test--tiny-smolvlm2/snapshots");
+    let snapshot = std::fs::read_dir(snapshots).unwrap().next().unwrap().unwrap().path();
+    let mut args = golden_args(&golden);
+    args.extend(["--vlm".into(), snapshot.display().to_string()]);
+    let output = act(&args, Path::new(env!("CARGO_TARGET_TMPDIR")));
+    assert_matches_lerobot(&output, &golden);
+}
+
+#[test]
+fn a_missing_backbone_names_every_place_tried() {
+    let output = act(&golden_args(&golden()), Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("brainstem-test/tiny-smolvlm2"), "{stderr}");
+    assert!(stderr.contains("the name as a local folder"), "{stderr}");
+    assert!(stderr.contains("models--brainstem-test--tiny-smolvlm2"), "{stderr}");
+}
+
+#[test]
+fn a_state_of_the_wrong_length_is_refused_by_name() {
+    let mut args = golden_args(&golden());
+    let at = args.iter().position(|a| a == "--state").unwrap();
+    args[at + 1] = "0.1,0.2".into();
+    let output = act(&args, &reference().join("hf-home"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("observation.state has 2 values, the policy takes 6"),
+        "{stderr}"
+    );
+}
