@@ -144,3 +144,25 @@ fn quantized_chunks_stay_near_lerobot() {
         }
     }
 }
+
+#[test]
+fn the_wgpu_backend_matches_the_cpu_backend() {
+    let backend = Arc::new(
+        brainstem_models::kernels::WgpuBackend::new(None)
+            .unwrap_or_else(|e| panic!("the wgpu tests need an adapter: {e}")),
+    );
+    for variant in VARIANTS {
+        let golden = golden(variant);
+        let noise = Noise::Values(golden.noise.clone());
+        let gpu = load(backend.clone(), variant, LoadOptions::default());
+        let cpu = load(common::backend(), variant, LoadOptions::default());
+        let (ours, theirs) = (
+            gpu.predict(&golden.observation, &noise).unwrap(),
+            cpu.predict(&golden.observation, &noise).unwrap(),
+        );
+        let e = error(&ours.values, &theirs.values);
+        assert!(e < 1e-4, "{variant}: wgpu chunk off the CPU's by {e:e} of its scale");
+        let e = error(&ours.values, &golden.tensors["actions"]);
+        assert!(e < 1e-4, "{variant}: wgpu chunk off lerobot's by {e:e}");
+    }
+}

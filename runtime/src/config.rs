@@ -10,7 +10,9 @@
 //!
 //! [models]
 //! vlm = "weights/smolvlm"       # VLM and VLT; its vision tower encodes every frame
-//! vla = "weights/my-vla"        # optional, defaults to vlm; takes the same image embedding
+//! vla = "weights/my-vla"        # optional, defaults to vlm; takes the same image embedding,
+//!                               # or a lerobot SmolVLA folder (chunks of values)
+//! vla_backbone = "weights/smolvlm2"  # optional: a SmolVLA's backbone, if not in the HF cache
 //! quantize = "q8_0"             # optional: quantize float matrices while loading
 //!
 //! [policy]
@@ -89,6 +91,10 @@ pub struct ModelsConfig {
     pub vlm: PathBuf,
     #[serde(default)]
     pub vla: Option<PathBuf>,
+    /// A lerobot VLA's backbone folder (its config.json and tokenizer), when the policy's
+    /// `vlm_model_name` is neither a local folder nor in the Hugging Face cache.
+    #[serde(default)]
+    pub vla_backbone: Option<PathBuf>,
     /// A GGUF block format (`q8_0`, `q4_0`, ...) to quantize float matrices to while loading.
     #[serde(default)]
     pub quantize: Option<String>,
@@ -118,6 +124,11 @@ pub struct PolicyConfig {
     /// For FAST: the language-model id that ends a chunk (pi0-FAST's `|`).
     #[serde(default)]
     pub end_token: Option<u32>,
+    /// For a policy that names its cameras (a lerobot VLA's image features without
+    /// `observation.images.`): the name of each of the robot's cameras, in camera order.
+    /// Without it the robot's cameras take the policy's in order.
+    #[serde(default)]
+    pub cameras: Option<Vec<String>>,
     /// How often a new chunk starts, in milliseconds (default: every half chunk).
     #[serde(default)]
     pub chunk_period_ms: Option<f64>,
@@ -206,6 +217,7 @@ impl RuntimeConfig {
         };
         resolve(&mut self.models.vlm);
         self.models.vla.as_mut().map(resolve);
+        self.models.vla_backbone.as_mut().map(resolve);
         self.policy.fast_tokenizer.as_mut().map(resolve);
         self.robot.file.as_mut().map(resolve);
     }

@@ -59,6 +59,7 @@ pub fn demo_config(cache: &Path) -> Result<RuntimeConfig> {
         models: ModelsConfig {
             vlm: demo_checkpoint(cache)?,
             vla: None,
+            vla_backbone: None,
             quantize: None,
         },
         policy: PolicyConfig {
@@ -68,6 +69,7 @@ pub fn demo_config(cache: &Path) -> Result<RuntimeConfig> {
             actions: ActionScheme::Bins,
             fast_tokenizer: None,
             end_token: None,
+            cameras: None,
             chunk_period_ms: None,
             temperature: 1.0,
             seed: 7,

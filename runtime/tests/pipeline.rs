@@ -12,7 +12,7 @@ use brainstem_runtime::cerebellum::motion::{JointCommand, JointSink, MotionMode,
 use brainstem_runtime::config::RuntimeConfig;
 use brainstem_runtime::demo::{demo_config, SyntheticCamera, DEMO_INSTRUCTION};
 use brainstem_runtime::models::synthetic::Idefics3Shape;
-use brainstem_runtime::pipeline::stages::{ActRequest, ActionPolicy, Pipeline};
+use brainstem_runtime::pipeline::stages::{ActRequest, ActionOutput, ActionPolicy, Pipeline};
 use brainstem_runtime::simulate::Simulation;
 use brainstem_runtime::{Result, Runtime, RuntimeError, RuntimeEvent, RuntimeOptions};
 
@@ -135,11 +135,11 @@ struct Flaky {
 }
 
 impl ActionPolicy for Flaky {
-    fn act(&mut self, request: &ActRequest<'_>, emit: &mut dyn FnMut(u32)) -> Result<()> {
+    fn act(&mut self, request: &ActRequest<'_>, emit: &mut dyn FnMut(ActionOutput)) -> Result<()> {
         match request.chunk_id {
             10 => Err(RuntimeError::Observation("the camera cable came loose".into())),
             20 => {
-                emit(300);
+                emit(ActionOutput::Token(300));
                 panic!("the policy broke")
             }
             _ => self.inner.act(request, emit),
@@ -156,7 +156,7 @@ fn flaky(mut pipeline: Pipeline) -> Pipeline {
 struct NoPolicy;
 
 impl ActionPolicy for NoPolicy {
-    fn act(&mut self, _: &ActRequest<'_>, _: &mut dyn FnMut(u32)) -> Result<()> {
+    fn act(&mut self, _: &ActRequest<'_>, _: &mut dyn FnMut(ActionOutput)) -> Result<()> {
         unreachable!("replaced before use")
     }
 }

@@ -8,6 +8,7 @@ mod common;
 mod c_abi;
 mod dataset;
 mod eval;
+mod flow_policy;
 mod motion_decoder;
 mod pipeline;
 mod sweep;

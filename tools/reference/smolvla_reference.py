@@ -33,9 +33,17 @@ OUT = pathlib.Path(__file__).resolve().parent / "out" / "smolvla"
 HF_HOME = OUT / "hf-home"
 BACKBONE_ID = "brainstem-test/tiny-smolvlm2"
 BACKBONE_REVISION = "5d1ce5b0a5c0ffee5d1ce5b0a5c0ffee5d1ce5b0"
-BACKBONE = HF_HOME / "hub" / f"models--{BACKBONE_ID.replace('/', '--')}" / "snapshots" / BACKBONE_REVISION
-os.environ["HF_HOME"] = str(HF_HOME)
-os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+def snapshot_dir(hf_home, model_id, revision=BACKBONE_REVISION):
+    """Where the Hugging Face cache keeps `model_id` at `revision`."""
+    return hf_home / "hub" / f"models--{model_id.replace('/', '--')}" / "snapshots" / revision
+
+
+BACKBONE = snapshot_dir(HF_HOME, BACKBONE_ID)
+if __name__ == "__main__":  # lerobot reads the backbone from this cache, offline
+    os.environ["HF_HOME"] = str(HF_HOME)
+    os.environ["HF_HUB_OFFLINE"] = "1"
 
 import numpy as np
 import torch
@@ -101,35 +109,37 @@ def tiny_tokenizer():
     return tokenizer
 
 
-def write_backbone():
-    """The backbone folder `vlm_model_name` names: config, tokenizer, processor; no weights."""
-    if HF_HOME.exists():
-        shutil.rmtree(HF_HOME)
-    BACKBONE.mkdir(parents=True)
-    refs = BACKBONE.parent.parent / "refs"
+def write_backbone(hf_home=HF_HOME, backbone=BACKBONE, vision=TINY_VISION, text=TINY_TEXT,
+                   scale_factor=SCALE_FACTOR):
+    """The backbone folder `vlm_model_name` names, in a Hugging Face cache: config, tokenizer,
+    processor; no weights. The text vocabulary is the tokenizer's unless `text` sets one."""
+    if hf_home.exists():
+        shutil.rmtree(hf_home)
+    backbone.mkdir(parents=True)
+    refs = backbone.parent.parent / "refs"
     refs.mkdir()
-    (refs / "main").write_text(BACKBONE_REVISION)
+    (refs / "main").write_text(backbone.name)
     tokenizer = tiny_tokenizer()
     config = SmolVLMConfig(
-        vision_config=TINY_VISION,
-        text_config=dict(TINY_TEXT, vocab_size=len(tokenizer)),
-        scale_factor=SCALE_FACTOR,
+        vision_config=vision,
+        text_config=dict({"vocab_size": len(tokenizer)}, **text),
+        scale_factor=scale_factor,
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         tie_word_embeddings=False,
     )
-    config.save_pretrained(BACKBONE)
-    tokenizer.save_pretrained(BACKBONE)
+    config.save_pretrained(backbone)
+    tokenizer.save_pretrained(backbone)
     from transformers import SmolVLMImageProcessor, SmolVLMProcessor, SmolVLMVideoProcessor
 
     image_processor = SmolVLMImageProcessor(
-        size={"longest_edge": 128}, max_image_size={"longest_edge": TINY_VISION["image_size"]},
+        size={"longest_edge": 2 * vision["image_size"]}, max_image_size={"longest_edge": vision["image_size"]},
         image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
     video_processor = SmolVLMVideoProcessor(
-        size={"longest_edge": 128}, max_image_size={"longest_edge": TINY_VISION["image_size"]})
-    seq = (TINY_VISION["image_size"] // TINY_VISION["patch_size"]) ** 2 // SCALE_FACTOR**2
+        size={"longest_edge": 2 * vision["image_size"]}, max_image_size={"longest_edge": vision["image_size"]})
+    seq = (vision["image_size"] // vision["patch_size"]) ** 2 // scale_factor**2
     processor = SmolVLMProcessor(image_processor, tokenizer, video_processor, image_seq_len=seq,
                                  chat_template="{% for m in messages %}{{ m['content'] }}{% endfor %}")
-    processor.save_pretrained(BACKBONE)
+    processor.save_pretrained(backbone)
 
 
 def camera_image(name, shape, seed):

@@ -5,7 +5,7 @@
 //! each model call taking the time its partition's chip profile gives it.
 
 use brainstem_runtime::kernels::{Backend, Device};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +14,8 @@ use anyhow::Context;
 use brainstem_runtime::cerebellum::motion::{JointCommand, JointSink, LoopOptions};
 use brainstem_runtime::demo::{demo_config, StillCamera, SyntheticCamera, DEMO_INSTRUCTION};
 use brainstem_runtime::models::image::RgbImage;
+use brainstem_runtime::models::smolvla::SmolVlaConfig;
+use brainstem_runtime::pipeline::flow::is_flow_policy;
 use brainstem_runtime::pipeline::stages::Pipeline;
 use brainstem_runtime::simulate::{Camera, Simulation};
 use brainstem_runtime::telemetry::TelemetryReport;
@@ -27,6 +29,12 @@ pub struct RunArgs {
     /// Where the demo's generated checkpoint is kept.
     #[arg(long, default_value = "weights")]
     cache: PathBuf,
+    /// The VLA: a lerobot SmolVLA folder (its chunks stream to the motion decoder as values),
+    /// or an Idefics3 checkpoint emitting action tokens; over what the configuration says.
+    /// On the demo, a SmolVLA drives the first of the demo arm's joints, one per action
+    /// dimension.
+    #[arg(long)]
+    vla: Option<PathBuf>,
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
     #[arg(long, default_value = DEMO_INSTRUCTION)]
@@ -89,6 +97,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.device.is_some() {
         config.device = args.device.clone();
     }
+    if let Some(dir) = &args.vla {
+        use_vla(&mut config, dir, args.config.is_none())?;
+    }
     let mut camera: Box<dyn Camera> = match &args.image {
         Some(path) => Box::new(StillCamera {
             image: RgbImage::open(path)?,
@@ -98,8 +109,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let loading = Instant::now();
     let pipeline = Pipeline::load(&config)?;
+    let vla = config
+        .models
+        .vla
+        .as_ref()
+        .map_or(String::new(), |d| format!(" and {}", d.display()));
     println!(
-        "loaded {} ({} joints at {} Hz, {} driven) on {} partitions in {:.1} s",
+        "loaded {}{vla} ({} joints at {} Hz, {} driven) on {} partitions in {:.1} s",
         config.models.vlm.display(),
         pipeline.motion.robot.joints.len(),
         pipeline.motion.robot.control_rate_hz,
@@ -124,6 +140,31 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         std::fs::write(path, report.to_json()).with_context(|| format!("writing {}", path.display()))?;
         println!("telemetry written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Makes `dir` the configuration's VLA; a flow-matching policy sets the chunk length, and on
+/// the demo the driven joints.
+fn use_vla(config: &mut RuntimeConfig, dir: &Path, demo: bool) -> anyhow::Result<()> {
+    config.models.vla = Some(dir.to_path_buf());
+    if !is_flow_policy(dir) {
+        return Ok(());
+    }
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let policy = SmolVlaConfig::from_json(&text, &path)?;
+    config.policy.chunk_steps = policy.chunk_size;
+    let joints = &mut config.policy.joints;
+    if demo && joints.len() != policy.action_dim {
+        anyhow::ensure!(
+            joints.len() >= policy.action_dim,
+            "{} acts on {} joints, the demo arm has {}",
+            dir.display(),
+            policy.action_dim,
+            joints.len()
+        );
+        joints.truncate(policy.action_dim);
     }
     Ok(())
 }

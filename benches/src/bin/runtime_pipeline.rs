@@ -78,6 +78,7 @@ fn config(args: &Args, compute: ComputeConfig, brain_hz: f64) -> RuntimeConfig {
         models: ModelsConfig {
             vlm: args.model.clone(),
             vla: None,
+            vla_backbone: None,
             quantize: Some(args.quantize.clone()),
         },
         policy: PolicyConfig {
@@ -87,6 +88,7 @@ fn config(args: &Args, compute: ComputeConfig, brain_hz: f64) -> RuntimeConfig {
             actions: ActionScheme::Bins,
             fast_tokenizer: None,
             end_token: None,
+            cameras: None,
             chunk_period_ms: Some(args.chunk_period_ms),
             temperature: 1.0,
             seed: 1,

@@ -20,6 +20,7 @@ pub mod processor;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use brainstem_kernels::Backend;
 use rand::{Rng, SeedableRng};
@@ -27,6 +28,7 @@ use rand::{Rng, SeedableRng};
 pub use backbone::HubCache;
 pub use config::SmolVlaConfig;
 pub use expert::{time_embedding, ExpertShape};
+
 pub use processor::Processors;
 
 use crate::error::{ModelError, Result};
@@ -70,8 +72,8 @@ impl ActionChunk {
 }
 
 /// The intermediate values of one chunk, for parity checks and diagnostics: each denoising
-/// step's time, input sample and velocity (`[chunk, max_action_dim]`, normalized), and the
-/// final sample before unnormalization.
+/// step's time, input sample and velocity (`[chunk, max_action_dim]`, normalized), the final
+/// sample before unnormalization, and where the time went.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ChunkTrace {
     pub times: Vec<f32>,
@@ -80,6 +82,18 @@ pub struct ChunkTrace {
     pub normalized: Vec<f32>,
     pub token_ids: Vec<u32>,
     pub prefix_len: usize,
+    pub timings: ChunkTimings,
+}
+
+/// Wall time of a chunk's stages.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ChunkTimings {
+    /// Resizing and encoding the cameras (vision tower and connector).
+    pub vision: Duration,
+    /// The prefix's rows through the backbone's layers (with the task and state embedding).
+    pub prefix: Duration,
+    /// Every denoising step, with the cross-attention keys and values computed once.
+    pub denoise: Duration,
 }
 
 /// Where a chunk's noise comes from.
@@ -189,13 +203,19 @@ impl<B: Backend> SmolVla<B> {
         let state = self.state(&obs.state)?;
         let token_ids = self.task_tokens(&obs.task)?;
         let b = self.backend.as_ref();
-        let prefix = self.backend.scope(|| self.prefix(b, obs, &token_ids, &state))?;
+        let mut timings = ChunkTimings::default();
+        let prefix = self
+            .backend
+            .scope(|| self.prefix(b, obs, &token_ids, &state, &mut timings))?;
         let mut trace = ChunkTrace {
             token_ids,
             prefix_len: prefix.len,
             ..ChunkTrace::default()
         };
+        let denoise_started = Instant::now();
         let normalized = self.backend.scope(|| self.integrate(b, prefix, noise, &mut trace))?;
+        timings.denoise = denoise_started.elapsed();
+        trace.timings = timings;
         trace.normalized = normalized.clone();
         Ok((self.unnormalize(&normalized), trace))
     }
@@ -255,7 +275,15 @@ impl<B: Backend> SmolVla<B> {
         Ok(ids)
     }
 
-    fn prefix(&self, b: &B, obs: &Observation, token_ids: &[u32], state: &[f32]) -> Result<PrefixCache<B>> {
+    fn prefix(
+        &self,
+        b: &B,
+        obs: &Observation,
+        token_ids: &[u32],
+        state: &[f32],
+        timings: &mut ChunkTimings,
+    ) -> Result<PrefixCache<B>> {
+        let vision_started = Instant::now();
         let known = self.cfg.camera_names();
         if let Some(unknown) = obs.images.keys().find(|name| !known.contains(&name.as_str())) {
             return Err(ModelError::Observation(format!(
@@ -288,10 +316,14 @@ impl<B: Backend> SmolVla<B> {
             }
         }
         segments.push(Segment::ScaledTokens(token_ids));
+        timings.vision = vision_started.elapsed();
+        let prefix_started = Instant::now();
         let rows = self.backbone.rows(b, &segments, state)?;
         let len = rows.values.len() / self.backbone.text.config().hidden_size;
         let caches = self.backbone.caches(b, len + self.cfg.chunk_size)?;
-        self.backbone.run(b, &rows, caches)
+        let prefix = self.backbone.run(b, &rows, caches)?;
+        timings.prefix = prefix_started.elapsed();
+        Ok(prefix)
     }
 
     /// Euler integration from the noise (time 1) to the chunk (time 0).

@@ -17,7 +17,7 @@ use crate::clock::{Clock, Nanos};
 use crate::compute::partition::Stage;
 use crate::error::{Result, RuntimeError};
 use crate::pipeline::observe::{guarded, Board, CerebellumInputs, CommandedState, RuntimeEvent};
-use crate::pipeline::stages::{ActRequest, ActionPolicy, Brain, ModelStages, VisionStage};
+use crate::pipeline::stages::{ActRequest, ActionOutput, ActionPolicy, Brain, ModelStages, VisionStage};
 use crate::telemetry::StageLatencies;
 
 /// Stage names in the telemetry.
@@ -111,7 +111,7 @@ pub(crate) fn start(shared: &Arc<Shared>, models: ModelStages, sender: ActionSen
         joints: action_joints,
         period_ns: chunk_period_ns,
         next_chunk: 0,
-        last_tokens: Vec::new(),
+        last_outputs: Vec::new(),
     };
     let (s1, s2, s3) = (shared.clone(), shared.clone(), shared.clone());
     Ok(vec![
@@ -204,8 +204,8 @@ pub(crate) struct Cerebellum {
     pub joints: Vec<usize>,
     pub period_ns: Nanos,
     pub next_chunk: u64,
-    /// The tokens of the last chunk sampled.
-    pub last_tokens: Vec<u32>,
+    /// The tokens or values of the last chunk.
+    pub last_outputs: Vec<ActionOutput>,
 }
 
 /// One chunk's outcome.
@@ -231,8 +231,9 @@ impl Cerebellum {
         Some((inputs, self.next_chunk - 1))
     }
 
-    /// Samples one chunk starting at `start` and streams it; `on_token` sees each token as
-    /// it is sent. A failure halts the motion decoder.
+    /// Samples one chunk starting at `start` (or at its observation's capture, for a policy
+    /// that says so) and streams it; `on_token` sees each token or value as it is sent. A
+    /// failure halts the motion decoder.
     pub fn chunk(
         &mut self,
         board: &Mutex<Board>,
@@ -241,21 +242,29 @@ impl Cerebellum {
         mut on_token: impl FnMut(usize),
     ) -> Option<ChunkOutcome> {
         let (inputs, chunk_id) = self.next_chunk_inputs(board, commanded)?;
-        self.last_tokens.clear();
+        self.last_outputs.clear();
         let request = ActRequest {
             frame: &inputs.frame,
+            views: &inputs.views,
             subtask: &inputs.subtask,
             state: &inputs.state,
             chunk_id,
         };
+        let start = match self.policy.starts_at_observation() {
+            true => inputs.captured.min(start),
+            false => start,
+        };
         // A full stream means the motion decoder has stopped draining it: the chunk arrives
         // incomplete and the decoder's framing rejects it, so there is nothing to retry.
         let _ = self.sender.begin_chunk(chunk_id, start);
-        let (sender, policy, sent) = (&mut self.sender, &mut self.policy, &mut self.last_tokens);
+        let (sender, policy, sent) = (&mut self.sender, &mut self.policy, &mut self.last_outputs);
         let result = guarded(|| {
-            policy.act(&request, &mut |token| {
-                let _ = sender.token(token);
-                sent.push(token);
+            policy.act(&request, &mut |output| {
+                let _ = match output {
+                    ActionOutput::Token(token) => sender.token(token),
+                    ActionOutput::Value(value) => sender.value(value),
+                };
+                sent.push(output);
                 on_token(sent.len());
             })
         });
@@ -266,30 +275,33 @@ impl Cerebellum {
         Some(ChunkOutcome {
             chunk_id,
             subtask: inputs.subtask,
-            tokens: self.last_tokens.len(),
+            tokens: self.last_outputs.len(),
             result,
         })
     }
 
-    /// Streams `tokens` as the next chunk from `start` without running the policy, once there
-    /// are inputs a chunk could be sampled from (the simulation's replay).
+    /// Streams `outputs` as the next chunk from `start` without running the policy, once
+    /// there are inputs a chunk could be computed from (the simulation's replay).
     pub fn resend(
         &mut self,
         board: &Mutex<Board>,
         commanded: &CommandedState,
         start: Nanos,
-        tokens: &[u32],
+        outputs: &[ActionOutput],
     ) -> Option<ChunkOutcome> {
         let (inputs, chunk_id) = self.next_chunk_inputs(board, commanded)?;
         let _ = self.sender.begin_chunk(chunk_id, start);
-        for &token in tokens {
-            let _ = self.sender.token(token);
+        for &output in outputs {
+            let _ = match output {
+                ActionOutput::Token(token) => self.sender.token(token),
+                ActionOutput::Value(value) => self.sender.value(value),
+            };
         }
         let _ = self.sender.end_chunk();
         Some(ChunkOutcome {
             chunk_id,
             subtask: inputs.subtask,
-            tokens: tokens.len(),
+            tokens: outputs.len(),
             result: Ok(()),
         })
     }

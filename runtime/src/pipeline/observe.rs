@@ -244,8 +244,11 @@ impl Board {
     /// What the cerebellum needs for a chunk, once there is a frame and something to do.
     pub fn cerebellum_inputs(&self, joints: &[usize], commanded: &CommandedState) -> Option<CerebellumInputs> {
         let (_, _, frame) = self.encoded.as_ref()?;
+        let (_, captured, views) = self.frame.as_ref()?;
         Some(CerebellumInputs {
             frame: frame.vla.clone(),
+            views: views.clone(),
+            captured: *captured,
             subtask: self.current_subtask()?,
             state: self.policy_state(joints, commanded),
         })
@@ -265,6 +268,10 @@ impl Board {
 
 pub struct CerebellumInputs {
     pub frame: Arc<EncodedFrame>,
+    /// The newest frame's views, for a policy with its own vision tower, and when it was
+    /// pushed.
+    pub views: Arc<Vec<RgbImage>>,
+    pub captured: Nanos,
     pub subtask: String,
     pub state: Vec<f64>,
 }

@@ -26,12 +26,17 @@ use crate::compute::partition::{Partitions, Stage};
 use crate::config::{ActionScheme, BrainConfig, RuntimeConfig};
 use crate::error::{Result, RuntimeError};
 use crate::kernels::{DType, DeviceBackend};
+use crate::pipeline::flow::{is_flow_policy, FlowPolicy};
 use crate::pipeline::observe::FrameEncodings;
 use crate::robot::RobotDescription;
 
 /// What the cerebellum asks of its policy for one chunk.
 pub struct ActRequest<'a> {
+    /// The newest frame encoded by the vision stage.
     pub frame: &'a EncodedFrame,
+    /// The newest frame's views, one per camera in camera order, for a policy that encodes
+    /// them itself.
+    pub views: &'a [RgbImage],
     pub subtask: &'a str,
     /// The driven joints' positions, in the policy's joint order.
     pub state: &'a [f64],
@@ -39,10 +44,26 @@ pub struct ActRequest<'a> {
     pub chunk_id: u64,
 }
 
-/// The cerebellum's model: one chunk of action tokens per call, each handed to `emit` the
-/// moment it is sampled. The runtime's own is [`VlaPolicy`]; an embedder can wrap it.
+/// One piece of a chunk as a policy produces it: an action token (binned or FAST), or a value
+/// of a continuous chunk (step-major, in the robot's units).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ActionOutput {
+    Token(u32),
+    Value(f32),
+}
+
+/// The cerebellum's model: one chunk per call, each token or value handed to `emit` the
+/// moment it exists. The runtime's own are [`VlaPolicy`] (tokens) and
+/// [`FlowPolicy`](super::flow::FlowPolicy) (values); an embedder can wrap them.
 pub trait ActionPolicy: Send {
-    fn act(&mut self, request: &ActRequest<'_>, emit: &mut dyn FnMut(u32)) -> Result<()>;
+    fn act(&mut self, request: &ActRequest<'_>, emit: &mut dyn FnMut(ActionOutput)) -> Result<()>;
+
+    /// Whether a chunk's first step belongs to the time its observation was captured (a
+    /// chunk of values computed from that observation, whose steps already past when it
+    /// arrives are skipped) rather than to the time the chunk started.
+    fn starts_at_observation(&self) -> bool {
+        false
+    }
 }
 
 /// The VLA as the cerebellum's policy.
@@ -53,7 +74,7 @@ pub struct VlaPolicy {
 }
 
 impl ActionPolicy for VlaPolicy {
-    fn act(&mut self, request: &ActRequest<'_>, emit: &mut dyn FnMut(u32)) -> Result<()> {
+    fn act(&mut self, request: &ActRequest<'_>, emit: &mut dyn FnMut(ActionOutput)) -> Result<()> {
         let spec = self.vla.spec();
         let opts = GenerateOptions {
             max_tokens: match spec.actions {
@@ -68,7 +89,9 @@ impl ActionPolicy for VlaPolicy {
             stop_ids: Vec::new(),
         };
         self.vla
-            .act(request.frame, request.subtask, request.state, &opts, emit)?;
+            .act(request.frame, request.subtask, request.state, &opts, &mut |token| {
+                emit(ActionOutput::Token(token))
+            })?;
         Ok(())
     }
 }
@@ -181,36 +204,19 @@ impl Pipeline {
             quantize: config.models.quantize.as_deref().map(quantized_dtype).transpose()?,
         };
         let mut loader = Loader::new(&partitions, options);
-        let vla_dir = config.models.vla.clone().unwrap_or(config.models.vlm.clone());
         let vision = loader.get(Stage::Vision, &config.models.vlm)?;
         let vlm = loader.get(Stage::Vlm, &config.models.vlm)?;
         let vlt = loader.get(Stage::Vlt, &config.models.vlm)?;
-        let vla_vlm = loader.get(Stage::Vla, &vla_dir)?;
-        let vla_vision = match takes_same_embedding(&vision, &vla_vlm) {
-            true => None,
-            false => Some(loader.get(Stage::Vision, &vla_dir)?),
-        };
-        let normalization = joint_bounds(&robot, &config.policy.joints)?;
+        let vla = load_vla(config, &robot, &mut loader, &vision)?;
         let names: Vec<&str> = config.policy.joints.iter().map(String::as_str).collect();
         let motion = MotionConfig::for_joints(
             &robot,
             &names,
-            normalization.clone(),
+            vla.normalization,
             config.policy.rate_hz,
             config.policy.chunk_steps,
         )?;
-        let (actions, decoding) = action_scheme(config, &vla_vlm, names.len())?;
-        let spec = VlaSpec {
-            actions,
-            chunk_steps: config.policy.chunk_steps,
-            action_dims: names.len(),
-            state_normalization: normalization,
-        };
-        let policy = VlaPolicy {
-            vla: Vla::new(vla_vlm, spec)?,
-            temperature: config.policy.temperature,
-            seed: config.policy.seed,
-        };
+        let (policy, vla_vision, decoding) = (vla.policy, vla.vision, vla.decoding);
         let brain = Brain {
             schema: PlanSchema::new(config.brain.skills.clone())?,
             vlm,
@@ -225,7 +231,7 @@ impl Pipeline {
                     vla: vla_vision,
                 },
                 brain,
-                policy: Box::new(policy),
+                policy,
                 cameras: config.cameras,
                 action_joints: motion.action_joints.clone(),
                 chunk_period_ns: config.chunk_period_ns(),
@@ -237,6 +243,59 @@ impl Pipeline {
             },
         })
     }
+}
+
+/// The VLA side of a pipeline: the policy, the vision tower it needs besides the brain's, the
+/// motion decoder's decoding of its chunks and the normalization of its actions.
+struct VlaStage {
+    policy: Box<dyn ActionPolicy>,
+    vision: Option<Arc<Vlm<DeviceBackend>>>,
+    decoding: ActionDecoding,
+    normalization: Vec<Normalization>,
+}
+
+/// The configured VLA on its partition: a lerobot flow-matching checkpoint, whose chunks are
+/// values in the robot's units, or a token VLA (an Idefics3 checkpoint, the VLM's by default).
+fn load_vla(
+    config: &RuntimeConfig,
+    robot: &RobotDescription,
+    loader: &mut Loader,
+    vision: &Arc<Vlm<DeviceBackend>>,
+) -> Result<VlaStage> {
+    let dir = config.models.vla.clone().unwrap_or(config.models.vlm.clone());
+    if is_flow_policy(&dir) {
+        let backend = loader.partitions.for_stage(Stage::Vla).backend.clone();
+        return Ok(VlaStage {
+            policy: Box::new(FlowPolicy::load(config, &dir, backend, loader.options)?),
+            vision: None,
+            decoding: ActionDecoding::Values,
+            normalization: vec![Normalization::Identity; config.policy.joints.len()],
+        });
+    }
+    let vla = loader.get(Stage::Vla, &dir)?;
+    let own_vision = match takes_same_embedding(vision, &vla) {
+        true => None,
+        false => Some(loader.get(Stage::Vision, &dir)?),
+    };
+    let normalization = joint_bounds(robot, &config.policy.joints)?;
+    let (actions, decoding) = action_scheme(config, &vla, normalization.len())?;
+    let spec = VlaSpec {
+        actions,
+        chunk_steps: config.policy.chunk_steps,
+        action_dims: normalization.len(),
+        state_normalization: normalization.clone(),
+    };
+    let policy = VlaPolicy {
+        vla: Vla::new(vla, spec)?,
+        temperature: config.policy.temperature,
+        seed: config.policy.seed,
+    };
+    Ok(VlaStage {
+        policy: Box::new(policy),
+        vision: own_vision,
+        decoding,
+        normalization,
+    })
 }
 
 /// Loads each checkpoint once per partition.

@@ -158,7 +158,7 @@ impl Simulation {
                 joints: models.action_joints,
                 period_ns: models.chunk_period_ns,
                 next_chunk: 0,
-                last_tokens: Vec::new(),
+                last_outputs: Vec::new(),
             },
             motion,
             sink,
@@ -487,7 +487,7 @@ impl Simulation {
         let work = ledger.snapshot().since(&before);
         if let (Some(replay), Ok(())) = (self.replay.as_mut(), &outcome.result) {
             replay.chunk = Some(RecordedChunk {
-                tokens: self.cerebellum.last_tokens.clone(),
+                outputs: self.cerebellum.last_outputs.clone(),
                 work_at_token: work_at_token.clone(),
                 work: work.clone(),
             });
@@ -503,7 +503,7 @@ impl Simulation {
     ) -> Option<(ChunkOutcome, LedgerSnapshot, Vec<LedgerSnapshot>)> {
         let outcome = self
             .cerebellum
-            .resend(&self.run.board, &self.run.commanded, start, &recorded.tokens)?;
+            .resend(&self.run.board, &self.run.commanded, start, &recorded.outputs)?;
         Some((outcome, recorded.work, recorded.work_at_token))
     }
 

@@ -10,6 +10,7 @@ use brainstem_models::plan::Plan;
 
 use crate::kernels::LedgerSnapshot;
 use crate::pipeline::observe::FrameEncodings;
+use crate::pipeline::stages::ActionOutput;
 
 /// A call's output and the work it did.
 #[derive(Clone)]
@@ -18,10 +19,11 @@ pub struct Recorded<T> {
     pub work: LedgerSnapshot,
 }
 
-/// A chunk's tokens, the work done by the time each was sampled, and the whole chunk's work.
+/// A chunk's tokens or values, the work done by the time each was produced, and the whole
+/// chunk's work.
 #[derive(Clone)]
 pub struct RecordedChunk {
-    pub tokens: Vec<u32>,
+    pub outputs: Vec<ActionOutput>,
     pub work_at_token: Vec<LedgerSnapshot>,
     pub work: LedgerSnapshot,
 }

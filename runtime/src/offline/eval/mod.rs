@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use brainstem_models::image::RgbImage;
+use brainstem_models::smolvla::config::IMAGE_PREFIX;
+use brainstem_models::smolvla::SmolVlaConfig;
 
 use crate::cerebellum::motion::NoHardware;
 use crate::clock::Nanos;
@@ -25,6 +27,7 @@ use crate::config::{RobotSource, RuntimeConfig};
 use crate::demo::demo_config;
 use crate::error::{Result, RuntimeError};
 use crate::offline::dataset::{Dataset, Episode, STATE};
+use crate::pipeline::flow::is_flow_policy;
 use crate::pipeline::loops::{CHUNK, FIRST_ACTION, PLAN, VISION};
 use crate::pipeline::observe::RuntimeEvent;
 use crate::pipeline::stages::Pipeline;
@@ -54,6 +57,61 @@ pub fn dataset_config(dataset: &Dataset, cache: &Path) -> Result<RuntimeConfig> 
     };
     config.validate()?;
     Ok(config)
+}
+
+/// Fits `config` to the lerobot flow-matching policy it names as its VLA, for `dataset`: the
+/// dataset's state and action must be the policy's (by size, and by name where both name their
+/// entries), each of its cameras one the policy takes; the chunk is the policy's. Every
+/// difference is named in one error.
+pub fn fit_flow_policy(config: &mut RuntimeConfig, dataset: &Dataset) -> Result<()> {
+    let Some(dir) = config.models.vla.clone().filter(|d| is_flow_policy(d)) else {
+        return Ok(());
+    };
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| RuntimeError::config("models.vla", format!("{}: {e}", path.display())))?;
+    let policy = SmolVlaConfig::from_json(&text, &path)?;
+    let mut differences = Vec::new();
+    let state_len = dataset.info.vector_len(STATE).unwrap_or(0);
+    if state_len != policy.state_dim {
+        differences.push(format!(
+            "{STATE} has {state_len} values in the dataset, {} in the policy",
+            policy.state_dim
+        ));
+    }
+    if dataset.action_len() != policy.action_dim {
+        differences.push(format!(
+            "action has {} values in the dataset, {} in the policy",
+            dataset.action_len(),
+            policy.action_dim
+        ));
+    }
+    let takes = policy.camera_names();
+    let cameras: Vec<String> = dataset
+        .cameras
+        .iter()
+        .map(|key| key.strip_prefix(IMAGE_PREFIX).unwrap_or(key).to_string())
+        .collect();
+    for camera in cameras.iter().filter(|c| !takes.contains(&c.as_str())) {
+        differences.push(format!(
+            "camera {camera} is in the dataset, not among the policy's ({})",
+            takes.join(", ")
+        ));
+    }
+    if !differences.is_empty() {
+        return Err(RuntimeError::config(
+            "models.vla",
+            format!(
+                "{} does not fit {}: {}",
+                dir.display(),
+                dataset.root.display(),
+                differences.join("; ")
+            ),
+        ));
+    }
+    config.policy.chunk_steps = policy.chunk_size;
+    config.policy.cameras = Some(cameras);
+    Ok(())
 }
 
 fn dataset_robot(dataset: &Dataset) -> Result<RobotDescription> {

@@ -1,7 +1,9 @@
-//! `brainstem act` from the command line on the tiny SmolVLA checkpoints that
-//! tools/reference/smolvla_reference.py saved with lerobot: the chunk lerobot computed from the
-//! same frames, state, task and noise; the backbone found in a Hugging Face cache or given with
-//! `--vlm`; and the errors a user meets (no backbone anywhere, a state of the wrong length).
+//! SmolVLA from the command line, on the tiny checkpoints that
+//! tools/reference/smolvla_reference.py saved with lerobot: `brainstem act` gives the chunk
+//! lerobot computed from the same frames, state, task and noise, with the backbone found in a
+//! Hugging Face cache or given with `--vlm`, and names what is wrong (no backbone anywhere, a
+//! state of the wrong length); `brainstem eval --vla` replays a recorded dataset through it, or
+//! says how the dataset and the policy differ.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -11,8 +13,12 @@ fn reference() -> PathBuf {
 }
 
 fn act(args: &[String], hf_home: &Path) -> Output {
+    brainstem("act", args, hf_home)
+}
+
+fn brainstem(command: &str, args: &[String], hf_home: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_brainstem"))
-        .arg("act")
+        .arg(command)
         .args(args)
         .env("HF_HOME", hf_home)
         .env_remove("HF_HUB_CACHE")
@@ -114,6 +120,74 @@ fn a_state_of_the_wrong_length_is_refused_by_name() {
     assert!(!output.status.success());
     assert!(
         stderr.contains("observation.state has 2 values, the policy takes 6"),
+        "{stderr}"
+    );
+}
+
+fn scratch(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+fn eval_args(policy: &Path, out: &str) -> Vec<String> {
+    let dataset = Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/out/lerobot/v21-images");
+    [
+        "--dataset",
+        &dataset.display().to_string(),
+        "--vla",
+        &policy.display().to_string(),
+        "--episodes",
+        "0",
+        "--cache",
+        &scratch("smolvla-eval-cache").display().to_string(),
+        "--out",
+        &scratch(out).display().to_string(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[test]
+fn eval_replays_a_dataset_through_a_policy_that_fits_it() {
+    // The reference policy with its top camera renamed to the dataset's front camera.
+    let policy = scratch("smolvla-front-camera");
+    std::fs::create_dir_all(&policy).unwrap();
+    for entry in std::fs::read_dir(reference().join("two-cameras")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), policy.join(entry.file_name())).unwrap();
+        }
+    }
+    let config = std::fs::read_to_string(policy.join("config.json")).unwrap();
+    std::fs::write(policy.join("config.json"), config.replace("images.top", "images.front")).unwrap();
+    let output = brainstem(
+        "eval",
+        &eval_args(&policy, "smolvla-eval"),
+        &reference().join("hf-home"),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(scratch("smolvla-eval/report.json")).unwrap()).unwrap();
+    let episode = &report["episodes"][0];
+    assert_eq!(episode["episode"], 0, "{report}");
+    assert!(episode["failure"].is_null(), "{episode}");
+}
+
+#[test]
+fn eval_names_how_a_dataset_and_a_policy_differ() {
+    let output = brainstem(
+        "eval",
+        &eval_args(&reference().join("two-cameras"), "smolvla-eval-refused"),
+        &reference().join("hf-home"),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("camera front is in the dataset, not among the policy's (top, wrist)"),
         "{stderr}"
     );
 }

@@ -1,0 +1,125 @@
+//! A flow-matching VLA (lerobot's SmolVLA) as the cerebellum's policy: each chunk is computed
+//! from the newest frame's views (the policy's own vision tower, on the VLA's partition), the
+//! driven joints' state and the subtask, and streams to the motion decoder as values in the
+//! robot's units, its first step at the time the frame was captured. The robot's cameras map
+//! in order onto the policy's image features; joints map one to one onto its state and action
+//! dimensions.
+
+use std::path::Path;
+
+use brainstem_models::image::planar::PlanarImage;
+use brainstem_models::smolvla::{HubCache, Noise, Observation, SmolVla};
+use brainstem_models::LoadOptions;
+
+use crate::config::RuntimeConfig;
+use crate::error::{Result, RuntimeError};
+use crate::kernels::DeviceBackend;
+use crate::pipeline::stages::{ActRequest, ActionOutput, ActionPolicy};
+
+/// Whether `dir` holds a lerobot flow-matching policy this runtime runs (its `config.json`
+/// says `"type": "smolvla"`).
+pub fn is_flow_policy(dir: &Path) -> bool {
+    std::fs::read(dir.join("config.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .is_some_and(|config| config.get("type").and_then(|t| t.as_str()) == Some("smolvla"))
+}
+
+/// SmolVLA as the cerebellum's policy.
+pub struct FlowPolicy {
+    policy: SmolVla<DeviceBackend>,
+    /// The policy's camera names, in the order the robot's cameras map onto them.
+    cameras: Vec<String>,
+    seed: u64,
+}
+
+impl FlowPolicy {
+    /// Loads the policy in `dir` on `backend` and checks it against the configuration: the
+    /// driven joints are its state and action dimensions, the chunk is its chunk, and the
+    /// robot has no more cameras than it takes.
+    pub fn load(
+        config: &RuntimeConfig,
+        dir: &Path,
+        backend: std::sync::Arc<DeviceBackend>,
+        options: LoadOptions,
+    ) -> Result<Self> {
+        let backbone = config.models.vla_backbone.as_deref();
+        let policy = SmolVla::load(backend, dir, backbone, &HubCache::from_env(), options)?;
+        let cfg = policy.config();
+        let joints = config.policy.joints.len();
+        if (cfg.state_dim, cfg.action_dim) != (joints, joints) {
+            return Err(RuntimeError::config(
+                "policy.joints",
+                format!(
+                    "{} drives {joints} joints, but its state has {} values and its action {}",
+                    dir.display(),
+                    cfg.state_dim,
+                    cfg.action_dim
+                ),
+            ));
+        }
+        if config.policy.chunk_steps != cfg.chunk_size {
+            return Err(RuntimeError::config(
+                "policy.chunk_steps",
+                format!(
+                    "is {}, but {} makes chunks of {}",
+                    config.policy.chunk_steps,
+                    dir.display(),
+                    cfg.chunk_size
+                ),
+            ));
+        }
+        let cameras = camera_names(config, &cfg.camera_names(), dir)?;
+        Ok(Self {
+            policy,
+            cameras,
+            seed: config.policy.seed,
+        })
+    }
+}
+
+/// The policy's name for each of the robot's cameras: as `policy.cameras` names them, else the
+/// policy's own in order.
+fn camera_names(config: &RuntimeConfig, takes: &[&str], dir: &Path) -> Result<Vec<String>> {
+    let names: Vec<String> = match &config.policy.cameras {
+        Some(names) => names.clone(),
+        None => takes.iter().take(config.cameras).map(|n| n.to_string()).collect(),
+    };
+    let unknown = names.iter().find(|n| !takes.contains(&n.as_str()));
+    if names.len() != config.cameras || unknown.is_some() {
+        return Err(RuntimeError::config(
+            "policy.cameras",
+            format!(
+                "the robot's {} cameras are {names:?}, but {} takes {}",
+                config.cameras,
+                dir.display(),
+                takes.join(", ")
+            ),
+        ));
+    }
+    Ok(names)
+}
+
+impl ActionPolicy for FlowPolicy {
+    fn act(&mut self, request: &ActRequest<'_>, emit: &mut dyn FnMut(ActionOutput)) -> Result<()> {
+        let images = self
+            .cameras
+            .iter()
+            .zip(request.views)
+            .map(|(name, view)| (name.clone(), PlanarImage::from_rgb(view)))
+            .collect();
+        let observation = Observation {
+            images,
+            state: request.state.iter().map(|&v| v as f32).collect(),
+            task: request.subtask.to_string(),
+        };
+        let noise = Noise::Seed(self.seed.wrapping_add(request.chunk_id));
+        let chunk = self.policy.predict(&observation, &noise)?;
+        chunk.values.iter().for_each(|&v| emit(ActionOutput::Value(v)));
+        Ok(())
+    }
+
+    fn starts_at_observation(&self) -> bool {
+        true
+    }
+}

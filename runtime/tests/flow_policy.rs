@@ -1,0 +1,118 @@
+//! A lerobot SmolVLA checkpoint as the runtime's VLA (the tiny policy that
+//! tools/reference/smolvla_reference.py saved with lerobot): on the virtual clock its chunks
+//! stream to the motion decoder as values, each starting at its frame's capture time, the
+//! commands stay inside the robot's limits, and a configuration that does not fit the policy is
+//! refused by name.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use brainstem_runtime::cerebellum::motion::{JointCommand, JointSink};
+use brainstem_runtime::config::RuntimeConfig;
+use brainstem_runtime::demo::{demo_config, SyntheticCamera, DEMO_ARM, DEMO_INSTRUCTION};
+use brainstem_runtime::pipeline::stages::Pipeline;
+use brainstem_runtime::simulate::Simulation;
+use brainstem_runtime::RuntimeEvent;
+
+const SECOND: u64 = 1_000_000_000;
+
+fn reference() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/reference/out/smolvla")
+}
+
+/// The demo with the tiny SmolVLA as its VLA, driving the first six joints of the arm.
+fn config() -> RuntimeConfig {
+    let mut config = demo_config(&PathBuf::from(env!("CARGO_TARGET_TMPDIR"))).unwrap();
+    let snapshots = reference().join("hf-home/hub/models--brainstem-test--tiny-smolvlm2/snapshots");
+    let backbone = std::fs::read_dir(snapshots).unwrap().next().unwrap().unwrap().path();
+    config.models.vla = Some(reference().join("two-cameras"));
+    config.models.vla_backbone = Some(backbone);
+    config.policy.joints = DEMO_ARM[..6].iter().map(|j| j.to_string()).collect();
+    config.policy.chunk_steps = 6;
+    config
+}
+
+/// Every command's positions of the driven joints, and whether each was inside the limits.
+#[derive(Clone, Default)]
+struct Commands {
+    inside: Arc<Mutex<Vec<bool>>>,
+    limits: Vec<(usize, f64, f64)>,
+}
+
+impl JointSink for Commands {
+    fn send(&mut self, command: &JointCommand<'_>) {
+        let inside = self
+            .limits
+            .iter()
+            .all(|&(j, low, high)| (low - 1e-9..=high + 1e-9).contains(&command.positions[j]));
+        self.inside.lock().unwrap().push(inside);
+    }
+}
+
+#[test]
+fn a_smolvla_checkpoint_drives_the_robot_inside_its_limits() {
+    let config = config();
+    let pipeline = Pipeline::load(&config).unwrap();
+    let robot = &pipeline.motion.robot;
+    let limits = config
+        .policy
+        .joints
+        .iter()
+        .map(|name| {
+            let j = robot.joint_index(name).unwrap();
+            (j, robot.joints[j].min_position, robot.joints[j].max_position)
+        })
+        .collect();
+    let sink = Commands {
+        limits,
+        ..Commands::default()
+    };
+    let camera = Box::new(SyntheticCamera::default());
+    let mut sim = Simulation::new(pipeline, Box::new(sink.clone()), camera, 30.0).unwrap();
+    sim.board().set_instruction(DEMO_INSTRUCTION).unwrap();
+    sim.run_until(3 * SECOND);
+    let events = sim.take_events();
+    let failures: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, RuntimeEvent::StageFailed { .. }))
+        .collect();
+    assert!(failures.is_empty(), "{failures:?}");
+    let chunks: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            RuntimeEvent::Chunk { tokens, .. } => Some(*tokens),
+            _ => None,
+        })
+        .collect();
+    assert!(chunks.len() >= 5, "{} chunks in 3 s", chunks.len());
+    assert!(chunks.iter().all(|&values| values == 6 * 6), "{chunks:?}");
+    let inside = sink.inside.lock().unwrap();
+    assert!(inside.len() > 1000, "{} commands", inside.len());
+    assert!(inside.iter().all(|&ok| ok), "a command left the joint limits");
+    let report = sim.telemetry();
+    let completed = report
+        .interventions
+        .entries()
+        .into_iter()
+        .find(|(name, _)| *name == "chunks_completed")
+        .map_or(0, |(_, n)| n);
+    assert!(completed > 0, "{:?}", report.interventions.entries());
+}
+
+#[test]
+fn a_configuration_that_does_not_fit_the_policy_is_refused() {
+    let mut wrong_joints = config();
+    wrong_joints.policy.joints.pop();
+    let message = Pipeline::load(&wrong_joints).err().unwrap().to_string();
+    assert!(
+        message.contains("policy.joints") && message.contains("5 joints"),
+        "{message}"
+    );
+    let mut wrong_chunk = config();
+    wrong_chunk.policy.chunk_steps = 10;
+    let message = Pipeline::load(&wrong_chunk).err().unwrap().to_string();
+    assert!(
+        message.contains("policy.chunk_steps") && message.contains("chunks of 6"),
+        "{message}"
+    );
+}
