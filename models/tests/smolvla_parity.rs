@@ -13,7 +13,8 @@ use std::sync::Arc;
 use brainstem_models::image::planar::PlanarImage;
 use brainstem_models::image::RgbImage;
 use brainstem_models::kernels::{Backend, DType};
-use brainstem_models::smolvla::{HubCache, Noise, Observation, SmolVla};
+use brainstem_models::smolvla::rtc::PrefixSchedule;
+use brainstem_models::smolvla::{ChunkPrefix, HubCache, Noise, Observation, RealTimeChunking, SmolVla};
 use brainstem_models::LoadOptions;
 use safetensors::SafeTensors;
 use serde::Deserialize;
@@ -165,4 +166,33 @@ fn the_wgpu_backend_matches_the_cpu_backend() {
         let e = error(&ours.values, &golden.tensors["actions"]);
         assert!(e < 1e-4, "{variant}: wgpu chunk off lerobot's by {e:e}");
     }
+}
+
+#[test]
+fn real_time_chunking_guides_the_chunk_as_lerobots_rtc_does() {
+    let golden = golden("two-cameras");
+    let text: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root().join("two-cameras/golden/golden.json")).unwrap()).unwrap();
+    let settings = &text["rtc"];
+    let rtc = RealTimeChunking {
+        execution_horizon: settings["execution_horizon"].as_u64().unwrap() as usize,
+        max_guidance_weight: settings["max_guidance_weight"].as_f64().unwrap() as f32,
+        schedule: PrefixSchedule::Linear,
+    };
+    let left_over = &golden.tensors["rtc_left_over"];
+    let prefix = ChunkPrefix {
+        left_over,
+        dims: 6,
+        inference_delay: settings["inference_delay"].as_u64().unwrap() as usize,
+    };
+    let policy = load(common::backend(), "two-cameras", LoadOptions::default());
+    let noise = Noise::Values(golden.tensors["rtc_noise"].clone());
+    let (guided, _) = policy
+        .predict_guided(&golden.observation, &noise, Some((&rtc, &prefix)))
+        .unwrap();
+    let e = error(&guided.values, &golden.tensors["rtc_actions"]);
+    assert!(e < 1e-4, "guided chunk off lerobot's by {e:e} of its scale");
+    let (free, _) = policy.predict_traced(&golden.observation, &noise).unwrap();
+    let moved = error(&free.values, &golden.tensors["rtc_actions"]);
+    assert!(moved > 1e-2, "the guidance changed the chunk by only {moved:e}");
 }

@@ -116,3 +116,39 @@ fn a_configuration_that_does_not_fit_the_policy_is_refused() {
         "{message}"
     );
 }
+
+#[test]
+fn a_policy_with_real_time_chunking_runs_in_the_loop() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("smolvla-rtc");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(reference().join("two-cameras")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    let path = dir.join("config.json");
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    json["rtc_config"] = serde_json::json!({
+        "enabled": true, "execution_horizon": 4, "max_guidance_weight": 5.0,
+        "prefix_attention_schedule": "LINEAR", "debug": false, "debug_maxlen": 100
+    });
+    std::fs::write(&path, json.to_string()).unwrap();
+    let mut config = config();
+    config.models.vla = Some(dir);
+    let camera = Box::new(SyntheticCamera::default());
+    let sink = Commands::default();
+    let mut sim = Simulation::new(Pipeline::load(&config).unwrap(), Box::new(sink), camera, 30.0).unwrap();
+    sim.board().set_instruction(DEMO_INSTRUCTION).unwrap();
+    sim.run_until(2 * SECOND);
+    let events = sim.take_events();
+    assert!(
+        !events.iter().any(|e| matches!(e, RuntimeEvent::StageFailed { .. })),
+        "{events:?}"
+    );
+    let chunks = events
+        .iter()
+        .filter(|e| matches!(e, RuntimeEvent::Chunk { .. }))
+        .count();
+    assert!(chunks >= 3, "{chunks} chunks");
+}

@@ -243,14 +243,17 @@ def make_variant(variant, seed):
         chunk = policy.predict_action_chunk(batch, noise=noise.clone())
     actions = post(chunk)
 
+    traced_steps, traced_images = list(steps), list(images)  # the guided chunk below traces more
+    rtc = real_time_chunking(policy, pre, post, observation, chunk, seed) if variant == "two-cameras" else {}
     tensors = {
+        **rtc.pop("tensors", {}),
         "state_normalized": batch["observation.state"][0].float().contiguous(),
         "chunk_normalized": chunk[0].float().contiguous(),
         "actions": actions[0].float().contiguous(),
     }
-    for i, image in enumerate(images):
+    for i, image in enumerate(traced_images):
         tensors[f"pixels_{i}"] = image[0].float().contiguous()
-    for i, (time, x_t, velocity) in enumerate(steps):
+    for i, (time, x_t, velocity) in enumerate(traced_steps):
         tensors[f"step_{i}_x"] = x_t[0].float().contiguous()
         tensors[f"step_{i}_velocity"] = velocity[0].float().contiguous()
     save_file(tensors, str(out / "golden" / "golden.safetensors"))
@@ -260,12 +263,42 @@ def make_variant(variant, seed):
         "cameras": spec["given"],
         "token_ids": batch["observation.language.tokens"][0].tolist(),
         "token_mask": batch["observation.language.attention_mask"][0].int().tolist(),
-        "times": [float(time[0]) for time, _, _ in steps],
+        "times": [float(time[0]) for time, _, _ in traced_steps],
         "actions": actions[0].tolist(),
+        **rtc,
     }
     (out / "golden" / "golden.json").write_text(json.dumps(golden, indent=1) + "\n")
-    print(f"{variant}: chunk {tuple(actions.shape)}, {len(steps)} steps, "
-          f"{len(golden['token_ids'])} tokens, {len(images)} images")
+    print(f"{variant}: chunk {tuple(actions.shape)}, {len(traced_steps)} steps, "
+          f"{len(golden['token_ids'])} tokens, {len(traced_images)} images")
+
+
+RTC = dict(inference_delay=2, execution_horizon=4, max_guidance_weight=5.0, prefix_attention_schedule="LINEAR")
+
+
+def real_time_chunking(policy, pre, post, observation, chunk, seed):
+    """A second chunk from fresh noise, guided by lerobot's RTC toward the first chunk's
+    steps from 2 on (what is left of it after the robot executed two steps)."""
+    from lerobot.configs import RTCAttentionSchedule
+    from lerobot.policies.rtc.configuration_rtc import RTCConfig
+
+    policy.config.rtc_config = RTCConfig(
+        enabled=True, execution_horizon=RTC["execution_horizon"], max_guidance_weight=RTC["max_guidance_weight"],
+        prefix_attention_schedule=RTCAttentionSchedule.LINEAR)
+    policy.init_rtc_processor()
+    left_over = chunk[:, 2:, :].clone()
+    noise = torch.randn(chunk.shape[0], policy.config.chunk_size, policy.config.max_action_dim,
+                        generator=torch.Generator().manual_seed(seed + 4))
+    with torch.no_grad():
+        guided = policy.predict_action_chunk(pre(observation), noise=noise.clone(),
+                                             inference_delay=RTC["inference_delay"],
+                                             prev_chunk_left_over=left_over,
+                                             execution_horizon=RTC["execution_horizon"])
+    policy.config.rtc_config = None
+    policy.init_rtc_processor()
+    tensors = {"rtc_noise": noise[0].contiguous(), "rtc_left_over": left_over[0].float().contiguous(),
+               "rtc_chunk_normalized": guided[0].float().contiguous(),
+               "rtc_actions": post(guided)[0].float().contiguous()}
+    return {"rtc": RTC, "tensors": tensors}
 
 
 def main():

@@ -57,7 +57,7 @@ pub enum NormalizationMode {
 /// lerobot's real-time chunking settings (`rtc_config`).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct RtcConfig {
-    #[serde(default)]
+    #[serde(default = "enabled")]
     pub enabled: bool,
     #[serde(default = "default_execution_horizon")]
     pub execution_horizon: usize,
@@ -67,6 +67,9 @@ pub struct RtcConfig {
     pub prefix_attention_schedule: String,
 }
 
+fn enabled() -> bool {
+    true
+}
 fn default_execution_horizon() -> usize {
     10
 }

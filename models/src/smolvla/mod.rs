@@ -16,6 +16,7 @@ pub mod config;
 mod expert;
 mod prefix;
 pub mod processor;
+pub mod rtc;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ pub use config::SmolVlaConfig;
 pub use expert::{time_embedding, ExpertShape};
 
 pub use processor::Processors;
+pub use rtc::{ChunkPrefix, RealTimeChunking};
 
 use crate::error::{ModelError, Result};
 use crate::idefics3::{Idefics3Config, ImageEncoder};
@@ -198,6 +200,18 @@ impl<B: Backend> SmolVla<B> {
 
     /// The chunk for one observation, with its intermediate values.
     pub fn predict_traced(&self, obs: &Observation, noise: &Noise) -> Result<(ActionChunk, ChunkTrace)> {
+        self.predict_guided(obs, noise, None)
+    }
+
+    /// The chunk for one observation, guided by real-time chunking toward what is left of the
+    /// previous chunk when `guidance` is given (lerobot's `predict_action_chunk` with
+    /// `prev_chunk_left_over` and `inference_delay`).
+    pub fn predict_guided(
+        &self,
+        obs: &Observation,
+        noise: &Noise,
+        guidance: Option<(&RealTimeChunking, &ChunkPrefix)>,
+    ) -> Result<(ActionChunk, ChunkTrace)> {
         let _span = tracing::debug_span!("smolvla_chunk").entered();
         let noise = self.noise(noise)?;
         let state = self.state(&obs.state)?;
@@ -213,7 +227,9 @@ impl<B: Backend> SmolVla<B> {
             ..ChunkTrace::default()
         };
         let denoise_started = Instant::now();
-        let normalized = self.backend.scope(|| self.integrate(b, prefix, noise, &mut trace))?;
+        let normalized = self
+            .backend
+            .scope(|| self.integrate(b, prefix, noise, guidance, &mut trace))?;
         timings.denoise = denoise_started.elapsed();
         trace.timings = timings;
         trace.normalized = normalized.clone();
@@ -332,6 +348,7 @@ impl<B: Backend> SmolVla<B> {
         b: &B,
         mut prefix: PrefixCache<B>,
         mut x_t: Vec<f32>,
+        guidance: Option<(&RealTimeChunking, &ChunkPrefix)>,
         trace: &mut ChunkTrace,
     ) -> Result<Vec<f32>> {
         let cross = self.expert.cross_keys(b, &prefix)?;
@@ -339,9 +356,12 @@ impl<B: Backend> SmolVla<B> {
         let dt = -1.0 / self.cfg.num_steps as f64;
         for step in 0..self.cfg.num_steps {
             let time = (1.0 + step as f64 * dt) as f32;
-            let velocity = self
+            let mut velocity = self
                 .expert
                 .velocity(b, &x_t, time, &mut prefix, &cross, &mut cross_cache)?;
+            if let Some((rtc, left_over)) = guidance {
+                rtc.guide(&mut velocity, &x_t, time, left_over, self.cfg.max_action_dim);
+            }
             trace.times.push(time);
             trace.samples.push(x_t.clone());
             let dt = dt as f32;

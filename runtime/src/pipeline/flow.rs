@@ -3,14 +3,18 @@
 //! driven joints' state and the subtask, and streams to the motion decoder as values in the
 //! robot's units, its first step at the time the frame was captured. The robot's cameras map
 //! in order onto the policy's image features; joints map one to one onto its state and action
-//! dimensions.
+//! dimensions. When the policy's `rtc_config` turns real-time chunking on, each chunk is
+//! guided toward what is left of the previous one.
 
 use std::path::Path;
 
 use brainstem_models::image::planar::PlanarImage;
-use brainstem_models::smolvla::{HubCache, Noise, Observation, SmolVla};
+use std::time::{Duration, Instant};
+
+use brainstem_models::smolvla::{ChunkPrefix, HubCache, Noise, Observation, RealTimeChunking, SmolVla};
 use brainstem_models::LoadOptions;
 
+use crate::clock::Nanos;
 use crate::config::RuntimeConfig;
 use crate::error::{Result, RuntimeError};
 use crate::kernels::DeviceBackend;
@@ -31,6 +35,13 @@ pub struct FlowPolicy {
     /// The policy's camera names, in the order the robot's cameras map onto them.
     cameras: Vec<String>,
     seed: u64,
+    /// Real-time chunking, when the policy's `rtc_config` turns it on.
+    rtc: Option<RealTimeChunking>,
+    /// Action steps per second, to count the steps executed between two observations.
+    rate_hz: f64,
+    /// The previous chunk (normalized, `[chunk, max_action_dim]`), its observation's capture
+    /// time, and how long computing it took.
+    previous: Option<(Vec<f32>, Nanos, Duration)>,
 }
 
 impl FlowPolicy {
@@ -70,11 +81,34 @@ impl FlowPolicy {
             ));
         }
         let cameras = camera_names(config, &cfg.camera_names(), dir)?;
+        let rtc = match &cfg.rtc {
+            Some(rtc) => RealTimeChunking::from_config(rtc).map_err(|m| RuntimeError::config("models.vla", m))?,
+            None => None,
+        };
         Ok(Self {
             policy,
             cameras,
             seed: config.policy.seed,
+            rtc,
+            rate_hz: config.policy.rate_hz,
+            previous: None,
         })
+    }
+}
+
+impl FlowPolicy {
+    /// What is left of the previous chunk at an observation captured at `captured` (the
+    /// steps not yet due), and the steps the robot will execute while this chunk is computed
+    /// (the previous chunk's computing time at the policy's rate); `None` when nothing is
+    /// left.
+    fn left_over(&self, captured: Nanos) -> Option<(Vec<f32>, usize)> {
+        let (chunk, previous, took) = self.previous.as_ref()?;
+        let width = self.policy.config().max_action_dim;
+        let step_ns = 1e9 / self.rate_hz;
+        let done = (captured.saturating_sub(*previous) as f64 / step_ns).floor() as usize;
+        let rest = chunk.get(done * width..).filter(|rest| !rest.is_empty())?;
+        let delay = (took.as_secs_f64() * self.rate_hz).ceil() as usize;
+        Some((rest.to_vec(), delay))
     }
 }
 
@@ -114,7 +148,22 @@ impl ActionPolicy for FlowPolicy {
             task: request.subtask.to_string(),
         };
         let noise = Noise::Seed(self.seed.wrapping_add(request.chunk_id));
-        let chunk = self.policy.predict(&observation, &noise)?;
+        let started = Instant::now();
+        let left_over = self.left_over(request.captured);
+        let guidance = match (&self.rtc, &left_over) {
+            (Some(rtc), Some((values, delay))) => Some((
+                rtc,
+                ChunkPrefix {
+                    left_over: values,
+                    dims: self.policy.config().max_action_dim,
+                    inference_delay: *delay,
+                },
+            )),
+            _ => None,
+        };
+        let guidance = guidance.as_ref().map(|(rtc, prefix)| (*rtc, prefix));
+        let (chunk, trace) = self.policy.predict_guided(&observation, &noise, guidance)?;
+        self.previous = Some((trace.normalized, request.captured, started.elapsed()));
         chunk.values.iter().for_each(|&v| emit(ActionOutput::Value(v)));
         Ok(())
     }

@@ -246,6 +246,7 @@ impl Cerebellum {
         let request = ActRequest {
             frame: &inputs.frame,
             views: &inputs.views,
+            captured: inputs.captured,
             subtask: &inputs.subtask,
             state: &inputs.state,
             chunk_id,

@@ -37,6 +37,8 @@ pub struct ActRequest<'a> {
     /// The newest frame's views, one per camera in camera order, for a policy that encodes
     /// them itself.
     pub views: &'a [RgbImage],
+    /// When the newest frame was captured.
+    pub captured: Nanos,
     pub subtask: &'a str,
     /// The driven joints' positions, in the policy's joint order.
     pub state: &'a [f64],
