@@ -105,11 +105,7 @@ impl RealTimeChunking {
     /// previous chunk's remainder.
     pub fn guide(&self, v: &mut [f32], x: &[f32], time: f32, prefix: &ChunkPrefix, width: usize) {
         let chunk = v.len() / width;
-        let prev_steps = if prefix.dims == 0 {
-            0
-        } else {
-            prefix.left_over.len() / prefix.dims
-        };
+        let prev_steps = prefix.left_over.len().checked_div(prefix.dims).unwrap_or(0);
         let horizon = self.execution_horizon.min(prev_steps);
         let weights = self.prefix_weights(prefix.inference_delay, horizon, chunk);
         let guidance = self.guidance_weight(time);
