@@ -141,20 +141,46 @@ pub(crate) struct Loader<'a, B: Backend> {
 impl<'a, B: Backend> Loader<'a, B> {
     /// A matrix as the file holds it, or widened to f32 when the options ask for it.
     fn host_matrix(&self, name: &str, rows: usize, cols: usize) -> Result<HostWeight<'a>> {
-        self.options.prepare(self.file.tensor_with_shape(name, &[rows, cols])?)
+        self.host_matrix_to(name, [rows, cols], [rows, cols])
+    }
+
+    /// A `[rows, cols]` matrix zero-padded to `to` (for a width the block format does not
+    /// divide), then placed as the options say.
+    fn host_matrix_to(&self, name: &str, [rows, cols]: [usize; 2], to: [usize; 2]) -> Result<HostWeight<'a>> {
+        let host = self.file.tensor_with_shape(name, &[rows, cols])?;
+        if to == [rows, cols] {
+            return self.options.prepare(host);
+        }
+        let values = host.to_f32()?;
+        let mut padded = vec![0f32; to[0] * to[1]];
+        for (row, out) in values.chunks_exact(cols).zip(padded.chunks_exact_mut(to[1])) {
+            out[..cols].copy_from_slice(row);
+        }
+        self.options.prepare(HostWeight::from_f32(&padded, to.to_vec()))
     }
 
     pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<B::Weight> {
         Ok(self.backend.upload_weight(&self.host_matrix(name, rows, cols)?)?)
     }
 
+    /// A matrix zero-padded from `shape` to `to`.
+    pub fn matrix_to(&self, name: &str, shape: [usize; 2], to: [usize; 2]) -> Result<B::Weight> {
+        Ok(self.backend.upload_weight(&self.host_matrix_to(name, shape, to)?)?)
+    }
+
     /// Projections of one input (`(name, rows)` each, `cols` inputs), stacked into one matrix
     /// when they share a format so that one matmul computes them all.
     pub fn stacked(&self, parts: &[(String, usize)], cols: usize) -> Result<Stacked<B>> {
+        self.stacked_to(parts, cols, cols)
+    }
+
+    /// As [`Loader::stacked`], each part's inputs zero-padded from `cols` to `cols_to`.
+    pub fn stacked_to(&self, parts: &[(String, usize)], cols: usize, cols_to: usize) -> Result<Stacked<B>> {
         let hosts = parts
             .iter()
-            .map(|(name, rows)| self.host_matrix(name, *rows, cols))
+            .map(|(name, rows)| self.host_matrix_to(name, [*rows, cols], [*rows, cols_to]))
             .collect::<Result<Vec<_>>>()?;
+        let cols = cols_to;
         let widths = parts.iter().map(|(_, rows)| *rows).collect();
         if hosts.iter().all(|h| h.dtype == hosts[0].dtype) {
             let bytes: Vec<u8> = hosts.iter().flat_map(|h| h.bytes.iter().copied()).collect();
@@ -180,8 +206,15 @@ impl<'a, B: Backend> Loader<'a, B> {
     }
 
     pub fn vector(&self, name: &str, len: usize) -> Result<B::Tensor> {
-        let values = self.file.tensor_with_shape(name, &[len])?.to_f32()?;
-        Ok(self.backend.upload(&values, 1, len)?)
+        self.vector_to(name, len, len, 1.0)
+    }
+
+    /// A vector scaled by `scale` and zero-padded from `len` to `len_to`.
+    pub fn vector_to(&self, name: &str, len: usize, len_to: usize, scale: f32) -> Result<B::Tensor> {
+        let mut values = self.file.tensor_with_shape(name, &[len])?.to_f32()?;
+        values.iter_mut().for_each(|v| *v *= scale);
+        values.resize(len_to, 0.0);
+        Ok(self.backend.upload(&values, 1, len_to)?)
     }
 }
 
@@ -237,15 +270,29 @@ impl<B: Backend> Tail<B> {
         q_dim: usize,
         intermediate: usize,
     ) -> Result<Self> {
+        Self::load_widened(l, name, [hidden, hidden], q_dim, intermediate, 1.0)
+    }
+
+    /// As [`Tail::load`] with the hidden width zero-padded from `hidden[0]` to `hidden[1]`
+    /// and the norm's scale multiplied by `norm_scale` (SmolVLA's expert, whose width the
+    /// block formats do not divide, runs padded: `smolvla::expert`).
+    pub fn load_widened(
+        l: &Loader<B>,
+        name: &dyn Fn(&str) -> String,
+        [hidden, to]: [usize; 2],
+        q_dim: usize,
+        intermediate: usize,
+        norm_scale: f32,
+    ) -> Result<Self> {
         let gate_up = [
             (name("mlp.gate_proj"), intermediate),
             (name("mlp.up_proj"), intermediate),
         ];
         Ok(Tail {
-            o: l.matrix(&name("self_attn.o_proj"), hidden, q_dim)?,
-            mlp_norm: l.vector(&name("post_attention_layernorm"), hidden)?,
-            gate_up: l.stacked(&gate_up, hidden)?,
-            down: l.matrix(&name("mlp.down_proj"), hidden, intermediate)?,
+            o: l.matrix_to(&name("self_attn.o_proj"), [hidden, q_dim], [to, q_dim])?,
+            mlp_norm: l.vector_to(&name("post_attention_layernorm"), hidden, to, norm_scale)?,
+            gate_up: l.stacked_to(&gate_up, hidden, to)?,
+            down: l.matrix_to(&name("mlp.down_proj"), [hidden, intermediate], [to, intermediate])?,
         })
     }
 

@@ -4,6 +4,13 @@
 //! expert's layers, which self-attend over the prefix's cached keys and values and the chunk's
 //! own, or cross-attend to the prefix's keys and values projected by the layer's own `k_proj`
 //! and `v_proj`, and projects the result to a velocity.
+//!
+//! SmolVLA's expert is 0.75 of the backbone's width (720 for SmolVLM2-500M), which the block
+//! formats' 32- and 256-wide blocks do not divide. Quantized, the expert therefore runs at a
+//! padded width: every matrix gains zero rows and columns there, so the padded features stay
+//! zero through projections, residuals and SiLU, and each RMSNorm, which would average over
+//! the padded width, has its epsilon and scale corrected (`eps * w / p`, `gamma * sqrt(w / p)`
+//! for width `w` padded to `p`) so that it normalizes as over the true width.
 
 use brainstem_kernels::{
     Activation, AttentionMask, AttentionParams, Backend, BinaryOp, HostWeight, KvCacheSpec, RopeParams, RopeStyle,
@@ -97,18 +104,70 @@ struct ExpertLayer<B: Backend> {
     tail: Tail<B>,
 }
 
+/// The expert's width as stored and as run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Widths {
+    width: usize,
+    padded: usize,
+}
+
+impl Widths {
+    /// The width the expert runs at: padded to the block of the format it is quantized to
+    /// when the block does not divide it.
+    fn new(width: usize, options: &crate::llama::LoadOptions) -> Self {
+        let padded = match options.quantize {
+            Some(dtype) if !options.dequantize => width.div_ceil(dtype.block_elems()) * dtype.block_elems(),
+            _ => width,
+        };
+        Self { width, padded }
+    }
+
+    fn both(self) -> [usize; 2] {
+        [self.width, self.padded]
+    }
+
+    /// What each RMSNorm's scale is multiplied by.
+    fn norm_scale(self) -> f32 {
+        (self.width as f64 / self.padded as f64).sqrt() as f32
+    }
+
+    /// Each RMSNorm's epsilon at the padded width.
+    fn eps(self, eps: f32) -> f32 {
+        (eps as f64 * self.width as f64 / self.padded as f64) as f32
+    }
+}
+
 impl<B: Backend> ExpertLayer<B> {
-    fn load(l: &Loader<B>, i: usize, shape: &ExpertShape, kv_inputs: usize) -> Result<Self> {
+    fn load(
+        l: &Loader<B>,
+        i: usize,
+        shape: &ExpertShape,
+        widths: Widths,
+        self_attends: bool,
+        vlm_kv_dim: usize,
+    ) -> Result<Self> {
         let name = |role: &str| format!("{EXPERT}layers.{i}.{role}.weight");
         let kv = [
             (name("self_attn.k_proj"), shape.kv_dim()),
             (name("self_attn.v_proj"), shape.kv_dim()),
         ];
+        let (w, p) = (widths.width, widths.padded);
+        let kv = match self_attends {
+            true => l.stacked_to(&kv, w, p)?,
+            false => l.stacked(&kv, vlm_kv_dim)?,
+        };
         Ok(Self {
-            attn_norm: l.vector(&name("input_layernorm"), shape.hidden)?,
-            q: l.matrix(&name("self_attn.q_proj"), shape.q_dim(), shape.hidden)?,
-            kv: l.stacked(&kv, kv_inputs)?,
-            tail: Tail::load(l, &|role| name(role), shape.hidden, shape.q_dim(), shape.intermediate)?,
+            attn_norm: l.vector_to(&name("input_layernorm"), w, p, widths.norm_scale())?,
+            q: l.matrix_to(&name("self_attn.q_proj"), [shape.q_dim(), w], [shape.q_dim(), p])?,
+            kv,
+            tail: Tail::load_widened(
+                l,
+                &|role| name(role),
+                widths.both(),
+                shape.q_dim(),
+                shape.intermediate,
+                widths.norm_scale(),
+            )?,
         })
     }
 }
@@ -121,9 +180,14 @@ pub(super) struct Linear<B: Backend> {
 
 impl<B: Backend> Linear<B> {
     pub(super) fn load(l: &Loader<B>, name: &str, outputs: usize, inputs: usize) -> Result<Self> {
+        Self::load_to(l, name, [outputs, inputs], [outputs, inputs])
+    }
+
+    /// A `[outputs, inputs]` layer zero-padded to `to`.
+    fn load_to(l: &Loader<B>, name: &str, shape: [usize; 2], to: [usize; 2]) -> Result<Self> {
         Ok(Self {
-            weight: l.matrix(&format!("{name}.weight"), outputs, inputs)?,
-            bias: l.vector(&format!("{name}.bias"), outputs)?,
+            weight: l.matrix_to(&format!("{name}.weight"), shape, to)?,
+            bias: l.vector_to(&format!("{name}.bias"), shape[0], to[0], 1.0)?,
         })
     }
 
@@ -141,25 +205,28 @@ struct TimeMlpIn<B: Backend> {
 }
 
 impl<B: Backend> TimeMlpIn<B> {
-    fn load(l: &Loader<B>, width: usize) -> Result<Self> {
+    fn load(l: &Loader<B>, widths: Widths) -> Result<Self> {
+        let (width, padded) = (widths.width, widths.padded);
         let name = "model.action_time_mlp_in";
         let host = l
             .file
             .tensor_with_shape(&format!("{name}.weight"), &[width, 2 * width])?
             .to_f32()?;
         let half = |start: usize| -> Vec<f32> {
-            host.chunks_exact(2 * width)
-                .flat_map(|row| row[start..start + width].to_vec())
-                .collect()
+            let mut out = vec![0f32; padded * padded];
+            for (row, out) in host.chunks_exact(2 * width).zip(out.chunks_exact_mut(padded)) {
+                out[..width].copy_from_slice(&row[start..start + width]);
+            }
+            out
         };
         let upload = |values: Vec<f32>| -> Result<B::Weight> {
-            let weight = HostWeight::from_f32(&values, vec![width, width]);
+            let weight = HostWeight::from_f32(&values, vec![padded, padded]);
             Ok(l.backend.upload_weight(&l.options.prepare(weight)?)?)
         };
         Ok(Self {
             action: upload(half(0))?,
             time: upload(half(width))?,
-            bias: l.vector(&format!("{name}.bias"), width)?,
+            bias: l.vector_to(&format!("{name}.bias"), width, padded, 1.0)?,
         })
     }
 }
@@ -173,6 +240,7 @@ pub(super) struct Expert<B: Backend> {
     time_in: TimeMlpIn<B>,
     time_out: Linear<B>,
     action_out: Linear<B>,
+    widths: Widths,
     chunk: usize,
     max_action_dim: usize,
     min_period: f64,
@@ -181,23 +249,21 @@ pub(super) struct Expert<B: Backend> {
 
 impl<B: Backend> Expert<B> {
     pub(super) fn load(l: &Loader<B>, cfg: &SmolVlaConfig, shape: ExpertShape, vlm_kv_dim: usize) -> Result<Self> {
+        let widths = Widths::new(shape.hidden, &l.options);
         let mut layers = Vec::with_capacity(shape.layers);
         for i in 0..shape.layers {
             let used_at = shape.layer_of.iter().position(|&e| e == Some(i)).unwrap_or(0);
-            let kv_inputs = if shape.self_attends[used_at] {
-                shape.hidden
-            } else {
-                vlm_kv_dim
-            };
-            layers.push(ExpertLayer::load(l, i, &shape, kv_inputs)?);
+            let self_attends = shape.self_attends[used_at];
+            layers.push(ExpertLayer::load(l, i, &shape, widths, self_attends, vlm_kv_dim)?);
         }
-        let width = shape.hidden;
+        let (w, p, a) = (widths.width, widths.padded, cfg.max_action_dim);
         Ok(Self {
-            norm: l.vector(&format!("{EXPERT}norm.weight"), width)?,
-            action_in: Linear::load(l, "model.action_in_proj", width, cfg.max_action_dim)?,
-            time_in: TimeMlpIn::load(l, width)?,
-            time_out: Linear::load(l, "model.action_time_mlp_out", width, width)?,
-            action_out: Linear::load(l, "model.action_out_proj", cfg.max_action_dim, width)?,
+            norm: l.vector_to(&format!("{EXPERT}norm.weight"), w, p, widths.norm_scale())?,
+            action_in: Linear::load_to(l, "model.action_in_proj", [w, a], [p, a])?,
+            time_in: TimeMlpIn::load(l, widths)?,
+            time_out: Linear::load_to(l, "model.action_time_mlp_out", [w, w], [p, p])?,
+            action_out: Linear::load_to(l, "model.action_out_proj", [a, w], [a, p])?,
+            widths,
             layers,
             shape,
             chunk: cfg.chunk_size,
@@ -256,7 +322,7 @@ impl<B: Backend> Expert<B> {
         for (i, layer) in self.shape.layer_of.iter().enumerate() {
             let Some(e) = layer else { continue };
             let layer = &self.layers[*e];
-            let normed = b.rms_norm(&hidden, &layer.attn_norm, self.shape.eps)?;
+            let normed = b.rms_norm(&hidden, &layer.attn_norm, self.eps())?;
             let q = b.matmul(&normed, &layer.q)?;
             let attn = match &cross[i] {
                 None => {
@@ -274,10 +340,15 @@ impl<B: Backend> Expert<B> {
                     b.attention(&q, k, v, cross_cache, self.attention(AttentionMask::Full))?
                 }
             };
-            hidden = layer.tail.forward(b, &hidden, &attn, self.shape.eps)?;
+            hidden = layer.tail.forward(b, &hidden, &attn, self.eps())?;
         }
-        let hidden = b.rms_norm(&hidden, &self.norm, self.shape.eps)?;
+        let hidden = b.rms_norm(&hidden, &self.norm, self.eps())?;
         Ok(b.read(&self.action_out.forward(b, &hidden)?)?)
+    }
+
+    /// The RMSNorms' epsilon at the width the expert runs at.
+    fn eps(&self) -> f32 {
+        self.widths.eps(self.shape.eps)
     }
 
     fn rope(&self, heads: usize, start_pos: usize) -> RopeParams {
@@ -307,8 +378,9 @@ impl<B: Backend> Expert<B> {
     fn embed_suffix(&self, b: &B, x_t: &[f32], time: f32) -> Result<B::Tensor> {
         let actions = b.upload(x_t, self.chunk, self.max_action_dim)?;
         let actions = self.action_in.forward(b, &actions)?;
-        let time = time_embedding(time, self.shape.hidden, self.min_period, self.max_period);
-        let time = b.matmul(&b.upload(&time, 1, self.shape.hidden)?, &self.time_in.time)?;
+        let mut time = time_embedding(time, self.shape.hidden, self.min_period, self.max_period);
+        time.resize(self.widths.padded, 0.0);
+        let time = b.matmul(&b.upload(&time, 1, self.widths.padded)?, &self.time_in.time)?;
         let time = b.binary(&time, &self.time_in.bias, BinaryOp::Add)?;
         let joined = b.binary(&b.matmul(&actions, &self.time_in.action)?, &time, BinaryOp::Add)?;
         let joined = b.activation(&joined, Activation::Silu)?;
