@@ -49,13 +49,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 from safetensors.torch import save_file
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast, SmolVLMConfig
+from transformers import SmolVLMConfig
 
 from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
 from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
 from lerobot.policies.smolvla.processor_smolvla import make_smolvla_pre_post_processors
+from vlm_reference import byte_level_tokenizer
 
 
 # SmolVLM2-500M-Video-Instruct's text and vision towers (as published), then the shrink.
@@ -97,16 +97,8 @@ VARIANTS = {
 
 
 def tiny_tokenizer():
-    """Byte-level BPE over the 256 byte symbols, no merges, with SmolVLM's special tokens."""
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    vocab = {symbol: i for i, symbol in enumerate(sorted(alphabet))}
-    bpe = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.add_special_tokens(SPECIAL)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, clean_up_tokenization_spaces=False,
-                                        extra_special_tokens=NAMED_SPECIAL, pad_token="<|im_end|>")
-    return tokenizer
+    """The byte-level tokenizer of the VLM reference, with SmolVLM's named special tokens."""
+    return byte_level_tokenizer(SPECIAL, extra_special_tokens=NAMED_SPECIAL, pad_token="<|im_end|>")
 
 
 def write_backbone(hf_home=HF_HOME, backbone=BACKBONE, vision=TINY_VISION, text=TINY_TEXT,

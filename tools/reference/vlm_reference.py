@@ -67,15 +67,21 @@ SPECIAL = ["<|im_start|>", "<|im_end|>", "<fake_token_around_image>", "<image>",
 PROMPT = "<|im_start|>User:<image>What is in the picture?<end_of_utterance>\nAssistant:"
 
 
-def tiny_tokenizer():
-    """Byte-level BPE over the 256 byte symbols, no merges, with Idefics3's special tokens."""
+def byte_level_tokenizer(special, **options):
+    """Byte-level BPE over the 256 byte symbols, no merges, with `special` tokens; `options`
+    go to `PreTrainedTokenizerFast` (named special tokens, a pad token)."""
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     vocab = {symbol: i for i, symbol in enumerate(sorted(alphabet))}
     bpe = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    bpe.add_special_tokens(SPECIAL)
-    return PreTrainedTokenizerFast(tokenizer_object=bpe, clean_up_tokenization_spaces=False)
+    bpe.add_special_tokens(special)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, clean_up_tokenization_spaces=False, **options)
+
+
+def tiny_tokenizer():
+    """The byte-level tokenizer with Idefics3's special tokens."""
+    return byte_level_tokenizer(SPECIAL)
 
 
 def test_image():
