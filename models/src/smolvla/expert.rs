@@ -116,8 +116,8 @@ impl Widths {
     /// when the block does not divide it.
     fn new(width: usize, options: &crate::llama::LoadOptions) -> Self {
         let padded = match options.quantize {
-            Some(dtype) if !options.dequantize => width.div_ceil(dtype.block_elems()) * dtype.block_elems(),
-            _ => width,
+            Some(dtype) => width.div_ceil(dtype.block_elems()) * dtype.block_elems(),
+            None => width,
         };
         Self { width, padded }
     }
@@ -417,5 +417,51 @@ fn linspace_point(i: usize, n: usize, step: f64) -> f64 {
         step * i as f64
     } else {
         1.0 - step * (n - 1 - i) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brainstem_kernels::CpuBackend;
+
+    /// An RMSNorm over the padded width, with the corrected scale and epsilon, gives the
+    /// unpadded norm's values (and zeros in the padding).
+    #[test]
+    fn a_padded_rms_norm_normalizes_over_the_true_width() {
+        let b = CpuBackend::new(1).unwrap();
+        let widths = Widths { width: 45, padded: 64 };
+        let x: Vec<f32> = (0..2 * 45).map(|i| ((i * 37) % 23) as f32 / 7.0 - 1.5).collect();
+        let gamma: Vec<f32> = (0..45).map(|i| 0.5 + i as f32 / 45.0).collect();
+        let eps = 1e-2;
+        let plain = b
+            .read(
+                &b.rms_norm(&b.upload(&x, 2, 45).unwrap(), &b.upload(&gamma, 1, 45).unwrap(), eps)
+                    .unwrap(),
+            )
+            .unwrap();
+        let pad = |v: &[f32], rows: usize, scale: f32| -> Vec<f32> {
+            v.chunks(45)
+                .take(rows)
+                .flat_map(|row| row.iter().map(|g| g * scale).chain(std::iter::repeat_n(0.0, 19)))
+                .collect()
+        };
+        let (xp, gp) = (pad(&x, 2, 1.0), pad(&gamma, 1, widths.norm_scale()));
+        let padded = b
+            .read(
+                &b.rms_norm(
+                    &b.upload(&xp, 2, 64).unwrap(),
+                    &b.upload(&gp, 1, 64).unwrap(),
+                    widths.eps(eps),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        for (row, (ours, theirs)) in padded.chunks(64).zip(plain.chunks(45)).enumerate() {
+            for (a, b) in ours[..45].iter().zip(theirs) {
+                assert!((a - b).abs() < 1e-5, "row {row}: {a} vs {b}");
+            }
+            assert!(ours[45..].iter().all(|&v| v == 0.0));
+        }
     }
 }

@@ -147,10 +147,13 @@ mod tests {
         assert_eq!(rtc(PrefixSchedule::Ones).prefix_weights(2, 6, 8)[5..], [1.0, 0.0, 0.0]);
     }
 
+    /// `(t^2 + (1 - t)^2) / (t (1 - t))`: 2 half way, large toward either end, capped.
     #[test]
-    fn the_guidance_weight_is_capped_at_the_start_and_small_near_the_end() {
+    fn the_guidance_weight_is_capped_at_the_ends_and_two_half_way() {
         let r = rtc(PrefixSchedule::Linear);
         assert_eq!(r.guidance_weight(1.0), 10.0);
-        assert!(r.guidance_weight(0.1) < 0.2);
+        assert!((r.guidance_weight(0.5) - 2.0).abs() < 1e-6);
+        assert!((r.guidance_weight(0.1) - 0.82 / 0.09).abs() < 1e-4);
+        assert_eq!(r.guidance_weight(0.01), 10.0);
     }
 }
