@@ -1,9 +1,9 @@
 //! SmolVLA (Shukor et al. 2025, "SmolVLA: A vision-language-action model for affordable and
 //! efficient robotics"; lerobot's `SmolVLAPolicy`), loaded from the folder lerobot's
 //! `save_pretrained` writes and computed as lerobot 0.6.1 computes it: a SmolVLM2 prefix
-//! (cameras, task, state) run once per chunk ([`prefix`]), then an action expert that
+//! (cameras, task, state) run once per chunk (`prefix.rs`), then an action expert that
 //! integrates a velocity field from noise to a chunk of actions in `num_steps` Euler steps,
-//! reusing the prefix's keys and values at every step ([`expert`]). The chunk comes out in
+//! reusing the prefix's keys and values at every step (`expert.rs`). The chunk comes out in
 //! the robot's units, unnormalized as lerobot's postprocessor returns it.
 //!
 //! Files: `config.json` ([`config`]), `model.safetensors` (memory-mapped, tensors by

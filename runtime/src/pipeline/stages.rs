@@ -56,7 +56,7 @@ pub enum ActionOutput {
 
 /// The cerebellum's model: one chunk per call, each token or value handed to `emit` the
 /// moment it exists. The runtime's own are [`VlaPolicy`] (tokens) and
-/// [`FlowPolicy`](super::flow::FlowPolicy) (values); an embedder can wrap them.
+/// [`FlowPolicy`] (values); an embedder can wrap them.
 pub trait ActionPolicy: Send {
     fn act(&mut self, request: &ActRequest<'_>, emit: &mut dyn FnMut(ActionOutput)) -> Result<()>;
 
