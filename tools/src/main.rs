@@ -50,6 +50,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    brainstem_runtime::kernels::cpu::retain_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("BRAINSTEM_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)

@@ -143,6 +143,7 @@ fn spawn(mut command: Command) -> anyhow::Result<(EngineResult, f64)> {
 }
 
 fn main() -> anyhow::Result<()> {
+    brainstem_runtime::kernels::cpu::retain_freed_memory();
     let args = Args::parse();
     anyhow::ensure!(
         args.policy.join("model.safetensors").is_file(),

@@ -6,6 +6,7 @@
 
 pub mod affinity;
 mod attention;
+mod memory;
 mod ops;
 mod warm;
 
@@ -19,6 +20,7 @@ use crate::checks;
 use crate::error::{shape_err, KernelError, Result};
 use crate::ledger::{Cost, Ledger, OpKind};
 use crate::quant::{ActivationPrecision, DType, HostWeight, QMatrix};
+pub use memory::retain_freed_memory;
 pub use warm::{WarmPool, WARM_IDLE_LIMIT};
 
 /// An f32 matrix in host memory; cloning shares the data.
