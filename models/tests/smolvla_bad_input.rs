@@ -139,6 +139,9 @@ fn bad_observations_are_refused_by_name() {
     let mut obs = golden.observation.clone();
     obs.images.insert("side".into(), PlanarImage::filled(8, 8, 0.5));
     refuse(&obs, "no camera \"side\"");
+    let mut obs = golden.observation.clone();
+    obs.images.get_mut("top").unwrap().data.truncate(10);
+    refuse(&obs, "holds 10 values");
     let wrong_noise = Noise::Values(vec![0.0; 5]);
     let message = policy
         .predict(&golden.observation, &wrong_noise)

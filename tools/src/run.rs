@@ -151,9 +151,7 @@ fn use_vla(config: &mut RuntimeConfig, dir: &Path, demo: bool) -> anyhow::Result
     if !is_flow_policy(dir) {
         return Ok(());
     }
-    let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let policy = SmolVlaConfig::from_json(&text, &path)?;
+    let policy = SmolVlaConfig::load(dir)?;
     config.policy.chunk_steps = policy.chunk_size;
     let joints = &mut config.policy.joints;
     if demo && joints.len() != policy.action_dim {

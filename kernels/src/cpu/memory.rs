@@ -1,9 +1,9 @@
 //! The process's allocator and the CPU backend's activations. Every op returns a new tensor,
 //! and a vision tower's or a prefill's are megabytes: glibc hands such blocks back to the
 //! kernel when they are freed (above its mmap and trim thresholds), so the next op's block
-//! comes back as fresh pages that fault in one at a time. Measured on the 2-vCPU AMD VM of
-//! 2026-12-07, one 1024 x 768 -> 3072 Q8_0 product repeated took 25 to 32 ms, and 12 to 16 ms
-//! with freed memory kept (its 12.6 MB output and scratch no longer faulted in each time).
+//! comes back as fresh pages that fault in one at a time. On the 2-vCPU AMD VM of 2026-12-07
+//! a repeated 1024 x 768 -> 3072 Q8_0 product took 24 ms, and 11 ms with freed memory kept
+//! (`backend_matmul` in BENCHMARKS.md).
 //! [`retain_freed_memory`] tells glibc to keep freed blocks in the process. It is
 //! process-wide, so the program that embeds the backend decides; `brainstem` and the SmolVLA
 //! benchmark call it at start.

@@ -18,12 +18,13 @@ use std::sync::Arc;
 use brainstem_kernels::Backend;
 
 pub use config::{Idefics3Config, VisionConfig};
+pub(crate) use vision::Linear;
 use vision::{TensorLoader, VisionTower};
 
 use crate::error::{ModelError, Result};
 use crate::image::idefics3::ImageTiles;
 use crate::llama::{Llama, LlamaCache, LoadOptions, Logits, Naming};
-use crate::weights::{read_file, WeightFile};
+use crate::weights::{read_text, WeightFile};
 
 /// One frame encoded for the text tower: `rows` features of width `hidden`, in the order the
 /// prompt's `<image>` tokens take them.
@@ -93,11 +94,7 @@ impl<B: Backend> Idefics3<B> {
     /// Loads a checkpoint directory holding `config.json` and `model.safetensors`.
     pub fn load(backend: Arc<B>, dir: &Path, options: LoadOptions) -> Result<Self> {
         let config_path = dir.join("config.json");
-        let text = String::from_utf8(read_file(&config_path)?).map_err(|_| ModelError::Config {
-            path: config_path.clone(),
-            message: "not UTF-8".into(),
-        })?;
-        let mut cfg = Idefics3Config::from_json(&text, &config_path)?;
+        let mut cfg = Idefics3Config::from_json(&read_text(&config_path)?, &config_path)?;
         let file = WeightFile::open(&dir.join("model.safetensors"))?;
         cfg.text.tie_word_embeddings = !file.contains("lm_head.weight");
         let _span = tracing::info_span!("idefics3_load").entered();

@@ -60,9 +60,10 @@ impl<B: Backend> TensorLoader<'_, B> {
     }
 }
 
-struct Linear<B: Backend> {
-    weight: B::Weight,
-    bias: B::Tensor,
+/// A linear layer with a bias (SmolVLA's projections are these too).
+pub(crate) struct Linear<B: Backend> {
+    pub weight: B::Weight,
+    pub bias: B::Tensor,
 }
 
 impl<B: Backend> Linear<B> {
@@ -73,7 +74,7 @@ impl<B: Backend> Linear<B> {
         })
     }
 
-    fn forward(&self, b: &B, xs: &B::Tensor) -> Result<B::Tensor> {
+    pub fn forward(&self, b: &B, xs: &B::Tensor) -> Result<B::Tensor> {
         Ok(b.binary(&b.matmul(xs, &self.weight)?, &self.bias, BinaryOp::Add)?)
     }
 }

@@ -37,6 +37,11 @@ impl PlanarImage {
         }
     }
 
+    /// Whether `data` holds exactly three planes of `width` x `height`.
+    pub fn is_whole(&self) -> bool {
+        self.width.checked_mul(self.height).and_then(|p| p.checked_mul(3)) == Some(self.data.len())
+    }
+
     fn plane(&self, channel: usize) -> &[f32] {
         let size = self.width * self.height;
         &self.data[channel * size..(channel + 1) * size]

@@ -21,7 +21,7 @@ use brainstem_kernels::{
 pub use config::LlamaConfig;
 
 use crate::error::{ModelError, Result};
-use crate::weights::{read_file, Container, WeightFile};
+use crate::weights::{read_text, Container, WeightFile};
 
 /// Tensor naming of the checkpoint a model is loaded from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -526,11 +526,7 @@ impl<B: Backend> Llama<B> {
 
 fn hf_config(file: &WeightFile) -> Result<LlamaConfig> {
     let config_path = file.path().with_file_name("config.json");
-    let text = String::from_utf8(read_file(&config_path)?).map_err(|_| ModelError::Config {
-        path: config_path.clone(),
-        message: "not UTF-8".into(),
-    })?;
-    LlamaConfig::from_hf_json(&text, &config_path)
+    LlamaConfig::from_hf_json(&read_text(&config_path)?, &config_path)
 }
 
 fn gguf_config(file: &WeightFile) -> Result<LlamaConfig> {

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{ModelError, Result};
+use crate::weights::read_text;
 
 /// An image the policy takes: its feature name and the `[channels, height, width]` it was
 /// trained with (informative: any size is resized with padding).
@@ -120,8 +121,6 @@ struct Feature {
 
 #[derive(Deserialize)]
 struct Raw {
-    #[serde(rename = "type")]
-    kind: Option<String>,
     input_features: serde_json::Map<String, Value>,
     output_features: serde_json::Map<String, Value>,
     chunk_size: usize,
@@ -163,6 +162,12 @@ fn yes() -> bool {
 }
 
 impl SmolVlaConfig {
+    /// Reads the `config.json` of a policy folder.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join("config.json");
+        Self::from_json(&read_text(&path)?, &path)
+    }
+
     /// Parses a policy's `config.json`; `path` names it in errors.
     pub fn from_json(text: &str, path: &Path) -> Result<Self> {
         let err = |message: String| ModelError::Config {
@@ -317,9 +322,6 @@ fn single_dim(key: &str, shape: &[usize]) -> std::result::Result<usize, String> 
 
 /// Settings of lerobot's SmolVLA that this port does not compute, refused by name.
 fn refuse_unported(raw: &Raw) -> std::result::Result<(), String> {
-    if raw.kind.as_deref() != Some("smolvla") {
-        return Err("type must be \"smolvla\"".into());
-    }
     if raw.adapt_to_pi_aloha || raw.use_delta_joint_actions_aloha {
         return Err(
             "adapt_to_pi_aloha and use_delta_joint_actions_aloha (the Aloha joint-space conversions) are not supported"

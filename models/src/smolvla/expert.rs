@@ -19,6 +19,7 @@ use brainstem_kernels::{
 use super::config::{AttentionMode, SmolVlaConfig};
 use super::prefix::PrefixCache;
 use crate::error::{ModelError, Result};
+use crate::idefics3::Linear;
 use crate::llama::LlamaConfig;
 use crate::llama::{Loader, Stacked, Tail};
 
@@ -172,28 +173,12 @@ impl<B: Backend> ExpertLayer<B> {
     }
 }
 
-/// A linear layer with a bias.
-pub(super) struct Linear<B: Backend> {
-    weight: B::Weight,
-    bias: B::Tensor,
-}
-
-impl<B: Backend> Linear<B> {
-    pub(super) fn load(l: &Loader<B>, name: &str, outputs: usize, inputs: usize) -> Result<Self> {
-        Self::load_to(l, name, [outputs, inputs], [outputs, inputs])
-    }
-
-    /// A `[outputs, inputs]` layer zero-padded to `to`.
-    fn load_to(l: &Loader<B>, name: &str, shape: [usize; 2], to: [usize; 2]) -> Result<Self> {
-        Ok(Self {
-            weight: l.matrix_to(&format!("{name}.weight"), shape, to)?,
-            bias: l.vector_to(&format!("{name}.bias"), shape[0], to[0], 1.0)?,
-        })
-    }
-
-    pub(super) fn forward(&self, b: &B, xs: &B::Tensor) -> Result<B::Tensor> {
-        Ok(b.binary(&b.matmul(xs, &self.weight)?, &self.bias, BinaryOp::Add)?)
-    }
+/// The `[outputs, inputs]` linear layer `name` (weight and bias), zero-padded to `to`.
+pub(super) fn linear<B: Backend>(l: &Loader<B>, name: &str, shape: [usize; 2], to: [usize; 2]) -> Result<Linear<B>> {
+    Ok(Linear {
+        weight: l.matrix_to(&format!("{name}.weight"), shape, to)?,
+        bias: l.vector_to(&format!("{name}.bias"), shape[0], to[0], 1.0)?,
+    })
 }
 
 /// `action_time_mlp_in` split by its inputs: the action embedding's columns and the time
@@ -259,10 +244,10 @@ impl<B: Backend> Expert<B> {
         let (w, p, a) = (widths.width, widths.padded, cfg.max_action_dim);
         Ok(Self {
             norm: l.vector_to(&format!("{EXPERT}norm.weight"), w, p, widths.norm_scale())?,
-            action_in: Linear::load_to(l, "model.action_in_proj", [w, a], [p, a])?,
+            action_in: linear(l, "model.action_in_proj", [w, a], [p, a])?,
             time_in: TimeMlpIn::load(l, widths)?,
-            time_out: Linear::load_to(l, "model.action_time_mlp_out", [w, w], [p, p])?,
-            action_out: Linear::load_to(l, "model.action_out_proj", [a, w], [a, p])?,
+            time_out: linear(l, "model.action_time_mlp_out", [w, w], [p, p])?,
+            action_out: linear(l, "model.action_out_proj", [a, w], [a, p])?,
             widths,
             layers,
             shape,

@@ -38,7 +38,7 @@ use crate::idefics3::{Idefics3Config, ImageEncoder};
 use crate::image::planar::{resize_with_pad, PadPlacement, PlanarImage};
 use crate::llama::{Llama, LoadOptions, Loader, Naming};
 use crate::tokenizer::Tokenizer;
-use crate::weights::{read_file, WeightFile};
+use crate::weights::{read_text, WeightFile};
 use expert::Expert;
 use prefix::{Backbone, PrefixCache, Segment};
 
@@ -133,11 +133,11 @@ impl<B: Backend> SmolVla<B> {
     ) -> Result<Self> {
         let _span = tracing::info_span!("smolvla_load", dir = %dir.display()).entered();
         let config_path = dir.join("config.json");
-        let cfg = SmolVlaConfig::from_json(&utf8(&config_path)?, &config_path)?;
+        let cfg = SmolVlaConfig::load(dir)?;
         let processors = Processors::load(dir, &cfg)?;
         let backbone_dir = backbone::resolve(&cfg.vlm_model_name, vlm, cache)?;
         let vlm_config_path = backbone_dir.join("config.json");
-        let mut vlm_cfg = Idefics3Config::from_json(&utf8(&vlm_config_path)?, &vlm_config_path)?;
+        let mut vlm_cfg = Idefics3Config::from_json(&read_text(&vlm_config_path)?, &vlm_config_path)?;
         let tokenizer = Tokenizer::from_json_file(&backbone_dir.join("tokenizer.json"))?;
         let file = WeightFile::open(&dir.join("model.safetensors"))?;
         let vlm_layers = match cfg.num_vlm_layers {
@@ -152,6 +152,7 @@ impl<B: Backend> SmolVla<B> {
         })?;
         let image_side = check_image_size(&cfg, &vlm_cfg, &config_path)?;
         let image_tokens = image_special_tokens(&cfg, &tokenizer)?;
+        let hidden = vlm_cfg.text.hidden_size;
         let loader = Loader {
             backend: backend.as_ref(),
             file: &file,
@@ -160,7 +161,12 @@ impl<B: Backend> SmolVla<B> {
         };
         let backbone = Backbone {
             images: ImageEncoder::load(backend.as_ref(), &file, &vlm_cfg, VLM, options)?,
-            state_proj: expert::Linear::load(&loader, "model.state_proj", vlm_cfg.text.hidden_size, cfg.max_state_dim)?,
+            state_proj: expert::linear(
+                &loader,
+                "model.state_proj",
+                [hidden, cfg.max_state_dim],
+                [hidden, cfg.max_state_dim],
+            )?,
             text: Llama::build(backend.clone(), &file, vlm_cfg.text.clone(), TEXT, options)?,
         };
         let expert = Expert::load(&loader, &cfg, shape, vlm_cfg.text.kv_dim())?;
@@ -307,6 +313,16 @@ impl<B: Backend> SmolVla<B> {
                 known.join(", ")
             )));
         }
+        if let Some((name, frame)) = obs.images.iter().find(|(_, frame)| !frame.is_whole()) {
+            return Err(ModelError::Observation(format!(
+                "camera {name:?}'s frame is {}x{} but holds {} values, not 3 x {} x {}",
+                frame.width,
+                frame.height,
+                frame.data.len(),
+                frame.height,
+                frame.width
+            )));
+        }
         let present: Vec<&PlanarImage> = known.iter().filter_map(|name| obs.images.get(*name)).collect();
         if present.is_empty() {
             return Err(ModelError::Observation(format!(
@@ -391,13 +407,6 @@ impl<B: Backend> SmolVla<B> {
     pub fn path(&self) -> &Path {
         &self.path
     }
-}
-
-fn utf8(path: &Path) -> Result<String> {
-    String::from_utf8(read_file(path)?).map_err(|_| ModelError::Config {
-        path: path.to_path_buf(),
-        message: "not UTF-8".into(),
-    })
 }
 
 /// The (width, height) images are resized to: `resize_imgs_with_padding`, which must be the

@@ -8,9 +8,10 @@
 
 use brainstem_kernels::{AttentionMask, AttentionParams, Backend, KvCacheSpec, RopeParams, RopeStyle};
 
-use super::expert::{Linear, ROPE_BASE};
+use super::expert::ROPE_BASE;
 use crate::error::Result;
 use crate::idefics3::ImageEncoder;
+use crate::idefics3::Linear;
 use crate::llama::{Llama, LlamaConfig};
 
 /// What the prefix pass leaves for the denoising steps: every backbone layer's cache of the

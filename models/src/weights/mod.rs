@@ -56,6 +56,14 @@ pub struct WeightFile {
     container: Container,
 }
 
+/// A text file (a `config.json`), which must be UTF-8.
+pub(crate) fn read_text(path: &Path) -> Result<String> {
+    String::from_utf8(read_file(path)?).map_err(|_| ModelError::Config {
+        path: path.to_path_buf(),
+        message: "not UTF-8".into(),
+    })
+}
+
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| ModelError::Io {
         path: path.to_path_buf(),

@@ -67,10 +67,7 @@ pub fn fit_flow_policy(config: &mut RuntimeConfig, dataset: &Dataset) -> Result<
     let Some(dir) = config.models.vla.clone().filter(|d| is_flow_policy(d)) else {
         return Ok(());
     };
-    let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| RuntimeError::config("models.vla", format!("{}: {e}", path.display())))?;
-    let policy = SmolVlaConfig::from_json(&text, &path)?;
+    let policy = SmolVlaConfig::load(&dir)?;
     let mut differences = Vec::new();
     let state_len = dataset.info.vector_len(STATE).unwrap_or(0);
     if state_len != policy.state_dim {

@@ -1,0 +1,96 @@
+//! The CPU backend's matmul op as a model's forward pass calls it (a new output tensor each
+//! call, activations quantized on the fly), by shape: SmolVLA's expert at its padded width and
+//! SigLIP's layers at 512 px, each with glibc returning freed memory to the kernel (its
+//! default) and with `retain_freed_memory`. Each mode runs in a process of its own, since the
+//! allocator setting is process-wide.
+//!
+//! cargo run --release -p brainstem-benches --bin backend_matmul
+
+use std::borrow::Cow;
+use std::process::Command;
+use std::time::Instant;
+
+use brainstem_benches::machine_description;
+use brainstem_runtime::kernels::cpu::retain_freed_memory;
+use brainstem_runtime::kernels::quant::quantize::quantize;
+use brainstem_runtime::kernels::{ActivationPrecision, Backend, CpuBackend, DType, HostWeight};
+use clap::Parser;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    #[arg(long, default_value_t = 20)]
+    reps: usize,
+    /// Run one allocator mode here ("default" or "retain") instead of both in children.
+    #[arg(long, hide = true)]
+    mode: Option<String>,
+}
+
+/// (name, activation rows, output rows, input columns)
+const CASES: [(&str, usize, usize, usize); 5] = [
+    ("smolvla expert gate/up 50x736->2048", 50, 2048, 736),
+    ("smolvla expert down 50x2048->720", 50, 720, 2048),
+    ("smolvla expert q 50x736->960", 50, 960, 736),
+    ("siglip fc1 1024x768->3072", 1024, 3072, 768),
+    ("siglip fc2 1024x3072->768", 1024, 768, 3072),
+];
+
+fn run(args: &Args, mode: &str) -> anyhow::Result<()> {
+    if mode == "retain" {
+        anyhow::ensure!(retain_freed_memory(), "the allocator is not glibc's");
+    }
+    for (dtype, precision) in [
+        (DType::F32, ActivationPrecision::F32),
+        (DType::Q8_0, ActivationPrecision::Int8),
+    ] {
+        let b = CpuBackend::new(args.threads)?.with_activation_precision(precision);
+        for (name, n, m, k) in CASES {
+            let values: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+            let host = HostWeight {
+                dtype,
+                shape: vec![m, k],
+                bytes: Cow::Owned(quantize(dtype, &values)?),
+            };
+            let w = b.upload_weight(&host)?;
+            let x = b.upload(&(0..n * k).map(|i| (i % 17) as f32 / 17.0).collect::<Vec<_>>(), n, k)?;
+            b.matmul(&x, &w)?;
+            let start = Instant::now();
+            for _ in 0..args.reps {
+                b.scope(|| b.matmul(&x, &w))?;
+            }
+            let s = start.elapsed().as_secs_f64() / args.reps as f64;
+            let gflops = 2.0 * (n * m * k) as f64 / s / 1e9;
+            println!("| {mode} | {dtype} | {name} | {:.2} ms | {gflops:.0} |", s * 1e3);
+        }
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let Some(mode) = &args.mode {
+        return run(&args, mode);
+    }
+    println!("machine: {}", machine_description());
+    println!(
+        "| allocator | weights | case | per call (mean of {}) | GFLOP/s |",
+        args.reps
+    );
+    println!("|---|---|---|---:|---:|");
+    for mode in ["default", "retain"] {
+        let output = Command::new(std::env::current_exe()?)
+            .args([
+                "--mode",
+                mode,
+                "--threads",
+                &args.threads.to_string(),
+                "--reps",
+                &args.reps.to_string(),
+            ])
+            .output()?;
+        anyhow::ensure!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        print!("{}", String::from_utf8_lossy(&output.stdout));
+    }
+    Ok(())
+}
