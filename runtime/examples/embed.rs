@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use brainstem_runtime::cerebellum::motion::{JointCommand, JointSink};
+use brainstem_runtime::config::MotionSettings;
 use brainstem_runtime::demo::{demo_config, SyntheticCamera};
 use brainstem_runtime::{Runtime, RuntimeEvent, RuntimeOptions};
 
@@ -35,7 +36,13 @@ fn read(encoders: &[AtomicU64]) -> Vec<f64> {
 }
 
 fn main() -> brainstem_runtime::Result<()> {
-    let config = demo_config(&std::env::temp_dir())?;
+    let mut config = demo_config(&std::env::temp_dir())?;
+    // This robot reports its encoders: the motion decoder starts from them and tracks them.
+    // They come at 10 Hz here, so a state may be up to a quarter second old.
+    config.motion = MotionSettings {
+        max_state_age_ms: 250.0,
+        ..MotionSettings::default()
+    };
     let robot = config.robot()?;
     let encoders: Arc<Vec<AtomicU64>> = Arc::new(
         robot
@@ -66,6 +73,8 @@ fn main() -> brainstem_runtime::Result<()> {
                 RuntimeEvent::Plan { subtasks, .. } => println!("plan: {}", subtasks.join(" -> ")),
                 RuntimeEvent::Answer { id, text, .. } => println!("answer to {id}: {text:?}"),
                 RuntimeEvent::StageFailed { stage, message, .. } => println!("{stage} failed: {message}"),
+                RuntimeEvent::InputStale { input, age_ms, .. } => println!("{input} is stale ({age_ms:?} ms)"),
+                RuntimeEvent::InputFresh { .. } => println!("inputs fresh again"),
                 RuntimeEvent::Chunk { chunk_id, .. } if chunk_id % 10 == 0 => {
                     println!("chunk {chunk_id}; elbow at {:+.3} rad", read(&encoders)[elbow])
                 }

@@ -15,8 +15,9 @@ typedef struct BrainstemRuntime BrainstemRuntime;
 
 /**
  * Called on the motion loop's thread once per control tick with every joint's command (in
- * the robot's joint order). It must return well within the control period and must not
- * block. `mode` is 0 idle, 1 following, 2 stopping, 3 holding.
+ * the robot's joint order): positions, velocities and accelerations. It must return well
+ * within the control period and must not block. `mode` is 0 idle, 1 following, 2 stopping,
+ * 3 holding. While the runtime waits for the robot's first measured state it is not called.
  */
 typedef void (*BrainstemJointCallback)(void *user,
                                        uint64_t tick,
@@ -24,7 +25,17 @@ typedef void (*BrainstemJointCallback)(void *user,
                                        int32_t mode,
                                        const double *positions,
                                        const double *velocities,
+                                       const double *accelerations,
                                        uintptr_t joints);
+
+/**
+ * One camera's frame: `width` x `height` RGB pixels, 3 bytes each, row-major.
+ */
+typedef struct BrainstemImage {
+  const uint8_t *rgb;
+  uint32_t width;
+  uint32_t height;
+} BrainstemImage;
 
 #ifdef __cplusplus
 extern "C" {
@@ -62,7 +73,8 @@ uintptr_t brainstem_joint_count(const struct BrainstemRuntime *handle);
 
 /**
  * Pushes a camera frame of `width` x `height` RGB pixels (3 bytes each, row-major), for a
- * robot with one camera. Returns 0, or -1 with the reason in [`brainstem_last_error`].
+ * robot with one camera, captured now. Returns 0, or -1 with the reason in
+ * [`brainstem_last_error`].
  *
  * # Safety
  * `handle` is live; `rgb` points to `width * height * 3` readable bytes.
@@ -73,8 +85,22 @@ int32_t brainstem_push_frame_rgb(const struct BrainstemRuntime *handle,
                                  uint32_t height);
 
 /**
- * Pushes the robot's measured joint positions, one per joint in the robot's order.
- * Returns 0, or -1 (a wrong count, a NaN ...) with the reason in [`brainstem_last_error`].
+ * Pushes one frame from each of the robot's `count` cameras, in camera order, captured at
+ * `captured_ns` on the runtime's clock ([`brainstem_now_ns`]). Returns 0, or -1 (a wrong
+ * camera count, a capture time in the future or before the newest frame ...) with the
+ * reason in [`brainstem_last_error`].
+ *
+ * # Safety
+ * `handle` is live; `views` points to `count` images whose pixels obey [`BrainstemImage`].
+ */
+int32_t brainstem_push_frames_rgb(const struct BrainstemRuntime *handle,
+                                  const struct BrainstemImage *views,
+                                  uintptr_t count,
+                                  uint64_t captured_ns);
+
+/**
+ * Pushes the robot's measured joint positions, one per joint in the robot's order, measured
+ * now. Returns 0, or -1 (a wrong count, a NaN ...) with the reason in [`brainstem_last_error`].
  *
  * # Safety
  * `handle` is live; `positions` points to `count` readable doubles.
@@ -82,6 +108,56 @@ int32_t brainstem_push_frame_rgb(const struct BrainstemRuntime *handle,
 int32_t brainstem_push_state(const struct BrainstemRuntime *handle,
                              const double *positions,
                              uintptr_t count);
+
+/**
+ * Pushes the robot's measured joint state captured at `captured_ns` on the runtime's clock:
+ * `count` positions and, unless `velocities` is null, `count` velocities, in the robot's
+ * joint order. The motion decoder starts and restarts from it and tracks it. Returns 0, or
+ * -1 with the reason in [`brainstem_last_error`].
+ *
+ * # Safety
+ * `handle` is live; `positions` (and `velocities`, unless null) point to `count` doubles.
+ */
+int32_t brainstem_push_state_at(const struct BrainstemRuntime *handle,
+                                uint64_t captured_ns,
+                                const double *positions,
+                                const double *velocities,
+                                uintptr_t count);
+
+/**
+ * Nanoseconds on the runtime's clock, the clock of capture times. 0 on a null handle.
+ *
+ * # Safety
+ * `handle` is null or live.
+ */
+uint64_t brainstem_now_ns(const struct BrainstemRuntime *handle);
+
+/**
+ * Brings the robot to a controlled stop and holds it until [`brainstem_resume`]; chunks are
+ * dropped meanwhile. Returns 0, or -1 on a null handle.
+ *
+ * # Safety
+ * `handle` is null or live.
+ */
+int32_t brainstem_pause(const struct BrainstemRuntime *handle);
+
+/**
+ * Lets the next whole chunk move the robot again, from its measured state. Returns 0, or -1
+ * on a null handle.
+ *
+ * # Safety
+ * `handle` is null or live.
+ */
+int32_t brainstem_resume(const struct BrainstemRuntime *handle);
+
+/**
+ * Stops the robot under control and holds it until the runtime is freed; nothing resumes it.
+ * Returns 0, or -1 on a null handle.
+ *
+ * # Safety
+ * `handle` is null or live.
+ */
+int32_t brainstem_emergency_stop(const struct BrainstemRuntime *handle);
 
 /**
  * Sets what the robot should do. Returns 0, or -1 with the reason.
@@ -101,9 +177,10 @@ int32_t brainstem_set_instruction(const struct BrainstemRuntime *handle, const c
 int64_t brainstem_ask(const struct BrainstemRuntime *handle, const char *question);
 
 /**
- * Takes the next event (a plan, an answer, a finished chunk, a stage failure) as JSON into
- * `buffer`. Returns 0 when there is none, else the bytes the event needs with its NUL: when
- * that exceeds `capacity` nothing is written and the event waits for a larger buffer.
+ * Takes the next event (a plan, an answer, a finished chunk, a stale or fresh input, a stage
+ * failure) as JSON into `buffer`. Returns 0 when there is none, else the bytes the event
+ * needs with its NUL: when `buffer` is null or that exceeds `capacity` nothing is written
+ * and the event waits for the next call.
  *
  * # Safety
  * `handle` is live; `buffer` is null or has `capacity` writable bytes.

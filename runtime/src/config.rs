@@ -25,6 +25,16 @@
 //! rate_hz = 1.0
 //! skills = ["pick", "place"]
 //!
+//! [motion]                      # optional
+//! state = "measured"            # start from and track the robot's measured joint state
+//!                               # (default), or "commanded": no robot, commands are the state
+//! max_state_age_ms = 100        # a joint state this old holds the robot (watchdog)
+//! max_frame_age_ms = 1000       # no chunk starts on an older frame; a camera this stale holds
+//! tracking_timeout_ms = 100     # a joint past its max_tracking_error this long stops the robot
+//! core = 0                      # pin the motion loop (the command line's --motion-core wins)
+//! realtime_priority = 50        # SCHED_FIFO priority (the command line's --fifo wins)
+//! lock_memory = true            # mlockall, so the loop never waits on a page fault
+//!
 //! [compute]                     # optional: three partitions by default
 //! ...
 //! ```
@@ -33,6 +43,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::cerebellum::feedback::FeedbackLimits;
+use crate::cerebellum::motion::LoopOptions;
 use crate::compute::partition::{available_cores, ComputeConfig};
 use crate::error::{Result, RuntimeError};
 use crate::kernels::Device;
@@ -47,6 +59,8 @@ pub struct RuntimeConfig {
     pub policy: PolicyConfig,
     #[serde(default)]
     pub brain: BrainConfig,
+    #[serde(default)]
+    pub motion: MotionSettings,
     /// Cameras on the robot (default 1): a frame has a view from each, in this order.
     #[serde(default = "one_camera")]
     pub cameras: usize,
@@ -60,6 +74,117 @@ pub struct RuntimeConfig {
 
 fn one_camera() -> usize {
     1
+}
+
+/// How the motion decoder follows the robot, and its loop's real-time setup.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MotionSettings {
+    #[serde(default)]
+    pub state: StateSource,
+    #[serde(default = "default_state_age")]
+    pub max_state_age_ms: f64,
+    #[serde(default = "default_frame_age")]
+    pub max_frame_age_ms: f64,
+    #[serde(default = "default_tracking_timeout")]
+    pub tracking_timeout_ms: f64,
+    #[serde(default)]
+    pub core: Option<usize>,
+    #[serde(default)]
+    pub realtime_priority: Option<i32>,
+    #[serde(default)]
+    pub lock_memory: bool,
+}
+
+/// What the motion decoder takes as the robot's joint state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateSource {
+    /// The state the robot reports: the decoder waits for it, starts and restarts from it,
+    /// tracks it, and holds the robot when it or the camera goes stale.
+    #[default]
+    Measured,
+    /// No robot reports: the commands are taken as the state (simulation, benchmarks).
+    Commanded,
+}
+
+fn default_state_age() -> f64 {
+    100.0
+}
+
+fn default_frame_age() -> f64 {
+    1000.0
+}
+
+fn default_tracking_timeout() -> f64 {
+    100.0
+}
+
+impl Default for MotionSettings {
+    fn default() -> Self {
+        Self {
+            state: StateSource::default(),
+            max_state_age_ms: default_state_age(),
+            max_frame_age_ms: default_frame_age(),
+            tracking_timeout_ms: default_tracking_timeout(),
+            core: None,
+            realtime_priority: None,
+            lock_memory: false,
+        }
+    }
+}
+
+impl MotionSettings {
+    /// No robot: the commands are the state, and no input is watched.
+    pub fn commanded() -> Self {
+        Self {
+            state: StateSource::Commanded,
+            ..Self::default()
+        }
+    }
+
+    /// The ages and timeout the motion decoder and the policy keep to, when the decoder
+    /// follows a measured robot.
+    pub fn feedback_limits(&self) -> Option<FeedbackLimits> {
+        let ns = |ms: f64| (ms * 1e6).round() as u64;
+        (self.state == StateSource::Measured).then(|| FeedbackLimits {
+            max_state_age_ns: ns(self.max_state_age_ms),
+            max_frame_age_ns: Some(ns(self.max_frame_age_ms)),
+            tracking_timeout_ns: ns(self.tracking_timeout_ms),
+        })
+    }
+
+    /// The motion loop's core, priority and memory locking.
+    pub fn loop_options(&self) -> LoopOptions {
+        LoopOptions {
+            core: self.core,
+            realtime_priority: self.realtime_priority,
+            lock_memory: self.lock_memory,
+            ticks: None,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        for (key, ms) in [
+            ("motion.max_state_age_ms", self.max_state_age_ms),
+            ("motion.max_frame_age_ms", self.max_frame_age_ms),
+            ("motion.tracking_timeout_ms", self.tracking_timeout_ms),
+        ] {
+            if !(ms.is_finite() && ms > 0.0 && ms <= 3.6e6) {
+                return Err(RuntimeError::config(
+                    key,
+                    format!("must be positive and at most an hour, found {ms}"),
+                ));
+            }
+        }
+        if let Some(priority) = self.realtime_priority.filter(|p| !(1..=99).contains(p)) {
+            return Err(RuntimeError::config(
+                "motion.realtime_priority",
+                format!("SCHED_FIFO priorities are 1 to 99, found {priority}"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Where the robot description comes from.
@@ -267,6 +392,7 @@ impl RuntimeConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
+        self.motion.validate()?;
         let policy = &self.policy;
         if policy.joints.is_empty() {
             return Err(RuntimeError::config("policy.joints", "the policy drives no joint"));

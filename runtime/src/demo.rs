@@ -9,7 +9,9 @@ use brainstem_models::image::RgbImage;
 use brainstem_models::synthetic::Idefics3Shape;
 
 use crate::clock::Nanos;
-use crate::config::{ActionScheme, BrainConfig, ModelsConfig, PolicyConfig, RobotSource, RuntimeConfig};
+use crate::config::{
+    ActionScheme, BrainConfig, ModelsConfig, MotionSettings, PolicyConfig, RobotSource, RuntimeConfig,
+};
 use crate::error::{Result, RuntimeError};
 use crate::simulate::Camera;
 
@@ -78,6 +80,7 @@ pub fn demo_config(cache: &Path) -> Result<RuntimeConfig> {
             rate_hz: 2.0,
             ..BrainConfig::default()
         },
+        motion: MotionSettings::commanded(),
         cameras: 1,
         compute: None,
         device: None,

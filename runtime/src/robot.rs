@@ -31,11 +31,19 @@ pub struct JointSpec {
     /// Where the joint starts and rests; the middle of its range when absent.
     #[serde(default)]
     pub home: Option<f64>,
+    /// How far the measured position may be from the command before the joint counts as
+    /// not tracking; what the joint covers in 100 ms at full speed when absent.
+    #[serde(default)]
+    pub max_tracking_error: Option<f64>,
 }
 
 impl JointSpec {
     pub fn home(&self) -> f64 {
         self.home.unwrap_or(0.5 * (self.min_position + self.max_position))
+    }
+
+    pub fn tracking_limit(&self) -> f64 {
+        self.max_tracking_error.unwrap_or(0.1 * self.max_velocity)
     }
 
     fn validate(&self, index: usize) -> Result<()> {
@@ -60,6 +68,13 @@ impl JointSpec {
                     format!("must be positive and finite, found {value}"),
                 ));
             }
+        }
+        let tracking = self.tracking_limit();
+        if !(tracking.is_finite() && tracking > 0.0) {
+            return Err(RuntimeError::config(
+                key("max_tracking_error"),
+                format!("must be positive and finite, found {tracking}"),
+            ));
         }
         let home = self.home();
         if !(self.min_position..=self.max_position).contains(&home) {
@@ -134,6 +149,7 @@ impl RobotDescription {
                 max_acceleration: acceleration,
                 max_jerk: jerk,
                 home: Some(home),
+                max_tracking_error: None,
             });
         };
         for (name, range) in [

@@ -1,6 +1,7 @@
 //! The C ABI: the committed header is what cbindgen makes of `src/embed/ffi.rs` today (set
-//! BRAINSTEM_BLESS=1 to rewrite it), and a C program compiled against it and the cdylib
-//! drives the built-in demo end to end.
+//! BRAINSTEM_BLESS=1 to rewrite it), and a C program compiled against it and the cdylib, under
+//! AddressSanitizer and UndefinedBehaviorSanitizer, drives the built-in demo end to end and
+//! then a simulated robot that reports its measured state, through every entry point.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -62,7 +63,12 @@ fn a_c_program_embeds_the_runtime() {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let program = out.join("embed_c");
     let compiled = Command::new("cc")
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-O2"])
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", "-g"])
+        .args([
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=all",
+            "-fno-omit-frame-pointer",
+        ])
         .arg("-I")
         .arg(crate_dir().join("include"))
         .arg(crate_dir().join("tests/c/embed.c"))
@@ -74,12 +80,56 @@ fn a_c_program_embeds_the_runtime() {
         .status()
         .expect("a C compiler (cc)");
     assert!(compiled.success());
-    let run = Command::new(&program).arg(&out).output().unwrap();
+    let measured = out.join("measured-robot.toml");
+    std::fs::write(&measured, measured_robot_config(&out)).unwrap();
+    let run = Command::new(&program)
+        .arg(&out)
+        .arg(&measured)
+        // cargo's library path may hold an older build of the library (target/debug from a
+        // `cargo build`); the rpath names this build's.
+        .env_remove("LD_LIBRARY_PATH")
+        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+        .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
         run.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    assert!(stdout.contains("plans"), "{stdout}");
+    assert!(
+        stdout.contains("plans") && stdout.contains("measured robot"),
+        "{stdout}"
+    );
+}
+
+/// The demo's models and policy, with a motion decoder that follows the robot's measured
+/// state (the default) and generous input ages for a debug build on a loaded machine.
+fn measured_robot_config(cache: &std::path::Path) -> String {
+    let demo = brainstem_runtime::demo::demo_config(cache).unwrap();
+    let joints: Vec<String> = demo.policy.joints.iter().map(|j| format!("{j:?}")).collect();
+    format!(
+        r#"[models]
+vlm = {vlm:?}
+
+[policy]
+joints = [{joints}]
+rate_hz = {rate}
+chunk_steps = {steps}
+actions = "bins"
+
+[brain]
+rate_hz = 0.5
+
+[motion]
+state = "measured"
+max_state_age_ms = 200
+max_frame_age_ms = 5000
+"#,
+        vlm = demo.models.vlm.display().to_string(),
+        joints = joints.join(", "),
+        rate = demo.policy.rate_hz,
+        steps = demo.policy.chunk_steps,
+    )
 }

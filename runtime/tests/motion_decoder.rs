@@ -28,6 +28,7 @@ fn joint(name: &str, range: (f64, f64), velocity: f64, acceleration: f64, jerk: 
         max_acceleration: acceleration,
         max_jerk: jerk,
         home: None,
+        max_tracking_error: None,
     }
 }
 

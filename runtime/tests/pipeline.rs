@@ -207,6 +207,9 @@ fn the_embedding_api_runs_on_the_wall_clock() {
                 RuntimeEvent::Answer { id, .. } => answers += usize::from(id == question),
                 RuntimeEvent::Chunk { .. } => chunks += 1,
                 RuntimeEvent::StageFailed { .. } => failures += 1,
+                RuntimeEvent::InputStale { .. } | RuntimeEvent::InputFresh { .. } => {
+                    panic!("the demo follows its commands and watches no input: {event:?}")
+                }
             }
         }
     }

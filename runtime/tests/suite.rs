@@ -11,4 +11,5 @@ mod eval;
 mod flow_policy;
 mod motion_decoder;
 mod pipeline;
+mod robot_feedback;
 mod sweep;

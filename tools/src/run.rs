@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use brainstem_runtime::cerebellum::motion::{JointCommand, JointSink, LoopOptions};
+use brainstem_runtime::config::StateSource;
 use brainstem_runtime::demo::{demo_config, StillCamera, SyntheticCamera, DEMO_INSTRUCTION};
 use brainstem_runtime::models::image::RgbImage;
 use brainstem_runtime::models::smolvla::SmolVlaConfig;
@@ -56,6 +57,9 @@ pub struct RunArgs {
     /// Run the motion loop at SCHED_FIFO with this priority.
     #[arg(long)]
     fifo: Option<i32>,
+    /// Lock the process's memory (mlockall) so the motion loop never waits on a page fault.
+    #[arg(long)]
+    lock_memory: bool,
     /// Write the final telemetry here as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -97,6 +101,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.device.is_some() {
         config.device = args.device.clone();
     }
+    // `run` drives no hardware: its robot is where it was commanded, so the motion decoder
+    // takes the commands as the state whatever the configuration says.
+    config.motion.state = StateSource::Commanded;
     if let Some(dir) = &args.vla {
         use_vla(&mut config, dir, args.config.is_none())?;
     }
@@ -177,6 +184,7 @@ fn run_wall_clock(
         motion: LoopOptions {
             core: args.motion_core,
             realtime_priority: args.fifo,
+            lock_memory: args.lock_memory,
             ticks: None,
         },
         ..RuntimeOptions::default()
@@ -234,6 +242,11 @@ fn print_event(event: &RuntimeEvent) {
         RuntimeEvent::StageFailed { time, stage, message } => {
             println!("[{:7.3} s] {stage} failed: {message}", seconds(*time))
         }
+        RuntimeEvent::InputStale { time, input, age_ms } => match age_ms {
+            Some(ms) => println!("[{:7.3} s] {input} is stale: {ms:.0} ms old", seconds(*time)),
+            None => println!("[{:7.3} s] {input} was never measured", seconds(*time)),
+        },
+        RuntimeEvent::InputFresh { time } => println!("[{:7.3} s] inputs fresh again", seconds(*time)),
         RuntimeEvent::Chunk { .. } => {}
     }
 }

@@ -152,6 +152,7 @@ fn main() -> anyhow::Result<()> {
     let options = LoopOptions {
         core: args.core,
         realtime_priority: args.fifo,
+        lock_memory: false,
         ticks: Some(args.seconds * robot.control_rate_hz as u64),
     };
     let sink = Box::new(BusSink {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use brainstem_benches::machine_description;
 use brainstem_runtime::cerebellum::motion::{JointCommand, JointSink, LoopOptions};
 use brainstem_runtime::compute::partition::{available_cores, ComputeConfig};
-use brainstem_runtime::config::{ActionScheme, BrainConfig, ModelsConfig, PolicyConfig, RobotSource};
+use brainstem_runtime::config::{ActionScheme, BrainConfig, ModelsConfig, MotionSettings, PolicyConfig, RobotSource};
 use brainstem_runtime::demo::{SyntheticCamera, DEMO_ARM, DEMO_INSTRUCTION};
 use brainstem_runtime::simulate::sweep::Layout;
 use brainstem_runtime::telemetry::{StageReport, TelemetryReport};
@@ -97,6 +97,7 @@ fn config(args: &Args, compute: ComputeConfig, brain_hz: f64) -> RuntimeConfig {
             rate_hz: brain_hz,
             ..BrainConfig::default()
         },
+        motion: MotionSettings::commanded(),
         cameras: 1,
         compute: Some(compute),
         device: None,
@@ -109,6 +110,7 @@ fn run(args: &Args, config: &RuntimeConfig) -> anyhow::Result<(TelemetryReport, 
         motion: LoopOptions {
             core: args.motion_core,
             realtime_priority: args.fifo,
+            lock_memory: false,
             ticks: None,
         },
         ..RuntimeOptions::default()

@@ -18,8 +18,9 @@ use crate::demo::demo_config;
 use crate::embed::{Runtime, RuntimeOptions};
 
 /// Called on the motion loop's thread once per control tick with every joint's command (in
-/// the robot's joint order). It must return well within the control period and must not
-/// block. `mode` is 0 idle, 1 following, 2 stopping, 3 holding.
+/// the robot's joint order): positions, velocities and accelerations. It must return well
+/// within the control period and must not block. `mode` is 0 idle, 1 following, 2 stopping,
+/// 3 holding. While the runtime waits for the robot's first measured state it is not called.
 pub type BrainstemJointCallback = Option<
     unsafe extern "C" fn(
         user: *mut c_void,
@@ -28,9 +29,21 @@ pub type BrainstemJointCallback = Option<
         mode: i32,
         positions: *const f64,
         velocities: *const f64,
+        accelerations: *const f64,
         joints: usize,
     ),
 >;
+
+/// One camera's frame: `width` x `height` RGB pixels, 3 bytes each, row-major.
+#[repr(C)]
+pub struct BrainstemImage {
+    pub rgb: *const u8,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The largest frame side accepted, in pixels.
+const MAX_FRAME_SIDE: u32 = 16_384;
 
 /// A running runtime, opaque to C.
 pub struct BrainstemRuntime {
@@ -93,8 +106,60 @@ unsafe fn runtime_and_text<'a>(
     Ok((handle, text.ok_or_else(|| format!("{what} is null"))?))
 }
 
+/// # Safety
+/// `values` is null or points to `count` readable doubles.
+unsafe fn doubles<'a>(values: *const f64, count: usize, what: &str) -> Result<&'a [f64], String> {
+    if values.is_null() {
+        return Err(format!("the {what} pointer is null"));
+    }
+    if !values.is_aligned() {
+        return Err(format!("the {what} pointer is not aligned to 8 bytes"));
+    }
+    if count > isize::MAX as usize / std::mem::size_of::<f64>() {
+        return Err(format!("{count} {what} values overflow the address space"));
+    }
+    // SAFETY: non-null, aligned, and the caller promises `count` readable doubles.
+    Ok(unsafe { std::slice::from_raw_parts(values, count) })
+}
+
+/// # Safety
+/// As [`doubles`]; `values` must hold as many as the robot has joints.
+unsafe fn joint_values<'a>(
+    handle: &BrainstemRuntime,
+    values: *const f64,
+    count: usize,
+    what: &str,
+) -> Result<&'a [f64], String> {
+    let joints = handle.runtime.joint_count();
+    if count != joints {
+        return Err(format!("expected {joints} {what} values, one per joint, found {count}"));
+    }
+    // SAFETY: forwarded from this function's contract.
+    unsafe { doubles(values, count, what) }
+}
+
+/// # Safety
+/// `image.rgb` points to `width * height * 3` readable bytes.
+unsafe fn rgb_image(image: &BrainstemImage, camera: usize) -> Result<RgbImage, String> {
+    let BrainstemImage { rgb, width, height } = *image;
+    if rgb.is_null() {
+        return Err(format!("camera {camera}'s pixel pointer is null"));
+    }
+    if width == 0 || height == 0 || width > MAX_FRAME_SIDE || height > MAX_FRAME_SIDE {
+        return Err(format!(
+            "camera {camera}'s frame is {width}x{height} pixels; each side must be 1 to {MAX_FRAME_SIDE}"
+        ));
+    }
+    let len = width as usize * height as usize * 3;
+    // SAFETY: the caller promises `len` readable bytes at `rgb`; u8 needs no alignment.
+    let pixels = unsafe { std::slice::from_raw_parts(rgb, len) }.to_vec();
+    RgbImage::new(width, height, pixels).map_err(|e| e.to_string())
+}
+
+type JointCallback = unsafe extern "C" fn(*mut c_void, u64, u64, i32, *const f64, *const f64, *const f64, usize);
+
 struct CallbackSink {
-    callback: unsafe extern "C" fn(*mut c_void, u64, u64, i32, *const f64, *const f64, usize),
+    callback: JointCallback,
     user: *mut c_void,
 }
 
@@ -114,6 +179,7 @@ impl JointSink for CallbackSink {
                 mode,
                 command.positions.as_ptr(),
                 command.velocities.as_ptr(),
+                command.accelerations.as_ptr(),
                 command.positions.len(),
             )
         }
@@ -176,7 +242,8 @@ pub unsafe extern "C" fn brainstem_joint_count(handle: *const BrainstemRuntime) 
 }
 
 /// Pushes a camera frame of `width` x `height` RGB pixels (3 bytes each, row-major), for a
-/// robot with one camera. Returns 0, or -1 with the reason in [`brainstem_last_error`].
+/// robot with one camera, captured now. Returns 0, or -1 with the reason in
+/// [`brainstem_last_error`].
 ///
 /// # Safety
 /// `handle` is live; `rgb` points to `width * height * 3` readable bytes.
@@ -190,23 +257,55 @@ pub unsafe extern "C" fn brainstem_push_frame_rgb(
     boundary(-1, || {
         // SAFETY: forwarded from this function's contract.
         let handle = unsafe { runtime(handle) }?;
-        let len = (width as usize)
-            .checked_mul(height as usize)
-            .and_then(|n| n.checked_mul(3))
-            .ok_or("the frame's size overflows")?;
-        if rgb.is_null() {
-            return Err("the pixel pointer is null".into());
-        }
-        // SAFETY: the caller promises `len` readable bytes at `rgb`.
-        let pixels = unsafe { std::slice::from_raw_parts(rgb, len) }.to_vec();
-        let image = RgbImage::new(width, height, pixels).map_err(|e| e.to_string())?;
+        // SAFETY: forwarded from this function's contract.
+        let image = unsafe { rgb_image(&BrainstemImage { rgb, width, height }, 0) }?;
         handle.runtime.push_frame(image).map_err(|e| e.to_string())?;
         Ok(0)
     })
 }
 
-/// Pushes the robot's measured joint positions, one per joint in the robot's order.
-/// Returns 0, or -1 (a wrong count, a NaN ...) with the reason in [`brainstem_last_error`].
+/// Pushes one frame from each of the robot's `count` cameras, in camera order, captured at
+/// `captured_ns` on the runtime's clock ([`brainstem_now_ns`]). Returns 0, or -1 (a wrong
+/// camera count, a capture time in the future or before the newest frame ...) with the
+/// reason in [`brainstem_last_error`].
+///
+/// # Safety
+/// `handle` is live; `views` points to `count` images whose pixels obey [`BrainstemImage`].
+#[no_mangle]
+pub unsafe extern "C" fn brainstem_push_frames_rgb(
+    handle: *const BrainstemRuntime,
+    views: *const BrainstemImage,
+    count: usize,
+    captured_ns: u64,
+) -> i32 {
+    boundary(-1, || {
+        // SAFETY: forwarded from this function's contract.
+        let handle = unsafe { runtime(handle) }?;
+        let cameras = handle.runtime.camera_count();
+        if count != cameras {
+            return Err(format!("expected a view from each of {cameras} cameras, found {count}"));
+        }
+        if views.is_null() || !views.is_aligned() {
+            return Err("the views pointer is null or misaligned".into());
+        }
+        // SAFETY: non-null, aligned, and the caller promises `count` images.
+        let views = unsafe { std::slice::from_raw_parts(views, count) };
+        let images = views
+            .iter()
+            .enumerate()
+            // SAFETY: the caller promises each view's pixels.
+            .map(|(camera, view)| unsafe { rgb_image(view, camera) })
+            .collect::<Result<Vec<_>, _>>()?;
+        handle
+            .runtime
+            .push_views_at(captured_ns, images)
+            .map_err(|e| e.to_string())?;
+        Ok(0)
+    })
+}
+
+/// Pushes the robot's measured joint positions, one per joint in the robot's order, measured
+/// now. Returns 0, or -1 (a wrong count, a NaN ...) with the reason in [`brainstem_last_error`].
 ///
 /// # Safety
 /// `handle` is live; `positions` points to `count` readable doubles.
@@ -219,13 +318,90 @@ pub unsafe extern "C" fn brainstem_push_state(
     boundary(-1, || {
         // SAFETY: forwarded from this function's contract.
         let handle = unsafe { runtime(handle) }?;
-        if positions.is_null() {
-            return Err("the positions pointer is null".into());
-        }
-        // SAFETY: the caller promises `count` readable doubles.
-        let positions = unsafe { std::slice::from_raw_parts(positions, count) };
+        // SAFETY: forwarded from this function's contract.
+        let positions = unsafe { joint_values(handle, positions, count, "position") }?;
         handle.runtime.push_state(positions).map_err(|e| e.to_string())?;
         Ok(0)
+    })
+}
+
+/// Pushes the robot's measured joint state captured at `captured_ns` on the runtime's clock:
+/// `count` positions and, unless `velocities` is null, `count` velocities, in the robot's
+/// joint order. The motion decoder starts and restarts from it and tracks it. Returns 0, or
+/// -1 with the reason in [`brainstem_last_error`].
+///
+/// # Safety
+/// `handle` is live; `positions` (and `velocities`, unless null) point to `count` doubles.
+#[no_mangle]
+pub unsafe extern "C" fn brainstem_push_state_at(
+    handle: *const BrainstemRuntime,
+    captured_ns: u64,
+    positions: *const f64,
+    velocities: *const f64,
+    count: usize,
+) -> i32 {
+    boundary(-1, || {
+        // SAFETY: forwarded from this function's contract.
+        let handle = unsafe { runtime(handle) }?;
+        // SAFETY: forwarded from this function's contract.
+        let positions = unsafe { joint_values(handle, positions, count, "position") }?;
+        let velocities = match velocities.is_null() {
+            true => None,
+            // SAFETY: forwarded from this function's contract.
+            false => Some(unsafe { joint_values(handle, velocities, count, "velocity") }?),
+        };
+        handle
+            .runtime
+            .push_state_at(captured_ns, positions, velocities)
+            .map_err(|e| e.to_string())?;
+        Ok(0)
+    })
+}
+
+/// Nanoseconds on the runtime's clock, the clock of capture times. 0 on a null handle.
+///
+/// # Safety
+/// `handle` is null or live.
+#[no_mangle]
+pub unsafe extern "C" fn brainstem_now_ns(handle: *const BrainstemRuntime) -> u64 {
+    // SAFETY: forwarded from this function's contract.
+    boundary(0, || Ok(unsafe { runtime(handle) }?.runtime.now()))
+}
+
+/// Brings the robot to a controlled stop and holds it until [`brainstem_resume`]; chunks are
+/// dropped meanwhile. Returns 0, or -1 on a null handle.
+///
+/// # Safety
+/// `handle` is null or live.
+#[no_mangle]
+pub unsafe extern "C" fn brainstem_pause(handle: *const BrainstemRuntime) -> i32 {
+    // SAFETY: forwarded from this function's contract.
+    boundary(-1, || unsafe { runtime(handle) }.map(|h| h.runtime.pause()).map(|_| 0))
+}
+
+/// Lets the next whole chunk move the robot again, from its measured state. Returns 0, or -1
+/// on a null handle.
+///
+/// # Safety
+/// `handle` is null or live.
+#[no_mangle]
+pub unsafe extern "C" fn brainstem_resume(handle: *const BrainstemRuntime) -> i32 {
+    // SAFETY: forwarded from this function's contract.
+    boundary(-1, || unsafe { runtime(handle) }.map(|h| h.runtime.resume()).map(|_| 0))
+}
+
+/// Stops the robot under control and holds it until the runtime is freed; nothing resumes it.
+/// Returns 0, or -1 on a null handle.
+///
+/// # Safety
+/// `handle` is null or live.
+#[no_mangle]
+pub unsafe extern "C" fn brainstem_emergency_stop(handle: *const BrainstemRuntime) -> i32 {
+    // SAFETY: forwarded from this function's contract.
+    boundary(-1, || {
+        unsafe { runtime(handle) }
+            .map(|h| h.runtime.emergency_stop())
+            .map(|_| 0)
     })
 }
 
@@ -258,19 +434,22 @@ pub unsafe extern "C" fn brainstem_ask(handle: *const BrainstemRuntime, question
     })
 }
 
-/// Copies `text` and its NUL into `buffer` if `capacity` allows; returns the bytes it needs.
-fn copy_out(text: &CString, buffer: *mut c_char, capacity: usize) -> usize {
+/// Copies `text` and its NUL into `buffer` if it is not null and `capacity` allows; returns
+/// the bytes it needs, and whether it wrote them.
+fn copy_out(text: &CString, buffer: *mut c_char, capacity: usize) -> (usize, bool) {
     let bytes = text.as_bytes_with_nul();
-    if !buffer.is_null() && capacity >= bytes.len() {
+    let fits = !buffer.is_null() && capacity >= bytes.len();
+    if fits {
         // SAFETY: the caller of the public function promises `capacity` writable bytes.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr().cast(), buffer, bytes.len()) };
     }
-    bytes.len()
+    (bytes.len(), fits)
 }
 
-/// Takes the next event (a plan, an answer, a finished chunk, a stage failure) as JSON into
-/// `buffer`. Returns 0 when there is none, else the bytes the event needs with its NUL: when
-/// that exceeds `capacity` nothing is written and the event waits for a larger buffer.
+/// Takes the next event (a plan, an answer, a finished chunk, a stale or fresh input, a stage
+/// failure) as JSON into `buffer`. Returns 0 when there is none, else the bytes the event
+/// needs with its NUL: when `buffer` is null or that exceeds `capacity` nothing is written
+/// and the event waits for the next call.
 ///
 /// # Safety
 /// `handle` is live; `buffer` is null or has `capacity` writable bytes.
@@ -290,8 +469,10 @@ pub unsafe extern "C" fn brainstem_next_event_json(
                 None => return Ok(0),
             };
         }
-        let needed = pending.as_ref().map_or(0, |text| copy_out(text, buffer, capacity));
-        if needed <= capacity {
+        let (needed, written) = pending
+            .as_ref()
+            .map_or((0, false), |text| copy_out(text, buffer, capacity));
+        if written {
             *pending = None;
         }
         Ok(needed)
@@ -313,7 +494,7 @@ pub unsafe extern "C" fn brainstem_telemetry_json(
         // SAFETY: forwarded from this function's contract.
         let handle = unsafe { runtime(handle) }?;
         let text = CString::new(handle.runtime.telemetry().to_json()).map_err(|e| e.to_string())?;
-        Ok(copy_out(&text, buffer, capacity))
+        Ok(copy_out(&text, buffer, capacity).0)
     })
 }
 

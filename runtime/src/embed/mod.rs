@@ -1,9 +1,10 @@
 //! The embedding API: what a robot stack calls. Build a [`Runtime`] from a configuration
 //! (or a loaded [`Pipeline`]) and the robot's [`JointSink`]; push camera frames and joint
-//! states as they come, set the instruction, ask questions; read plans, answers, chunk
-//! completions and stage failures as [`RuntimeEvent`]s; take telemetry at any time. The
-//! motion loop drives the sink at the robot's control rate from its own thread whatever the
-//! models do, and [`Runtime::stop`] brings everything down and returns the final report.
+//! states as they come, stamped with when they were captured; set the instruction, ask
+//! questions; pause, resume, or stop for good; read plans, answers, chunk completions, stale
+//! inputs and stage failures as [`RuntimeEvent`]s; take telemetry at any time. The motion
+//! loop drives the sink at the robot's control rate from its own thread whatever the models
+//! do, and [`Runtime::stop`] brings everything down and returns the final report.
 //! [`ffi`] is the same API as a C ABI.
 
 pub mod ffi;
@@ -16,12 +17,13 @@ use std::time::{Duration, Instant};
 
 use brainstem_models::image::RgbImage;
 
+use crate::cerebellum::feedback::Feedback;
 use crate::cerebellum::motion::{InterventionCounts, JointSink, LoopOptions, MotionLoop};
 use crate::cerebellum::stream::action_stream;
 use crate::clock::{Clock, Nanos, WallClock};
 use crate::compute::partition::Partitions;
 use crate::config::RuntimeConfig;
-use crate::error::Result;
+use crate::error::{Result, RuntimeError};
 use crate::kernels::{Backend, LedgerSnapshot};
 use crate::pipeline::loops::{self, Shared};
 use crate::pipeline::observe::{Board, CommandedState, RecordingSink, RuntimeEvent};
@@ -30,7 +32,8 @@ use crate::telemetry::{MotionSummary, TelemetryReport};
 
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
-    /// The motion loop's core and real-time priority.
+    /// The motion loop's core, real-time priority and memory locking, over the
+    /// configuration's `[motion]` settings where given.
     pub motion: LoopOptions,
     /// Action-stream events in flight at most.
     pub stream_capacity: usize,
@@ -73,7 +76,8 @@ impl Runtime {
         let joints = motion.robot.joints.len();
         let cameras = models.cameras;
         let (sender, receiver) = action_stream(options.stream_capacity);
-        let decoder = motion.decoder(receiver)?;
+        let feedback = Arc::new(Feedback::new(joints));
+        let decoder = motion.decoder_with(receiver, &feedback)?;
         let commanded = Arc::new(CommandedState::new(decoder.home()));
         let (events_in, events) = mpsc::channel();
         let clock: Arc<dyn Clock> = Arc::new(WallClock::new());
@@ -85,10 +89,12 @@ impl Runtime {
             clock: clock.clone(),
             events: Mutex::new(events_in),
             commanded: commanded.clone(),
+            feedback,
         });
         let ledger_start = partitions.all().iter().map(|p| p.backend.ledger().snapshot()).collect();
         let sink = Box::new(RecordingSink { inner: sink, commanded });
-        let motion = MotionLoop::spawn(decoder, clock, sink, options.motion)?;
+        let loop_options = options.motion.or(&motion.loop_options);
+        let motion = MotionLoop::spawn(decoder, clock, sink, loop_options)?;
         let mut runtime = Self {
             shared: shared.clone(),
             threads: Vec::new(),
@@ -117,7 +123,15 @@ impl Runtime {
 
     /// One frame from each camera, taken now, in camera order.
     pub fn push_views(&self, views: Vec<RgbImage>) -> Result<u64> {
-        let seq = self.shared.board().push_frame(self.now(), views)?;
+        self.push_views_at(self.now(), views)
+    }
+
+    /// One frame from each camera, in camera order, captured at `captured` on the runtime's
+    /// clock ([`Runtime::now`]): not in the future, and not before the newest frame.
+    pub fn push_views_at(&self, captured: Nanos, views: Vec<RgbImage>) -> Result<u64> {
+        self.check_capture_time(captured)?;
+        let seq = self.shared.board().push_frame(captured, views)?;
+        self.shared.feedback.publish_frame(captured);
         self.shared.wake.notify_all();
         Ok(seq)
     }
@@ -127,10 +141,49 @@ impl Runtime {
         self.cameras
     }
 
-    /// The robot's measured position of every joint, in the robot's joint order. Without
-    /// one, the cerebellum reads the commanded positions.
+    /// The robot's measured position of every joint, in the robot's joint order, measured
+    /// now. Without one, the cerebellum reads the commanded positions.
     pub fn push_state(&self, positions: &[f64]) -> Result<()> {
-        self.shared.board().push_state(self.now(), positions)
+        self.push_state_at(self.now(), positions, None)
+    }
+
+    /// The robot's measured joint state captured at `captured` on the runtime's clock: every
+    /// joint's position and, where the robot reports them, velocities. The motion decoder
+    /// starts and restarts from it and tracks it; a state not in the future, not older than
+    /// the newest, one finite value per joint.
+    pub fn push_state_at(&self, captured: Nanos, positions: &[f64], velocities: Option<&[f64]>) -> Result<()> {
+        self.check_capture_time(captured)?;
+        let mut board = self.shared.board();
+        board.push_state(captured, positions, velocities)?;
+        self.shared.feedback.publish_state(captured, positions, velocities);
+        Ok(())
+    }
+
+    fn check_capture_time(&self, captured: Nanos) -> Result<()> {
+        let now = self.now();
+        match captured <= now {
+            true => Ok(()),
+            false => Err(RuntimeError::Observation(format!(
+                "captured at {captured} ns, which is after the runtime's clock's now ({now} ns)"
+            ))),
+        }
+    }
+
+    /// Brings the robot to a controlled stop and holds it; chunks are dropped until
+    /// [`Runtime::resume`].
+    pub fn pause(&self) {
+        self.shared.feedback.pause();
+    }
+
+    /// Lets the next whole chunk move the robot again, from its measured state.
+    pub fn resume(&self) {
+        self.shared.feedback.resume();
+    }
+
+    /// Stops the robot under control and holds it until the runtime is dropped; nothing
+    /// resumes it.
+    pub fn emergency_stop(&self) {
+        self.shared.feedback.emergency_stop();
     }
 
     /// What the robot should do; the brain plans it at its next period.

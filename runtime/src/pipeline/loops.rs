@@ -12,6 +12,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::cerebellum::feedback::{Feedback, FeedbackLimits};
 use crate::cerebellum::stream::ActionSender;
 use crate::clock::{Clock, Nanos};
 use crate::compute::partition::Stage;
@@ -37,6 +38,8 @@ pub(crate) struct Shared {
     pub clock: Arc<dyn Clock>,
     pub events: Mutex<Sender<RuntimeEvent>>,
     pub commanded: Arc<CommandedState>,
+    /// The lock-free link to the motion decoder: measured state, frame times, operator.
+    pub feedback: Arc<Feedback>,
 }
 
 impl Shared {
@@ -99,6 +102,7 @@ pub(crate) fn start(shared: &Arc<Shared>, models: ModelStages, sender: ActionSen
         policy,
         action_joints,
         chunk_period_ns,
+        input_ages,
         ..
     } = models;
     shared.stages.set_deadline(CHUNK, Duration::from_nanos(chunk_period_ns));
@@ -112,6 +116,9 @@ pub(crate) fn start(shared: &Arc<Shared>, models: ModelStages, sender: ActionSen
         period_ns: chunk_period_ns,
         next_chunk: 0,
         last_outputs: Vec::new(),
+        input_ages,
+        stale: None,
+        report: None,
     };
     let (s1, s2, s3) = (shared.clone(), shared.clone(), shared.clone());
     Ok(vec![
@@ -206,6 +213,12 @@ pub(crate) struct Cerebellum {
     pub next_chunk: u64,
     /// The tokens or values of the last chunk.
     pub last_outputs: Vec<ActionOutput>,
+    /// How old a chunk's inputs may be; `None` when the robot reports no state.
+    pub input_ages: Option<FeedbackLimits>,
+    /// The input that is stale now, if one is.
+    pub stale: Option<&'static str>,
+    /// An input going stale or fresh again, to tell the embedder.
+    pub report: Option<RuntimeEvent>,
 }
 
 /// One chunk's outcome.
@@ -217,18 +230,52 @@ pub(crate) struct ChunkOutcome {
 }
 
 impl Cerebellum {
-    /// The inputs of the next chunk and its number, once there is a frame and a subtask.
+    /// The inputs of the next chunk at `now` and its number, once there is a frame and a
+    /// subtask, and the frame and joint state are fresh enough.
     fn next_chunk_inputs(
         &mut self,
         board: &Mutex<Board>,
         commanded: &CommandedState,
+        now: Nanos,
     ) -> Option<(CerebellumInputs, u64)> {
         let inputs = board
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .cerebellum_inputs(&self.joints, commanded)?;
+        let stale = self.stale_input(&inputs, now);
+        if stale.map(|(input, _)| input) != self.stale {
+            self.stale = stale.map(|(input, _)| input);
+            self.report = Some(match stale {
+                Some((input, age)) => RuntimeEvent::InputStale {
+                    time: now,
+                    input,
+                    age_ms: age.map(|ns| ns as f64 * 1e-6),
+                },
+                None => RuntimeEvent::InputFresh { time: now },
+            });
+        }
+        if stale.is_some() {
+            return None;
+        }
         self.next_chunk += 1;
         Some((inputs, self.next_chunk - 1))
+    }
+
+    /// The input too old to start a chunk on, with its age (`None`: never measured).
+    fn stale_input(&self, inputs: &CerebellumInputs, now: Nanos) -> Option<(&'static str, Option<Nanos>)> {
+        let limits = self.input_ages?;
+        let frame = match self.policy.starts_at_observation() {
+            true => inputs.captured,
+            false => inputs.encoded_captured,
+        };
+        let frame_age = now.saturating_sub(frame);
+        if limits.max_frame_age_ns.is_some_and(|max| frame_age > max) {
+            return Some(("camera", Some(frame_age)));
+        }
+        match inputs.state_captured.map(|captured| now.saturating_sub(captured)) {
+            Some(age) if age <= limits.max_state_age_ns => None,
+            age => Some(("joint_state", age)),
+        }
     }
 
     /// Samples one chunk starting at `start` (or at its observation's capture, for a policy
@@ -241,7 +288,7 @@ impl Cerebellum {
         start: Nanos,
         mut on_token: impl FnMut(usize),
     ) -> Option<ChunkOutcome> {
-        let (inputs, chunk_id) = self.next_chunk_inputs(board, commanded)?;
+        let (inputs, chunk_id) = self.next_chunk_inputs(board, commanded, start)?;
         self.last_outputs.clear();
         let request = ActRequest {
             frame: &inputs.frame,
@@ -290,7 +337,7 @@ impl Cerebellum {
         start: Nanos,
         outputs: &[ActionOutput],
     ) -> Option<ChunkOutcome> {
-        let (inputs, chunk_id) = self.next_chunk_inputs(board, commanded)?;
+        let (inputs, chunk_id) = self.next_chunk_inputs(board, commanded, start)?;
         let _ = self.sender.begin_chunk(chunk_id, start);
         for &output in outputs {
             let _ = match output {
@@ -318,6 +365,9 @@ impl Cerebellum {
                     first = Some(started.elapsed());
                 }
             });
+            if let Some(report) = self.report.take() {
+                shared.emit(report);
+            }
             let Some(outcome) = outcome else {
                 deadline = shared.clock.now() + INPUT_POLL_NS;
                 continue;

@@ -47,6 +47,16 @@ pub enum RuntimeEvent {
         subtask: String,
         tokens: usize,
     },
+    /// The cerebellum will not start a chunk on `input` ("camera" or "joint_state"): it is
+    /// `age_ms` old (`None`: never measured), past the configured age. The motion decoder
+    /// holds the robot until it is fresh again.
+    InputStale {
+        time: Nanos,
+        input: &'static str,
+        age_ms: Option<f64>,
+    },
+    /// Every input is fresh again; chunks start again.
+    InputFresh { time: Nanos },
     /// A model stage failed (an error, or a panic caught at the stage's edge). When it is the
     /// VLA, the motion decoder has been told to stop the robot under control.
     StageFailed {
@@ -177,29 +187,36 @@ impl Board {
                 view.height()
             )));
         }
+        if let Some((_, newest, _)) = self.frame.as_ref().filter(|(_, newest, _)| time < *newest) {
+            return Err(RuntimeError::Observation(format!(
+                "a frame captured at {time} ns is older than the newest one, captured at {newest} ns"
+            )));
+        }
         let seq = self.next_frame;
         self.next_frame += 1;
         self.frame = Some((seq, time, Arc::new(views)));
         Ok(seq)
     }
 
-    /// The measured position of every joint, in the robot's order.
-    pub fn push_state(&mut self, time: Nanos, positions: &[f64]) -> Result<()> {
-        let joints = self.joints;
-        if positions.len() != joints {
-            return Err(RuntimeError::Observation(format!(
-                "a joint state has one position per joint: expected {joints}, found {}",
-                positions.len()
-            )));
+    /// The measured position (and velocity, where the robot reports it) of every joint, in
+    /// the robot's order, captured at `time`.
+    pub fn push_state(&mut self, time: Nanos, positions: &[f64], velocities: Option<&[f64]>) -> Result<()> {
+        check_joint_values(self.joints, "position", positions)?;
+        if let Some(velocities) = velocities {
+            check_joint_values(self.joints, "velocity", velocities)?;
         }
-        if let Some(i) = positions.iter().position(|p| !p.is_finite()) {
+        if let Some((newest, _)) = self.measured.as_ref().filter(|(newest, _)| time < *newest) {
             return Err(RuntimeError::Observation(format!(
-                "joint {i}'s position is {}",
-                positions[i]
+                "a joint state captured at {time} ns is older than the newest one, captured at {newest} ns"
             )));
         }
         self.measured = Some((time, positions.to_vec()));
         Ok(())
+    }
+
+    /// When the newest measured joint state was captured.
+    pub fn state_captured(&self) -> Option<Nanos> {
+        self.measured.as_ref().map(|(time, _)| *time)
     }
 
     pub fn set_instruction(&mut self, text: &str) -> Result<()> {
@@ -243,10 +260,12 @@ impl Board {
 
     /// What the cerebellum needs for a chunk, once there is a frame and something to do.
     pub fn cerebellum_inputs(&self, joints: &[usize], commanded: &CommandedState) -> Option<CerebellumInputs> {
-        let (_, _, frame) = self.encoded.as_ref()?;
+        let (_, encoded_captured, frame) = self.encoded.as_ref()?;
         let (_, captured, views) = self.frame.as_ref()?;
         Some(CerebellumInputs {
             frame: frame.vla.clone(),
+            encoded_captured: *encoded_captured,
+            state_captured: self.state_captured(),
             views: views.clone(),
             captured: *captured,
             subtask: self.current_subtask()?,
@@ -268,8 +287,12 @@ impl Board {
 
 pub struct CerebellumInputs {
     pub frame: Arc<EncodedFrame>,
-    /// The newest frame's views, for a policy with its own vision tower, and when it was
-    /// pushed.
+    /// When the frame behind `frame` was captured.
+    pub encoded_captured: Nanos,
+    /// When the measured joint state was captured; `None` when the state is the commanded one.
+    pub state_captured: Option<Nanos>,
+    /// The newest frame's views, for a policy with its own vision tower, and when they were
+    /// captured.
     pub views: Arc<Vec<RgbImage>>,
     pub captured: Nanos,
     pub subtask: String,
@@ -280,6 +303,22 @@ pub struct BrainInputs {
     pub frame: Arc<EncodedFrame>,
     pub instruction: Option<String>,
     pub questions: Vec<(u64, String)>,
+}
+
+fn check_joint_values(joints: usize, what: &str, values: &[f64]) -> Result<()> {
+    if values.len() != joints {
+        return Err(RuntimeError::Observation(format!(
+            "a joint state has one {what} per joint: expected {joints}, found {}",
+            values.len()
+        )));
+    }
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(RuntimeError::Observation(format!(
+            "joint {i}'s {what} is {}",
+            values[i]
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Runs a model stage, turning a panic inside it into an error with the panic's message.
@@ -305,13 +344,18 @@ mod tests {
     #[test]
     fn bad_observations_are_refused_with_the_reason() {
         let mut board = Board::new(2, 1);
-        let nan = board.push_state(0, &[0.0, f64::NAN]).unwrap_err().to_string();
+        let nan = board.push_state(0, &[0.0, f64::NAN], None).unwrap_err().to_string();
         assert!(nan.contains("joint 1") && nan.contains("NaN"), "{nan}");
-        let short = board.push_state(0, &[0.0]).unwrap_err().to_string();
+        let short = board.push_state(0, &[0.0], None).unwrap_err().to_string();
         assert!(short.contains("expected 2, found 1"), "{short}");
+        let speed = board.push_state(0, &[0.0, 0.0], Some(&[f64::INFINITY, 0.0]));
+        assert!(speed.unwrap_err().to_string().contains("joint 0's velocity is inf"));
+        board.push_state(10, &[0.0, 0.0], None).unwrap();
+        let old = board.push_state(5, &[0.0, 0.0], None).unwrap_err().to_string();
+        assert!(old.contains("older than the newest"), "{old}");
         assert!(board.set_instruction("  ").is_err());
         assert!(board.ask("").is_err());
-        assert!(board.measured.is_none());
+        assert_eq!(board.state_captured(), Some(10));
     }
 
     #[test]

@@ -19,7 +19,8 @@ use brainstem_models::vla::{ActionVocabulary, Vla, VlaSpec, FAST_SKIP_TOKENS};
 use brainstem_models::vlm::{EncodedFrame, Vlm};
 use brainstem_models::LoadOptions;
 
-use crate::cerebellum::motion::{ActionDecoding, MotionConfig, MotionDecoder};
+use crate::cerebellum::feedback::{Feedback, FeedbackLimits};
+use crate::cerebellum::motion::{ActionDecoding, LoopOptions, MotionConfig, MotionDecoder};
 use crate::cerebellum::stream::ActionReceiver;
 use crate::clock::Nanos;
 use crate::compute::partition::{Partitions, Stage};
@@ -179,6 +180,8 @@ pub struct ModelStages {
     pub action_joints: Vec<usize>,
     /// How often the cerebellum starts a chunk.
     pub chunk_period_ns: Nanos,
+    /// How old a chunk's frame and joint state may be, when the robot reports its state.
+    pub input_ages: Option<FeedbackLimits>,
 }
 
 /// The motion decoder's side.
@@ -187,11 +190,27 @@ pub struct MotionSetup {
     pub robot: RobotDescription,
     pub config: MotionConfig,
     pub decoding: ActionDecoding,
+    /// The limits the decoder keeps to when it follows the measured robot; `None` when the
+    /// commands are taken as the state.
+    pub feedback: Option<FeedbackLimits>,
+    /// The motion loop's core, priority and memory locking, from the configuration.
+    pub loop_options: LoopOptions,
 }
 
 impl MotionSetup {
+    /// The decoder, taking the commands as the robot's state.
     pub fn decoder(&self, receiver: ActionReceiver) -> Result<MotionDecoder> {
         MotionDecoder::new(&self.robot, self.config.clone(), self.decoding.clone(), receiver)
+    }
+
+    /// The decoder, following the robot through `feedback` when the configuration says it
+    /// reports its state.
+    pub fn decoder_with(&self, receiver: ActionReceiver, feedback: &Arc<Feedback>) -> Result<MotionDecoder> {
+        let decoder = self.decoder(receiver)?;
+        Ok(match self.feedback {
+            Some(limits) => decoder.follow_robot(&self.robot, feedback.clone(), limits),
+            None => decoder,
+        })
     }
 }
 
@@ -237,11 +256,14 @@ impl Pipeline {
                 cameras: config.cameras,
                 action_joints: motion.action_joints.clone(),
                 chunk_period_ns: config.chunk_period_ns(),
+                input_ages: config.motion.feedback_limits(),
             },
             motion: MotionSetup {
                 robot,
                 config: motion,
                 decoding,
+                feedback: config.motion.feedback_limits(),
+                loop_options: config.motion.loop_options(),
             },
         })
     }

@@ -159,6 +159,10 @@ impl Simulation {
                 period_ns: models.chunk_period_ns,
                 next_chunk: 0,
                 last_outputs: Vec::new(),
+                // The simulated robot follows its commands exactly: no input is watched.
+                input_ages: None,
+                stale: None,
+                report: None,
             },
             motion,
             sink,
@@ -268,7 +272,7 @@ impl Simulation {
             if let Some((_, event)) = self.run.in_flight.pop_front() {
                 // The decoder drains up to max_events_per_tick per tick; the ring is sized
                 // for whole seconds of tokens.
-                let _ = self.run.to_decoder.send(event);
+                let _ = self.run.to_decoder.relay(event);
             }
         }
         let command = self.run.decoder.tick(now);
@@ -515,7 +519,7 @@ impl Simulation {
             let time = match event {
                 StreamEvent::ChunkStart { .. } => start,
                 StreamEvent::Token(_) | StreamEvent::Value(_) => tokens.next().copied().unwrap_or(done),
-                StreamEvent::ChunkEnd | StreamEvent::Halt => done,
+                StreamEvent::ChunkEnd { .. } | StreamEvent::Halt => done,
             };
             self.run.in_flight.push_back((time, event));
         }

@@ -48,12 +48,27 @@ counters! {
     stop_malformed,
     /// Controlled stops because the model side reported a failed policy.
     stop_policy_failed,
+    /// Controlled stops because a joint strayed from its commands beyond its tracking limit.
+    stop_tracking,
+    /// Controlled stops because the measured joint state went stale.
+    stop_stale_state,
+    /// Controlled stops because the camera frames went stale.
+    stop_stale_frame,
+    /// Controlled stops because the operator paused the robot.
+    stop_paused,
+    /// Controlled stops because the operator pressed the emergency stop.
+    stop_emergency,
     /// Chunks whose every step arrived after it was due (at its start, or by its end).
     stale_chunks,
     /// Chunks too far ahead of the present to schedule.
     distant_chunks,
     /// Chunks padded or truncated to their shape.
     relaxed_chunks,
+    /// Chunks that lost an event in a full stream, refused whole.
+    lost_chunks,
+    /// Chunks dropped because the robot was held (paused, stopped for good, inputs stale, or
+    /// not yet measured).
+    held_chunks,
     /// Chunks received whole and scheduled.
     chunks_completed,
 }
@@ -68,6 +83,15 @@ impl Interventions {
 
 impl InterventionCounts {
     pub fn stops(&self) -> u64 {
-        self.stop_starved + self.stop_non_finite + self.stop_bad_token + self.stop_malformed + self.stop_policy_failed
+        self.stop_starved
+            + self.stop_non_finite
+            + self.stop_bad_token
+            + self.stop_malformed
+            + self.stop_policy_failed
+            + self.stop_tracking
+            + self.stop_stale_state
+            + self.stop_stale_frame
+            + self.stop_paused
+            + self.stop_emergency
     }
 }

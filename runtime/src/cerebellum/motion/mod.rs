@@ -6,6 +6,13 @@
 //! the limits, then holding) when the schedule runs dry past the starvation horizon or a
 //! chunk carries garbage; the next whole, valid chunk resumes motion.
 //!
+//! With the robot's [`Feedback`] attached ([`MotionDecoder::follow_robot`]), the decoder
+//! commands nothing until a measured joint state has arrived, starts (and restarts after
+//! every stop or pause) from the measured state, stops when the joints stray from their
+//! commands, when the joint state or the camera goes stale, on a pause and on an emergency
+//! stop, and resumes only on a whole chunk that arrives while the inputs are fresh. Without
+//! it, the robot is taken to follow its commands exactly and starts at its home pose.
+//!
 //! Timing contract of [`MotionDecoder::tick`]: no allocation, no lock, no system call; at most
 //! `max_events_per_tick` stream events decoded, one schedule merge, and the envelope's bounded
 //! work per joint. Deterministic: the commands are a function of the events and tick times.
@@ -16,6 +23,7 @@ mod envelope;
 mod interventions;
 mod runner;
 mod schedule;
+mod watch;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -27,11 +35,13 @@ pub use interventions::{InterventionCounts, Interventions};
 pub use runner::{LoopOptions, LoopReport, MotionLoop, RealtimeSetup};
 pub use schedule::{BlendMode, Placement, Schedule};
 
+use crate::cerebellum::feedback::{Feedback, FeedbackLimits};
 use crate::cerebellum::stream::{ActionReceiver, StreamEvent};
 use crate::clock::Nanos;
 use crate::error::Result;
 use crate::robot::RobotDescription;
 use chunk::InFlight;
+use watch::Watch;
 
 /// Why the watchdog stopped the robot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,11 +52,24 @@ pub enum StopReason {
     Malformed,
     /// The model side reported that the policy failed.
     PolicyFailed,
+    /// A joint stayed further from its command than its tracking limit for too long.
+    Tracking,
+    /// The newest measured joint state is older than allowed.
+    StaleState,
+    /// The newest camera frame is older than allowed.
+    StaleFrame,
+    /// The operator paused the robot.
+    Paused,
+    /// The operator pressed the emergency stop; the robot holds for the runtime's life.
+    EmergencyStop,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MotionMode {
-    /// No chunk yet: every joint holds its home position.
+    /// No measured joint state yet: the robot is not commanded (the loop sends nothing).
+    Waiting,
+    /// No chunk yet: every joint holds where it started (its measured position, or its home
+    /// without feedback).
     Idle,
     /// Following the schedule.
     Following,
@@ -58,9 +81,10 @@ pub enum MotionMode {
 
 impl MotionMode {
     /// A number for interfaces that carry the mode as an integer: 0 idle, 1 following,
-    /// 2 stopping, 3 holding.
+    /// 2 stopping, 3 holding, 4 waiting.
     pub fn code(self) -> u8 {
         match self {
+            MotionMode::Waiting => 4,
             MotionMode::Idle => 0,
             MotionMode::Following => 1,
             MotionMode::Stopping(_) => 2,
@@ -122,6 +146,13 @@ pub struct MotionDecoder {
     control_period_ns: u64,
     tick: u64,
     interventions: Arc<Interventions>,
+    /// The real robot, when the decoder follows it.
+    watch: Option<Watch>,
+    /// The current tick's time.
+    now: Nanos,
+    /// The refused-event count at the start of the chunk being received, and the last one seen.
+    chunk_refused: u64,
+    last_refused: u64,
     /// Scratch, sized at construction: the chunk in joint units, the reference, the targets.
     joint_chunk: Vec<f64>,
     /// The reference now and 1, 2, 3 control periods ago, per action dimension.
@@ -167,12 +198,26 @@ impl MotionDecoder {
             mode: MotionMode::Idle,
             tick: 0,
             interventions: Arc::new(Interventions::default()),
+            watch: None,
+            now: 0,
+            chunk_refused: 0,
+            last_refused: 0,
             joint_chunk: vec![0.0; steps * dims],
             path: std::array::from_fn(|_| vec![0.0; dims]),
             velocities: vec![0.0; joints],
             accelerations: vec![0.0; joints],
             config,
         })
+    }
+
+    /// Follows the real robot through `feedback`: nothing is commanded until a measured state
+    /// arrives, and the decoder starts, stops and restarts as the module's doc says. Each
+    /// joint's tracking limit comes from the robot's description.
+    pub fn follow_robot(mut self, robot: &RobotDescription, feedback: Arc<Feedback>, limits: FeedbackLimits) -> Self {
+        let tracking_limits = robot.joints.iter().map(|joint| joint.tracking_limit()).collect();
+        self.watch = Some(Watch::new(feedback, limits, tracking_limits));
+        self.mode = MotionMode::Waiting;
+        self
     }
 
     /// The counters, shared: read them from any thread.
@@ -199,13 +244,18 @@ impl MotionDecoder {
 
     /// Runs one control tick at `now` and returns the command to send.
     pub fn tick(&mut self, now: Nanos) -> JointCommand<'_> {
+        self.now = now;
+        self.read_robot();
         self.drain_stream();
         self.check_starvation(now);
+        self.check_robot(now);
         let step = self.policy_step(now).floor() as i64;
         let oldest_read = self.policy_step(now.saturating_sub(3 * self.control_period_ns)).floor() as i64;
         self.schedule.advance_to(step, oldest_read - 1);
         self.set_targets(now);
-        self.apply_envelope();
+        if self.mode != MotionMode::Waiting {
+            self.apply_envelope();
+        }
         self.tick += 1;
         JointCommand {
             tick: self.tick - 1,
@@ -229,10 +279,17 @@ impl MotionDecoder {
 
     fn handle(&mut self, event: StreamEvent) {
         let outcome = match (event, self.receiving) {
-            (StreamEvent::ChunkStart { start_time, .. }, receiving) => {
+            (
+                StreamEvent::ChunkStart {
+                    start_time, refused, ..
+                },
+                receiving,
+            ) => {
                 if let Receiving::Chunk { .. } = receiving {
-                    self.end_chunk();
+                    self.end_chunk(refused);
                 }
+                self.last_refused = refused;
+                self.chunk_refused = refused;
                 self.begin_chunk(start_time);
                 Ok(())
             }
@@ -242,12 +299,19 @@ impl MotionDecoder {
             }
             (StreamEvent::Token(token), Receiving::Chunk { .. }) => self.in_flight.push_token(token),
             (StreamEvent::Value(value), Receiving::Chunk { .. }) => self.in_flight.push_value(value),
-            (StreamEvent::ChunkEnd, Receiving::Chunk { .. }) => {
-                self.end_chunk();
+            (StreamEvent::ChunkEnd { refused }, Receiving::Chunk { .. }) => {
+                self.end_chunk(refused);
                 Ok(())
             }
-            (StreamEvent::ChunkEnd, Receiving::Ignoring) => {
+            (StreamEvent::ChunkEnd { refused }, Receiving::Ignoring) => {
+                self.last_refused = refused;
                 self.receiving = Receiving::Outside;
+                Ok(())
+            }
+            (StreamEvent::ChunkEnd { refused }, Receiving::Outside) if refused > self.last_refused => {
+                // The chunk's start was refused: it was lost whole.
+                self.last_refused = refused;
+                Interventions::add(&self.interventions.lost_chunks, 1);
                 Ok(())
             }
             (_, Receiving::Ignoring) => Ok(()),
@@ -260,6 +324,11 @@ impl MotionDecoder {
     }
 
     fn begin_chunk(&mut self, start_time: Nanos) {
+        if self.is_held() {
+            Interventions::add(&self.interventions.held_chunks, 1);
+            self.receiving = Receiving::Ignoring;
+            return;
+        }
         let start = (start_time as f64 / self.policy_period_ns as f64).round() as i64;
         self.receiving = match self.schedule.begin_chunk(start, self.config.chunk_steps) {
             Placement::Placed => {
@@ -278,7 +347,16 @@ impl MotionDecoder {
         };
     }
 
-    fn end_chunk(&mut self) {
+    /// Closes the chunk being received; `refused` is the sender's count of refused events at
+    /// its end (or at the next chunk's start, when its end was lost).
+    fn end_chunk(&mut self, refused: u64) {
+        self.last_refused = refused;
+        if refused != self.chunk_refused {
+            self.schedule.discard_chunk();
+            self.receiving = Receiving::Outside;
+            Interventions::add(&self.interventions.lost_chunks, 1);
+            return;
+        }
         match self.in_flight.finish() {
             Ok(relaxed) => {
                 Interventions::add(&self.interventions.relaxed_chunks, relaxed as u64);
@@ -290,8 +368,8 @@ impl MotionDecoder {
                 };
                 Interventions::add(counter, 1);
                 self.receiving = Receiving::Outside;
-                if !self.schedule.is_empty() {
-                    self.mode = MotionMode::Following;
+                if !self.schedule.is_empty() && self.mode != MotionMode::Following {
+                    self.start_following();
                 }
             }
             Err(fault) => self.fault(fault),
@@ -315,7 +393,7 @@ impl MotionDecoder {
         }
         self.chunk_scheduled |= self.schedule.merge(start, &self.joint_chunk, known, complete);
         if self.mode == MotionMode::Idle && !self.schedule.is_empty() {
-            self.mode = MotionMode::Following;
+            self.start_following();
         }
     }
 
@@ -340,6 +418,11 @@ impl MotionDecoder {
             StopReason::BadToken => &self.interventions.stop_bad_token,
             StopReason::Malformed => &self.interventions.stop_malformed,
             StopReason::PolicyFailed => &self.interventions.stop_policy_failed,
+            StopReason::Tracking => &self.interventions.stop_tracking,
+            StopReason::StaleState => &self.interventions.stop_stale_state,
+            StopReason::StaleFrame => &self.interventions.stop_stale_frame,
+            StopReason::Paused => &self.interventions.stop_paused,
+            StopReason::EmergencyStop => &self.interventions.stop_emergency,
         };
         Interventions::add(counter, 1);
         if let Receiving::Chunk { .. } = self.receiving {
@@ -356,6 +439,74 @@ impl MotionDecoder {
         let last_step_time = (self.schedule.end() - 1).max(0) as u64 * self.policy_period_ns;
         if self.schedule.is_empty() || now > last_step_time + self.config.starvation_horizon_ns {
             self.stop(StopReason::Starved);
+        }
+    }
+
+    /// Takes the robot's newest measured state; the first one ends the wait and becomes where
+    /// every joint holds.
+    fn read_robot(&mut self) {
+        let Some(watch) = &mut self.watch else { return };
+        watch.refresh();
+        if self.mode == MotionMode::Waiting && watch.has_state() {
+            self.restart_from_measured();
+            self.mode = MotionMode::Idle;
+        }
+    }
+
+    /// Whether a chunk may not start now: the robot is held, or not yet measured.
+    fn is_held(&self) -> bool {
+        match &self.watch {
+            Some(watch) => self.mode == MotionMode::Waiting || watch.blocker(self.now).is_some(),
+            None => false,
+        }
+    }
+
+    /// Stops the robot when it may not move (emergency stop, pause, stale inputs) or has
+    /// strayed from its commands; drops a chunk being received while it is held.
+    fn check_robot(&mut self, now: Nanos) {
+        let Some(watch) = &mut self.watch else { return };
+        let reason = match watch.blocker(now) {
+            Some(reason) => reason,
+            None if self.mode == MotionMode::Following && watch.tracking_lost(now, &self.positions) => {
+                StopReason::Tracking
+            }
+            None => return,
+        };
+        let operator = matches!(reason, StopReason::Paused | StopReason::EmergencyStop);
+        match self.mode {
+            MotionMode::Following => self.stop(reason),
+            MotionMode::Stopping(held) | MotionMode::Holding(held) if operator && held != reason => self.stop(reason),
+            _ if matches!(self.receiving, Receiving::Chunk { .. }) => {
+                self.schedule.discard_chunk();
+                self.receiving = Receiving::Ignoring;
+                Interventions::add(&self.interventions.held_chunks, 1);
+            }
+            _ => {}
+        }
+    }
+
+    /// Moves again on the schedule, from the measured state when following the robot; a
+    /// robot that may not move keeps holding and the schedule is dropped.
+    fn start_following(&mut self) {
+        if self.is_held() {
+            self.schedule.clear();
+            Interventions::add(&self.interventions.held_chunks, 1);
+            return;
+        }
+        self.restart_from_measured();
+        self.mode = MotionMode::Following;
+    }
+
+    /// Every joint's state becomes its measured one (nothing happens without feedback).
+    fn restart_from_measured(&mut self) {
+        let Some(watch) = &mut self.watch else { return };
+        for (joint, envelope) in self.envelopes.iter().enumerate() {
+            let state = watch.start_state(joint, envelope);
+            self.states[joint] = state;
+            self.targets[joint] = Target::at(state.position);
+            self.positions[joint] = state.position;
+            self.velocities[joint] = state.velocity;
+            self.accelerations[joint] = 0.0;
         }
     }
 

@@ -1,5 +1,6 @@
 //! The motion loop: a thread that calls [`MotionDecoder::tick`] at the robot's control rate
-//! and hands each command to the sink. It pins itself to a core and asks for `SCHED_FIFO`
+//! and hands each command to the sink (none while the decoder waits for the robot's first
+//! measured state). It pins itself to a core and asks for `SCHED_FIFO`
 //! where the system allows, and reports what it got. It measures each tick's work (from
 //! wake-up to the sink's return) and its jitter (wake-up minus deadline) into preallocated
 //! histograms, so measuring allocates nothing either.
@@ -14,7 +15,7 @@ use std::thread::JoinHandle;
 
 use hdrhistogram::Histogram;
 
-use super::{InterventionCounts, Interventions, JointSink, MotionDecoder};
+use super::{InterventionCounts, Interventions, JointSink, MotionDecoder, MotionMode};
 use crate::clock::Clock;
 use crate::error::{Result, RuntimeError};
 use crate::kernels::cpu::affinity::pin_current_thread;
@@ -25,8 +26,24 @@ pub struct LoopOptions {
     pub core: Option<usize>,
     /// Ask for SCHED_FIFO at this priority (1 to 99).
     pub realtime_priority: Option<i32>,
+    /// Lock the process's memory (mlockall, current and future pages) so that the loop never
+    /// waits on a page fault.
+    pub lock_memory: bool,
     /// Stop by itself after this many ticks.
     pub ticks: Option<u64>,
+}
+
+impl LoopOptions {
+    /// These options, with `fallback`'s where these leave one unset (memory is locked when
+    /// either asks).
+    pub fn or(self, fallback: &LoopOptions) -> Self {
+        Self {
+            core: self.core.or(fallback.core),
+            realtime_priority: self.realtime_priority.or(fallback.realtime_priority),
+            lock_memory: self.lock_memory || fallback.lock_memory,
+            ticks: self.ticks.or(fallback.ticks),
+        }
+    }
 }
 
 /// What the loop asked of the operating system and what it got.
@@ -34,6 +51,7 @@ pub struct LoopOptions {
 pub struct RealtimeSetup {
     pub pinned_core: Option<Result<usize, String>>,
     pub fifo_priority: Option<Result<i32, String>>,
+    pub memory_locked: Option<Result<(), String>>,
 }
 
 pub struct LoopReport {
@@ -120,7 +138,9 @@ fn run(
         clock.sleep_until(deadline);
         let woke = clock.now();
         let command = decoder.tick(deadline);
-        sink.send(&command);
+        if command.mode != MotionMode::Waiting {
+            sink.send(&command);
+        }
         let done = clock.now();
         jitter_ns.saturating_record(woke.saturating_sub(deadline).max(1));
         work_ns.saturating_record(done.saturating_sub(woke).max(1));
@@ -146,6 +166,7 @@ fn setup_realtime(options: &LoopOptions) -> RealtimeSetup {
     let setup = RealtimeSetup {
         pinned_core: options.core.map(pin_current_thread),
         fifo_priority: options.realtime_priority.map(request_fifo),
+        memory_locked: options.lock_memory.then(lock_memory),
     };
     for (what, outcome) in [
         (
@@ -155,6 +176,10 @@ fn setup_realtime(options: &LoopOptions) -> RealtimeSetup {
         (
             "run the motion loop at SCHED_FIFO",
             setup.fifo_priority.as_ref().map(|r| r.as_ref().err()),
+        ),
+        (
+            "lock the process's memory",
+            setup.memory_locked.as_ref().map(|r| r.as_ref().err()),
         ),
     ] {
         if let Some(Some(reason)) = outcome {
@@ -175,6 +200,21 @@ fn request_fifo(priority: i32) -> Result<i32, String> {
     } else {
         Err(std::io::Error::last_os_error().to_string())
     }
+}
+
+#[cfg(target_os = "linux")]
+fn lock_memory() -> Result<(), String> {
+    // SAFETY: mlockall takes flags only.
+    if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().to_string())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lock_memory() -> Result<(), String> {
+    Err("locking memory is implemented for Linux only".into())
 }
 
 #[cfg(not(target_os = "linux"))]

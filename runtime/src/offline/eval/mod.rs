@@ -137,6 +137,7 @@ fn dataset_robot(dataset: &Dataset) -> Result<RobotDescription> {
                 max_acceleration: 10.0 * velocity,
                 max_jerk: 100.0 * velocity,
                 home: None,
+                max_tracking_error: None,
             }
         })
         .collect();
@@ -289,7 +290,7 @@ impl Evaluator {
             *self.views.lock().unwrap_or_else(|e| e.into_inner()) = views;
             let now = seconds_to_ns(episode.timestamps[i] - t0);
             if let Some(state) = self.robot_state(&episode, i) {
-                self.sim.board().push_state(now, &state)?;
+                self.sim.board().push_state(now, &state, None)?;
             }
             let next = episode
                 .timestamps
