@@ -14,8 +14,9 @@
 //! it, the robot is taken to follow its commands exactly and starts at its home pose.
 //!
 //! Timing contract of [`MotionDecoder::tick`]: no allocation, no lock, no system call; at most
-//! `max_events_per_tick` stream events decoded, one schedule merge, and the envelope's bounded
-//! work per joint. Deterministic: the commands are a function of the events and tick times.
+//! `max_events_per_tick` stream events decoded, one schedule merge, the envelope's bounded
+//! work per joint, and with feedback one bounded read of the measured state, O(joints)
+//! checks, and at a restart the bounded start-state search of `watch.rs`. Deterministic: the commands are a function of the events and tick times.
 
 mod chunk;
 mod config;
