@@ -12,3 +12,4 @@ mod flow_policy;
 mod motion_decoder;
 mod pipeline;
 mod sweep;
+mod untrusted_sizes;
