@@ -86,3 +86,50 @@ fn huge_declared_lengths_are_refused_before_allocating() {
         .expect("refused");
     assert!(err.to_string().contains("array length"), "{err}");
 }
+
+/// A GGUF holding one metadata array of `kind` whose length field says `count`, followed by
+/// `tail` bytes.
+fn gguf_with_array(kind: u32, count: u64, tail: usize) -> Vec<u8> {
+    let mut bytes = b"GGUF".to_vec();
+    bytes.extend(3u32.to_le_bytes());
+    bytes.extend(0u64.to_le_bytes()); // tensors
+    bytes.extend(1u64.to_le_bytes()); // one metadata pair
+    bytes.extend(3u64.to_le_bytes());
+    bytes.extend(b"key");
+    bytes.extend(9u32.to_le_bytes()); // an array
+    bytes.extend(kind.to_le_bytes());
+    bytes.extend(count.to_le_bytes());
+    bytes.resize(bytes.len() + tail, 0);
+    bytes
+}
+
+#[test]
+fn an_array_count_of_two_to_the_62_is_a_typed_error() {
+    // u8, u64, string and nested-array elements: the count is checked against what the
+    // bytes left can hold at each type's smallest encoding, before anything is reserved.
+    for kind in [0u32, 10, 8, 9] {
+        let err = WeightFile::from_bytes(Path::new("huge.gguf"), gguf_with_array(kind, 1 << 62, 64))
+            .err()
+            .expect("refused");
+        match &err {
+            brainstem_models::ModelError::LimitExceeded { found, limit, .. } => {
+                assert_eq!(*found, 1u64 << 62, "{err}");
+                assert!(*limit <= 64, "{err}");
+            }
+            other => panic!("kind {kind}: expected LimitExceeded, found {other}"),
+        }
+        assert!(err.to_string().contains("array length"), "{err}");
+    }
+}
+
+#[test]
+fn an_array_count_is_bounded_by_its_element_size() {
+    // 64 bytes hold 8 u64 values: 8 parse, 9 are refused as over the limit, not read short.
+    let file = WeightFile::from_bytes(Path::new("fits.gguf"), gguf_with_array(10, 8, 64)).unwrap();
+    let metadata = file.gguf_metadata().unwrap();
+    assert_eq!(metadata.map["key"].as_array().map(<[_]>::len), Some(8));
+    let err = WeightFile::from_bytes(Path::new("over.gguf"), gguf_with_array(10, 9, 64))
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("over the limit of 8"), "{err}");
+}

@@ -9,6 +9,18 @@ use serde::Deserialize;
 
 use crate::error::{Result, RuntimeError};
 
+/// The longest a joint may take to stop from its top speed with its acceleration at its worst,
+/// `v/a + 3a/j` seconds. The safety envelope proves each command viable by simulating that
+/// stop, up to twice this horizon in control ticks, so the bound keeps its work per tick
+/// bounded; and a joint that needs longer than this to stop cannot be kept safe by a decoder
+/// whose chunks last a fraction of a second. Electric humanoids' joints stop in well under a
+/// second (the built-in humanoid's in at most 0.3 s).
+pub const MAX_STOPPING_SECONDS: f64 = 30.0;
+
+/// The largest magnitude of a position or limit. No joint moves a billion radians or metres
+/// a second; staying far below it keeps the envelope's bounds (`v^2 / 2a`, `a^3 / 2j^2`) finite.
+pub const MAX_LIMIT_MAGNITUDE: f64 = 1e9;
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RobotDescription {
@@ -48,11 +60,12 @@ impl JointSpec {
 
     fn validate(&self, index: usize) -> Result<()> {
         let key = |field: &str| format!("joints[{index}].{field} ({})", self.name);
-        if !(self.min_position.is_finite() && self.max_position.is_finite() && self.min_position < self.max_position) {
+        let bounded = |value: f64| value.abs() <= MAX_LIMIT_MAGNITUDE;
+        if !(bounded(self.min_position) && bounded(self.max_position) && self.min_position < self.max_position) {
             return Err(RuntimeError::config(
                 key("min_position"),
                 format!(
-                    "needs finite min_position < max_position, found {} and {}",
+                    "needs min_position < max_position, both within +-{MAX_LIMIT_MAGNITUDE:e}, found {:?} and {:?}",
                     self.min_position, self.max_position
                 ),
             ));
@@ -62,10 +75,10 @@ impl JointSpec {
             ("max_acceleration", self.max_acceleration),
             ("max_jerk", self.max_jerk),
         ] {
-            if !(value.is_finite() && value > 0.0) {
+            if !(value > 0.0 && bounded(value)) {
                 return Err(RuntimeError::config(
                     key(field),
-                    format!("must be positive and finite, found {value}"),
+                    format!("must be positive and at most {MAX_LIMIT_MAGNITUDE:e}, found {value:?}"),
                 ));
             }
         }
@@ -74,6 +87,17 @@ impl JointSpec {
             return Err(RuntimeError::config(
                 key("max_tracking_error"),
                 format!("must be positive and finite, found {tracking}"),
+            ));
+        }
+        let stopping = self.max_velocity / self.max_acceleration + 3.0 * self.max_acceleration / self.max_jerk;
+        if !(stopping <= MAX_STOPPING_SECONDS) {
+            return Err(RuntimeError::config(
+                key("max_acceleration"),
+                format!(
+                    "stopping from max_velocity {:?} at max_acceleration {:?} with max_jerk {:?} takes \
+                     v/a + 3a/j = {stopping:e} s, over the {MAX_STOPPING_SECONDS} s the safety envelope allows",
+                    self.max_velocity, self.max_acceleration, self.max_jerk
+                ),
             ));
         }
         let home = self.home();

@@ -13,3 +13,4 @@ mod motion_decoder;
 mod pipeline;
 mod robot_feedback;
 mod sweep;
+mod untrusted_sizes;

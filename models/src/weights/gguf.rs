@@ -16,6 +16,8 @@ const MAX_ARRAY_DEPTH: usize = 3;
 const MAX_DIMS: u32 = 4;
 const MAX_TENSORS: u64 = 1 << 20;
 const MAX_KVS: u64 = 1 << 20;
+/// Array items reserved before any is read; beyond this the vector grows as items parse.
+const MAX_ARRAY_PREALLOCATION: usize = 4096;
 const DEFAULT_ALIGNMENT: u64 = 32;
 
 /// A metadata value.
@@ -219,10 +221,17 @@ impl<'a> Reader<'a> {
         self.limit("array nesting depth", depth as u64 + 1, MAX_ARRAY_DEPTH as u64)?;
         let kind = self.u32(key)?;
         let count = self.u64(key)?;
-        // Every element takes at least one byte, so the count can never exceed what is left.
+        // Every element takes at least its type's smallest encoding, so the count can never
+        // exceed what is left divided by that.
         let remaining = (self.bytes.len() - self.pos) as u64;
-        self.limit("an array length", count, remaining)?;
-        let mut items = Vec::with_capacity(count as usize);
+        self.limit(
+            "an array length (at most what the bytes left can hold)",
+            count,
+            remaining / min_encoded_len(kind),
+        )?;
+        // A `GgufValue` is larger than its smallest encoding; the vector grows with the items
+        // actually read rather than trusting the count for more than a page's worth up front.
+        let mut items = Vec::with_capacity((count as usize).min(MAX_ARRAY_PREALLOCATION));
         for _ in 0..count {
             items.push(self.value(kind, depth + 1, key)?);
         }
@@ -242,6 +251,20 @@ impl<'a> Reader<'a> {
         let ggml_type = self.u32("tensor type")?;
         let offset = self.u64("tensor offset")?;
         Ok((name, shape, ggml_type, offset))
+    }
+}
+
+/// The fewest bytes an array element of value type `kind` takes in the file: a string or an
+/// array is at least its length field (a nested array also its element type); an unknown type
+/// counts as one byte and is refused when its first element is read.
+fn min_encoded_len(kind: u32) -> u64 {
+    match kind {
+        0 | 1 | 7 => 1,
+        2 | 3 => 2,
+        4 | 5 | 6 => 4,
+        8 | 10 | 11 | 12 => 8,
+        9 => 12,
+        _ => 1,
     }
 }
 

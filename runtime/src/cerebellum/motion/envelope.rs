@@ -25,6 +25,11 @@ use crate::robot::JointSpec;
 const REST_VELOCITY: f64 = 1e-9;
 const REST_ACCELERATION: f64 = 1e-6;
 
+/// The most braking steps a viability test simulates, whatever the limits: above twice the
+/// longest stop a validated robot may have at its highest control rate
+/// (2 x [`crate::robot::MAX_STOPPING_SECONDS`] x 100 kHz = 6 million).
+const MAX_BRAKE_STEPS: usize = 1 << 23;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct JointLimits {
     pub min_position: f64,
@@ -160,8 +165,11 @@ impl JointEnvelope {
             ..
         } = limits;
         // A stop from top speed with the acceleration at its worst takes v/a + 3a/j; allow
-        // twice that. A run that has not rested by then counts as not viable.
-        let max_brake_steps = (2.0 * (v / a + 3.0 * a / j) / dt).ceil() as usize + 16;
+        // twice that. A run that has not rested by then counts as not viable. Limits the robot
+        // file's validation refuses (`MAX_STOPPING_SECONDS`) could make that horizon overflow
+        // or be NaN; it is capped instead, which only makes the envelope brake sooner.
+        let horizon = (2.0 * (v / a + 3.0 * a / j) / dt).ceil();
+        let max_brake_steps = horizon.min(MAX_BRAKE_STEPS as f64) as usize + 16;
         Self {
             gains: Gains::new(dt),
             limits,

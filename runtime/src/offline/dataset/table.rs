@@ -6,6 +6,7 @@ use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::{Field, Row};
 use parquet::schema::types::Type;
@@ -33,8 +34,11 @@ impl Table {
             reason,
         };
         let file = File::open(path).map_err(|e| DatasetError::io(path, e))?;
+        let file_len = file.metadata().map_err(|e| DatasetError::io(path, e))?.len();
         let reader = SerializedFileReader::new(file).map_err(|e| format(e.to_string()))?;
         let metadata = reader.metadata();
+        let group_rows = footer_rows(metadata, file_len).map_err(format)?;
+        let total: usize = group_rows.iter().sum();
         let schema = metadata.file_metadata().schema();
         let present: Vec<&str> = columns
             .iter()
@@ -59,7 +63,6 @@ impl Table {
             )
             .build()
             .map_err(|e| format(e.to_string()))?;
-        let total = metadata.file_metadata().num_rows().max(0) as usize;
         let wanted = rows.unwrap_or(0..total);
         if wanted.end > total {
             return Err(format(format!(
@@ -67,12 +70,11 @@ impl Table {
                 wanted.start, wanted.end
             )));
         }
-        let mut out = Vec::with_capacity(wanted.len());
+        let mut out = Vec::with_capacity(wanted.len().min(MAX_PREALLOCATED_ROWS));
         let mut first_row = 0;
-        for group in 0..metadata.num_row_groups() {
-            let group_rows = metadata.row_group(group).num_rows().max(0) as usize;
-            let span = first_row..first_row + group_rows;
-            first_row += group_rows;
+        for (group, &rows_in_group) in group_rows.iter().enumerate() {
+            let span = first_row..first_row + rows_in_group;
+            first_row = span.end;
             if span.end <= wanted.start || span.start >= wanted.end {
                 continue;
             }
@@ -80,11 +82,11 @@ impl Table {
             let iter = group_reader
                 .get_row_iter(Some(projection.clone()))
                 .map_err(|e| format(e.to_string()))?;
-            for (offset, row) in iter.enumerate() {
+            // The footer's count bounds the rows taken from the group, whatever its pages hold.
+            let skip = wanted.start.saturating_sub(span.start);
+            let take = wanted.end.min(span.end) - span.start - skip;
+            for (offset, row) in iter.enumerate().skip(skip).take(take) {
                 let at = span.start + offset;
-                if !wanted.contains(&at) {
-                    continue;
-                }
                 let row = row.map_err(|e| format(format!("row {at}: {e}")))?;
                 out.push(pick(&row, columns));
             }
@@ -203,6 +205,40 @@ impl Table {
     }
 }
 
+/// Rows reserved before any is read; beyond this the table grows with the rows read.
+const MAX_PREALLOCATED_ROWS: usize = 1 << 16;
+
+/// Each row group's row count from the footer, checked: no count is negative, the groups add
+/// up to the file's count, and the file holds no more rows than bytes. Every table of a
+/// LeRobotDataset has per-row values (a frame's index and timestamp, an episode's index and
+/// length) that take a byte or more per row however they are encoded, so a footer claiming
+/// more is corrupt, and trusting it would reserve memory for rows that are not there.
+fn footer_rows(metadata: &ParquetMetaData, file_len: u64) -> Result<Vec<usize>, String> {
+    let claimed = metadata.file_metadata().num_rows();
+    let total = u64::try_from(claimed).map_err(|_| format!("the footer claims {claimed} rows"))?;
+    if total > file_len {
+        return Err(format!(
+            "the footer claims {total} rows, more than the file's {file_len} bytes can hold"
+        ));
+    }
+    let mut groups = Vec::with_capacity(metadata.num_row_groups().min(MAX_PREALLOCATED_ROWS));
+    let mut sum = 0u64;
+    for (group, meta) in metadata.row_groups().iter().enumerate() {
+        let rows = meta.num_rows();
+        let left = total - sum;
+        let rows = u64::try_from(rows)
+            .ok()
+            .filter(|&rows| rows <= left)
+            .ok_or_else(|| format!("row group {group} claims {rows} rows, the footer's {total} leave {left} for it"))?;
+        sum += rows;
+        groups.push(rows as usize);
+    }
+    if sum != total {
+        return Err(format!("the footer claims {total} rows, its row groups hold {sum}"));
+    }
+    Ok(groups)
+}
+
 fn pick(row: &Row, columns: &[&str]) -> Vec<Field> {
     columns
         .iter()
@@ -223,5 +259,47 @@ fn describe(value: &Field) -> String {
         Field::Bytes(bytes) => format!("{} bytes", bytes.len()),
         Field::Str(s) => format!("the string {s:?}"),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use parquet::file::metadata::{FileMetaData, ParquetMetaDataReader};
+
+    use super::*;
+
+    /// The reference v3.0 data file's footer with the file's row count and each group's
+    /// replaced (a footer the parquet writer would not produce, as a hostile file may hold).
+    fn footer(file_rows: i64, group_rows: &[i64]) -> ParquetMetaData {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tools/reference/out/lerobot/v30-images/data/chunk-000/file-000.parquet");
+        let metadata = ParquetMetaDataReader::new()
+            .parse_and_finish(&File::open(path).unwrap())
+            .unwrap();
+        let file = metadata.file_metadata();
+        let file = FileMetaData::new(file.version(), file_rows, None, None, file.schema_descr_ptr(), None);
+        let groups = group_rows
+            .iter()
+            .map(|&rows| {
+                let group = metadata.row_group(0).clone();
+                group.into_builder().set_num_rows(rows).build().unwrap()
+            })
+            .collect();
+        ParquetMetaData::new(file, groups)
+    }
+
+    #[test]
+    fn footer_counts_are_checked_against_each_other_and_the_file() {
+        assert_eq!(footer_rows(&footer(30, &[20, 10]), 1000), Ok(vec![20, 10]));
+        let billions = footer_rows(&footer(3_000_000_000, &[3_000_000_000]), 1000).unwrap_err();
+        assert!(billions.contains("more than the file's 1000 bytes"), "{billions}");
+        let over = footer_rows(&footer(30, &[20, 1 << 62]), 1000).unwrap_err();
+        assert!(over.contains("row group 1 claims 4611686018427387904 rows"), "{over}");
+        let negative = footer_rows(&footer(30, &[-5, 35]), 1000).unwrap_err();
+        assert!(negative.contains("row group 0 claims -5 rows"), "{negative}");
+        let short = footer_rows(&footer(30, &[20]), 1000).unwrap_err();
+        assert!(short.contains("its row groups hold 20"), "{short}");
+        let wrapping = footer_rows(&footer(i64::MAX, &[i64::MAX, i64::MAX]), u64::MAX).unwrap_err();
+        assert!(wrapping.contains("row group 1 claims"), "{wrapping}");
     }
 }
