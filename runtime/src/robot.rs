@@ -90,7 +90,7 @@ impl JointSpec {
             ));
         }
         let stopping = self.max_velocity / self.max_acceleration + 3.0 * self.max_acceleration / self.max_jerk;
-        if !(stopping <= MAX_STOPPING_SECONDS) {
+        if stopping.is_nan() || stopping > MAX_STOPPING_SECONDS {
             return Err(RuntimeError::config(
                 key("max_acceleration"),
                 format!(
