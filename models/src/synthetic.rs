@@ -151,7 +151,7 @@ impl Idefics3Shape {
             text_layers: 2,
             text_heads: 4,
             text_kv_heads: 2,
-            vocab_size: 512,
+            vocab_size: 576,
         }
     }
 

@@ -158,6 +158,19 @@ impl Tokenizer {
         self.inner.get_vocab_size(true)
     }
 
+    /// The tokenizer's added tokens (special or not: `<image>`, `<end_of_utterance>`, ...),
+    /// by id, lowest first.
+    pub fn added_tokens(&self) -> Vec<(u32, String)> {
+        let mut tokens: Vec<_> = self
+            .inner
+            .get_added_tokens_decoder()
+            .into_iter()
+            .map(|(id, token)| (id, token.content))
+            .collect();
+        tokens.sort_unstable();
+        tokens
+    }
+
     pub fn chat_template(&self) -> Option<&ChatTemplate> {
         self.chat.as_ref()
     }

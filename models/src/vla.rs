@@ -57,6 +57,49 @@ fn action_range(actions: &ActionVocabulary, lm_vocab: u32) -> Result<(u32, u32)>
     Ok((first, last))
 }
 
+/// OpenVLA's `bins` action tokens on the highest ids of a language model with `lm_vocab` ids
+/// that no added token (`added`, by id) uses: the last ids of the vocabulary when the added
+/// tokens lie elsewhere, else the last ids below them (OpenVLA's bins end below Llama's
+/// added padding token). An error names the vocabulary and the added tokens when no run of
+/// `bins` free ids fits.
+pub fn bins_clear_of_added_tokens(lm_vocab: u32, bins: usize, added: &[(u32, String)]) -> Result<BinTokenizer> {
+    let mut end = lm_vocab;
+    let start = loop {
+        // Id 0 is never a bin (BinTokenizer keeps bins below the vocabulary's size).
+        let Some(start) = end
+            .checked_sub(bins as u32)
+            .filter(|&start| start >= 1 && bins <= u32::MAX as usize)
+        else {
+            return Err(ModelError::Generation(format!(
+                "{bins} action bins do not fit below the {} added tokens of a vocabulary of {lm_vocab}",
+                added.len()
+            )));
+        };
+        match added.iter().rev().find(|(id, _)| (start..end).contains(id)) {
+            Some((id, _)) => end = *id,
+            None => break start,
+        }
+    };
+    BinTokenizer::new(start + bins as u32, bins).map_err(|e| ModelError::Generation(e.to_string()))
+}
+
+/// Refuses action ids `first..=last` that would take any of the tokenizer's added tokens
+/// (`added`, by id, lowest first): an image or end-of-turn token would be read as an action.
+fn clear_of_added_tokens(first: u32, last: u32, added: &[(u32, String)], path: &std::path::Path) -> Result<()> {
+    let clashing: Vec<_> = added.iter().filter(|(id, _)| (first..=last).contains(id)).collect();
+    let (Some((low, low_name)), Some((high, high_name))) = (clashing.first(), clashing.last()) else {
+        return Ok(());
+    };
+    Err(ModelError::Config {
+        path: path.to_path_buf(),
+        message: format!(
+            "the action tokens take ids {first}..={last}, which overlap {} of the tokenizer's added tokens, \
+             ids {low}..={high} ({low_name:?} .. {high_name:?}); the actions need ids no added token uses",
+            clashing.len()
+        ),
+    })
+}
+
 /// Only action tokens may be sampled: exactly a chunk's worth of bins, or FAST tokens until
 /// the end token (which must come before the budget runs out).
 pub struct ActionConstraint {
@@ -152,6 +195,8 @@ impl<B: Backend> Vla<B> {
     pub fn new(vlm: Arc<Vlm<B>>, spec: VlaSpec) -> Result<Self> {
         let lm_vocab = vlm.model().text().config().vocab_size as u32;
         ActionConstraint::new(&spec.actions, lm_vocab, spec.chunk_steps, spec.action_dims)?;
+        let (first, last) = action_range(&spec.actions, lm_vocab)?;
+        clear_of_added_tokens(first, last, &vlm.tokenizer().added_tokens(), vlm.tokenizer().path())?;
         for normalization in &spec.state_normalization {
             normalization
                 .validate()
@@ -224,5 +269,47 @@ impl<B: Backend> Vla<B> {
             self.vlm
                 .generate_after_answer(&user, "Action: ", frame, &opts, Some(&mut constraint), on_token)?;
         Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_ids_over_added_tokens_are_refused_naming_both_ranges() {
+        let added = vec![(300, "<image>".to_string()), (301, "<end_of_utterance>".to_string())];
+        let path = std::path::Path::new("tokenizer.json");
+        assert!(clear_of_added_tokens(44, 299, &added, path).is_ok());
+        let message = clear_of_added_tokens(100, 355, &added, path).unwrap_err().to_string();
+        assert!(
+            message.contains("100..=355") && message.contains("300..=301"),
+            "{message}"
+        );
+        assert!(
+            message.contains("<image>") && message.contains("<end_of_utterance>"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn bins_sit_on_the_last_ids_no_added_token_uses() {
+        let at_end = vec![(296, "<a>".to_string()), (297, "<b>".to_string())];
+        assert_eq!(
+            bins_clear_of_added_tokens(298, 256, &at_end).unwrap().token_range(),
+            (40, 295)
+        );
+        assert!(bins_clear_of_added_tokens(257, 256, &[]).is_ok());
+        assert!(bins_clear_of_added_tokens(256, 256, &[]).is_err());
+        let elsewhere = vec![(3, "<s>".to_string())];
+        assert_eq!(
+            bins_clear_of_added_tokens(298, 256, &elsewhere).unwrap().token_range(),
+            (42, 297)
+        );
+        let scattered = vec![(10, "<x>".to_string()), (200, "<y>".to_string())];
+        let error = bins_clear_of_added_tokens(298, 256, &scattered)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("256 action bins do not fit"), "{error}");
     }
 }

@@ -10,7 +10,9 @@ use brainstem_models::action::{BinTokenizer, FastTokenizer, Normalization};
 use brainstem_models::generate::{GenerateOptions, TokenConstraint};
 use brainstem_models::image::RgbImage;
 use brainstem_models::sampling::{Sampler, SamplingParams};
-use brainstem_models::vla::{state_text, ActionConstraint, ActionVocabulary, Vla, VlaSpec, FAST_SKIP_TOKENS};
+use brainstem_models::vla::{
+    bins_clear_of_added_tokens, state_text, ActionConstraint, ActionVocabulary, Vla, VlaSpec, FAST_SKIP_TOKENS,
+};
 use brainstem_models::vlm::Vlm;
 use brainstem_models::LoadOptions;
 use rand::rngs::SmallRng;
@@ -41,12 +43,36 @@ fn tiny_vla() -> (
     let dir = common::reference_dir().join("tiny-idefics3");
     let vlm = Arc::new(Vlm::load(common::backend(), &dir, LoadOptions::default()).unwrap());
     let spec = VlaSpec {
-        actions: ActionVocabulary::Bins(BinTokenizer::new(298, 256).unwrap()),
+        // The tiny tokenizer's 42 added tokens follow its 256 bytes: the bins take bytes.
+        actions: ActionVocabulary::Bins(BinTokenizer::new(256, 128).unwrap()),
         chunk_steps: 4,
         action_dims: 3,
         state_normalization: vec![Normalization::Bounds { low: -2.0, high: 2.0 }; 3],
     };
     (Vla::new(vlm.clone(), spec).unwrap(), vlm)
+}
+
+#[test]
+fn bins_over_the_tokenizers_added_tokens_are_refused_and_placed_below_them() {
+    let dir = common::reference_dir().join("tiny-idefics3");
+    let vlm = Arc::new(Vlm::load(common::backend(), &dir, LoadOptions::default()).unwrap());
+    let spec = |bins| VlaSpec {
+        actions: ActionVocabulary::Bins(bins),
+        chunk_steps: 4,
+        action_dims: 3,
+        state_normalization: vec![Normalization::Bounds { low: -2.0, high: 2.0 }; 3],
+    };
+    let overlapping = spec(BinTokenizer::new(298, 256).unwrap());
+    let message = Vla::new(vlm.clone(), overlapping).err().unwrap().to_string();
+    assert!(
+        message.contains("42..=297") && message.contains("256..=297"),
+        "{message}"
+    );
+    let too_many = bins_clear_of_added_tokens(298, 256, &vlm.tokenizer().added_tokens());
+    assert!(too_many.is_err(), "255 ids lie between id 0 and the added tokens");
+    let placed = bins_clear_of_added_tokens(298, 128, &vlm.tokenizer().added_tokens()).unwrap();
+    assert_eq!(placed.token_range(), (128, 255));
+    assert!(Vla::new(vlm, spec(placed)).is_ok());
 }
 
 #[test]
@@ -56,7 +82,7 @@ fn the_tiny_vla_streams_one_binned_chunk_per_call() {
     let frame = vlm
         .encode_frame(&RgbImage::open(&dir.join("image.png")).unwrap())
         .unwrap();
-    let bins = BinTokenizer::new(298, 256).unwrap();
+    let bins = BinTokenizer::new(256, 128).unwrap();
     for seed in 0..4 {
         let opts = GenerateOptions {
             max_tokens: 32,

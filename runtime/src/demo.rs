@@ -31,7 +31,8 @@ pub const DEMO_INSTRUCTION: &str = "pick up the red ball and put it in the bin";
 /// Writes the demo checkpoint under `cache` (once; later calls reuse it) and returns its
 /// directory.
 pub fn demo_checkpoint(cache: &Path) -> Result<PathBuf> {
-    let dir = cache.join("brainstem-demo-tiny-idefics3-v1");
+    // v2: a vocabulary of 576, so that the action bins fit above the tokenizer's added tokens.
+    let dir = cache.join("brainstem-demo-tiny-idefics3-v2");
     if dir.join("model.safetensors").is_file() {
         return Ok(dir);
     }

@@ -15,7 +15,7 @@ use brainstem_models::generate::GenerateOptions;
 use brainstem_models::image::RgbImage;
 use brainstem_models::plan::{Plan, PlanSchema};
 use brainstem_models::sampling::SamplingParams;
-use brainstem_models::vla::{ActionVocabulary, Vla, VlaSpec, FAST_SKIP_TOKENS};
+use brainstem_models::vla::{bins_clear_of_added_tokens, ActionVocabulary, Vla, VlaSpec, FAST_SKIP_TOKENS};
 use brainstem_models::vlm::{EncodedFrame, Vlm};
 use brainstem_models::LoadOptions;
 
@@ -410,7 +410,7 @@ fn action_scheme(
             Ok((actions, ActionDecoding::Fast(Arc::new(tokenizer))))
         }
         _ => {
-            let bins = BinTokenizer::new(vocab, 256)?;
+            let bins = bins_clear_of_added_tokens(vocab, 256, &vla.tokenizer().added_tokens())?;
             Ok((ActionVocabulary::Bins(bins.clone()), ActionDecoding::Bins(bins)))
         }
     }
