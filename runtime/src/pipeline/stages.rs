@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use brainstem_models::action::{BinTokenizer, FastTokenizer, Normalization};
+use brainstem_models::action::{FastTokenizer, Normalization};
 use brainstem_models::generate::GenerateOptions;
 use brainstem_models::image::RgbImage;
 use brainstem_models::plan::{Plan, PlanSchema};
