@@ -3,6 +3,11 @@
 //! answers as they come, a line of live rates and latencies every second, and a summary at
 //! the end; `--json` writes the final telemetry. `--simulate` runs on the virtual clock,
 //! each model call taking the time its partition's chip profile gives it.
+//!
+//! No hardware is driven. When the configuration's motion decoder follows a measured robot
+//! (`[motion] state = "measured"`), `run` plays that robot: it reports the positions it was
+//! last commanded as its measured state, captured now, every few milliseconds. Camera frames
+//! are stamped with their capture time, `--camera-latency-ms` before they are pushed.
 
 use brainstem_runtime::kernels::{Backend, Device};
 use std::path::{Path, PathBuf};
@@ -11,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use brainstem_runtime::cerebellum::motion::{JointCommand, JointSink, LoopOptions};
+use brainstem_runtime::cerebellum::motion::{JointCommand, JointSink, LoopOptions, MotionMode};
 use brainstem_runtime::config::StateSource;
 use brainstem_runtime::demo::{demo_config, StillCamera, SyntheticCamera, DEMO_INSTRUCTION};
 use brainstem_runtime::models::image::RgbImage;
@@ -48,6 +53,10 @@ pub struct RunArgs {
     image: Option<PathBuf>,
     #[arg(long, default_value_t = 10.0)]
     camera_hz: f64,
+    /// How long before it is pushed each frame was captured (the camera's own delay); a
+    /// measured robot is held while its frames are older than `max_frame_age_ms`.
+    #[arg(long, default_value_t = 0.0)]
+    camera_latency_ms: f64,
     /// Run on the virtual clock, timing each model call by its partition's chip profile.
     #[arg(long)]
     simulate: bool,
@@ -70,23 +79,44 @@ pub struct RunArgs {
 }
 
 /// Passes the motion mode and tick count to the printing thread, lock-free.
-#[derive(Clone, Default)]
+/// The simulated robot: it is where it was last commanded.
+#[derive(Clone)]
 struct StatusSink {
     mode: Arc<AtomicU8>,
     ticks: Arc<AtomicU64>,
+    positions: Arc<Vec<AtomicU64>>,
 }
 
 impl JointSink for StatusSink {
     fn send(&mut self, command: &JointCommand<'_>) {
         self.mode.store(command.mode.code(), Ordering::Relaxed);
         self.ticks.store(command.tick + 1, Ordering::Relaxed);
+        for (slot, position) in self.positions.iter().zip(command.positions) {
+            slot.store(position.to_bits(), Ordering::Relaxed);
+        }
     }
 }
 
 impl StatusSink {
-    /// The mode, numbered as [`brainstem_runtime::cerebellum::motion::MotionMode::code`] numbers it.
+    /// A robot resting at `home`, not yet commanded (the decoder waits for its first state).
+    fn new(home: &[f64]) -> Self {
+        Self {
+            mode: Arc::new(AtomicU8::new(MotionMode::Waiting.code())),
+            ticks: Arc::default(),
+            positions: Arc::new(home.iter().map(|p| AtomicU64::new(p.to_bits())).collect()),
+        }
+    }
+
+    /// The mode, numbered as [`MotionMode::code`] numbers it.
     fn mode(&self) -> &'static str {
-        ["idle", "following", "stopping", "holding"][self.mode.load(Ordering::Relaxed).min(3) as usize]
+        ["idle", "following", "stopping", "holding", "waiting"][self.mode.load(Ordering::Relaxed).min(4) as usize]
+    }
+
+    fn positions(&self) -> Vec<f64> {
+        self.positions
+            .iter()
+            .map(|p| f64::from_bits(p.load(Ordering::Relaxed)))
+            .collect()
     }
 }
 
@@ -101,9 +131,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.device.is_some() {
         config.device = args.device.clone();
     }
-    // `run` drives no hardware: its robot is where it was commanded, so the motion decoder
-    // takes the commands as the state whatever the configuration says.
-    config.motion.state = StateSource::Commanded;
     if let Some(dir) = &args.vla {
         use_vla(&mut config, dir, args.config.is_none())?;
     }
@@ -137,7 +164,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         };
         println!("  {}: {} on {executor}", partition.name, partition.chip.name);
     }
-    let sink = StatusSink::default();
+    let home: Vec<f64> = pipeline.motion.robot.joints.iter().map(|j| j.home()).collect();
+    let sink = StatusSink::new(&home);
+    if config.motion.state == StateSource::Measured && !args.simulate {
+        println!("  the simulated robot reports its last command as its measured state");
+    }
     let report = if args.simulate {
         simulate(&args, pipeline, camera, sink)?
     } else {
@@ -189,9 +220,20 @@ fn run_wall_clock(
         },
         ..RuntimeOptions::default()
     };
+    let measured = pipeline.motion.feedback.is_some();
     let runtime = Runtime::start(pipeline, Box::new(sink.clone()), options)?;
+    let latency_ns = (args.camera_latency_ms.max(0.0) * 1e6) as u64;
+    let push_frame = |camera: &mut dyn Camera| {
+        let captured = runtime.now().saturating_sub(latency_ns);
+        runtime.push_views_at(captured, camera.capture(captured))
+    };
+    let report_state = || match measured {
+        true => runtime.push_state_at(runtime.now(), &sink.positions(), None),
+        false => Ok(()),
+    };
+    report_state()?;
     runtime.set_instruction(&args.instruction)?;
-    runtime.push_views(camera.capture(runtime.now()))?;
+    push_frame(camera)?;
     runtime.ask(&args.ask)?;
     let started = Instant::now();
     let frame_period = Duration::from_secs_f64(1.0 / args.camera_hz.max(0.1));
@@ -200,8 +242,9 @@ fn run_wall_clock(
         if let Some(event) = runtime.wait_event(Duration::from_millis(5)) {
             print_event(&event);
         }
+        report_state()?;
         if Instant::now() >= next_frame {
-            runtime.push_views(camera.capture(runtime.now()))?;
+            push_frame(camera)?;
             next_frame += frame_period;
         }
         if Instant::now() >= next_status {
