@@ -491,6 +491,33 @@ mod tests {
     }
 
     #[test]
+    fn the_motion_settings_follow_the_measured_robot_unless_told_otherwise() {
+        let config = RuntimeConfig::from_toml(CONFIG).unwrap();
+        let limits = config.motion.feedback_limits().unwrap();
+        assert_eq!(limits.max_state_age_ns, 100_000_000);
+        let text = format!(
+            "{CONFIG}\n[motion]\nstate = \"commanded\"\ncore = 1\nrealtime_priority = 40\nlock_memory = true\n"
+        );
+        let config = RuntimeConfig::from_toml(&text).unwrap();
+        assert_eq!(config.motion.feedback_limits(), None);
+        let options = config.motion.loop_options();
+        assert_eq!(
+            (options.core, options.realtime_priority, options.lock_memory),
+            (Some(1), Some(40), true)
+        );
+        let command_line = LoopOptions {
+            core: Some(0),
+            ..LoopOptions::default()
+        };
+        let merged = command_line.or(&options);
+        assert_eq!(
+            (merged.core, merged.realtime_priority),
+            (Some(0), Some(40)),
+            "the command line wins"
+        );
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let cases = [
             (CONFIG.replace("rate_hz = 50.0", "rate_hz = -1.0"), "policy.rate_hz"),
@@ -503,6 +530,15 @@ mod tests {
                 CONFIG.replace("[models]", "[robot]\nbuiltin = \"dog\"\n[models]"),
                 "robot.builtin",
             ),
+            (
+                format!("{CONFIG}\n[motion]\nrealtime_priority = 120\n"),
+                "motion.realtime_priority",
+            ),
+            (
+                format!("{CONFIG}\n[motion]\nmax_state_age_ms = -5\n"),
+                "motion.max_state_age_ms",
+            ),
+            (format!("{CONFIG}\n[motion]\nstate = \"guessed\"\n"), "guessed"),
         ];
         for (text, key) in cases {
             let error = match RuntimeConfig::from_toml(&text) {
