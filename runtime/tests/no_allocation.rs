@@ -1,6 +1,8 @@
 //! The motion decoder's tick must not allocate: a counting global allocator watches the ticks
 //! of a decoder fed FAST tokens, binned tokens and raw values, garbage, stops and a policy's
-//! halt included, and counts every allocation made on the ticking thread.
+//! halt included, and of a decoder following a measured robot through its waits, restarts,
+//! tracking fault, stale camera, pause and emergency stop, and counts every allocation made on
+//! the ticking thread.
 
 mod common;
 
@@ -9,6 +11,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use brainstem_runtime::cerebellum::feedback::{Feedback, FeedbackLimits};
 use brainstem_runtime::cerebellum::motion::{ActionDecoding, BlendMode, MotionConfig, MotionDecoder};
 use brainstem_runtime::cerebellum::stream::{action_stream, ActionSender};
 use brainstem_runtime::models::action::{BinTokenizer, Normalization};
@@ -112,4 +115,44 @@ fn ticks_never_allocate() {
     sender.value(0.5).unwrap();
     sender.value(f32::NAN).unwrap();
     assert_eq!(watched_ticks(&mut decoder, 0, 600), 0, "raw values");
+}
+
+#[test]
+fn ticks_following_a_measured_robot_never_allocate() {
+    let robot = RobotDescription::humanoid();
+    let feedback = Arc::new(Feedback::new(robot.joints.len()));
+    let (decoder, mut sender) = arm_decoder(ActionDecoding::Values, 10);
+    let mut decoder = decoder.follow_robot(&robot, feedback.clone(), FeedbackLimits::default());
+    let home: Vec<f64> = robot.joints.iter().map(|j| j.home()).collect();
+    let chunk = |sender: &mut ActionSender, id: u64, start: u64, level: f32| {
+        sender.begin_chunk(id, start).unwrap();
+        (0..10 * HUMANOID_ARM.len()).for_each(|_| sender.value(level).unwrap());
+        sender.end_chunk().unwrap();
+    };
+    chunk(&mut sender, 0, 0, 0.3);
+    assert_eq!(watched_ticks(&mut decoder, 0, 50), 0, "waiting for the first state");
+    let mut now = 50_000_000;
+    for (id, event) in ["fresh", "frozen", "blind", "paused", "resumed", "stopped"]
+        .into_iter()
+        .enumerate()
+    {
+        match event {
+            "paused" => feedback.pause(),
+            "resumed" => feedback.resume(),
+            "stopped" => feedback.emergency_stop(),
+            _ => {}
+        }
+        chunk(&mut sender, id as u64 + 1, now, 0.1 * id as f32);
+        for tick in 0..400u64 {
+            let at = now + tick * 1_000_000;
+            feedback.publish_state(at, &home, None);
+            if event != "blind" {
+                feedback.publish_frame(at);
+            }
+            assert_eq!(watched_ticks(&mut decoder, at, 1), 0, "{event} at tick {tick}");
+        }
+        now += 400_000_000;
+    }
+    let counts = decoder.interventions().snapshot();
+    assert!(counts.stop_emergency == 1 && counts.stop_paused == 1, "{counts:?}");
 }
