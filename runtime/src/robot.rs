@@ -75,7 +75,7 @@ impl JointSpec {
             }
         }
         let stopping = self.max_velocity / self.max_acceleration + 3.0 * self.max_acceleration / self.max_jerk;
-        if !(stopping <= MAX_STOPPING_SECONDS) {
+        if stopping > MAX_STOPPING_SECONDS {
             return Err(RuntimeError::config(
                 key("max_acceleration"),
                 format!(
