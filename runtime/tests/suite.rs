@@ -9,6 +9,7 @@ mod c_abi;
 mod dataset;
 mod eval;
 mod flow_policy;
+mod fuzz_regressions;
 mod motion_decoder;
 mod pipeline;
 mod robot_feedback;
