@@ -313,13 +313,34 @@ impl Default for BrainConfig {
     }
 }
 
+/// The most a configuration or robot file may hold: far more than any real one, and little
+/// enough that naming a device file or a huge file cannot exhaust memory.
+const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// A configuration or robot file's text, refused when it is larger than [`MAX_CONFIG_BYTES`].
+pub(crate) fn read_config_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let failed = |reason: String| RuntimeError::ConfigFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| failed(e.to_string()))?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| failed(e.to_string()))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(failed(format!(
+            "larger than the {MAX_CONFIG_BYTES} bytes a configuration may hold"
+        )));
+    }
+    Ok(text)
+}
+
 impl RuntimeConfig {
     /// Reads a configuration file; relative paths in it are relative to the file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| RuntimeError::ConfigFile {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let text = read_config_file(path)?;
         let mut config = Self::from_toml(&text).map_err(|e| RuntimeError::ConfigFile {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -371,13 +392,7 @@ impl RuntimeConfig {
                 "robot.builtin",
                 format!("the built-in robot is \"humanoid\", found {name:?}"),
             )),
-            (None, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| RuntimeError::ConfigFile {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-                RobotDescription::from_toml(&text)
-            }
+            (None, Some(path)) => RobotDescription::from_file(path),
             _ => Err(RuntimeError::config("robot", "give exactly one of builtin and file")),
         }
     }

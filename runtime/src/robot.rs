@@ -119,10 +119,7 @@ impl RobotDescription {
     }
 
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| RuntimeError::ConfigFile {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let text = crate::config::read_config_file(path)?;
         Self::from_toml(&text).map_err(|e| RuntimeError::ConfigFile {
             path: path.to_path_buf(),
             reason: e.to_string(),

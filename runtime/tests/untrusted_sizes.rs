@@ -2,13 +2,15 @@
 //! they name: a parquet footer's row counts are checked against the file before a row is
 //! reserved, and a joint's limits whose ratios would make the safety envelope's braking
 //! horizon overflow are refused by the robot file's validation, naming the joint and values,
-//! while the envelope itself caps the horizon for limits that never went through it.
+//! while the envelope itself caps the horizon for limits that never went through it; a
+//! configuration or robot file is read up to a bound, so naming /dev/zero is an error.
 
 use std::path::Path;
 
 use brainstem_runtime::cerebellum::motion::{JointEnvelope, JointLimits, JointState, Target};
 use brainstem_runtime::offline::dataset::{Dataset, DatasetError};
 use brainstem_runtime::robot::RobotDescription;
+use brainstem_runtime::RuntimeConfig;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader, ParquetMetaDataWriter};
 
 use crate::common::scratch_copy;
@@ -147,4 +149,13 @@ fn the_envelope_caps_its_braking_horizon_for_unvalidated_limits() {
             assert!(state.position.is_finite() && state.velocity.is_finite() && state.acceleration.is_finite());
         }
     }
+}
+
+#[test]
+fn a_configuration_or_robot_file_that_never_ends_is_refused() {
+    let endless = Path::new("/dev/zero");
+    let robot = RobotDescription::from_file(endless).unwrap_err().to_string();
+    assert!(robot.contains("larger than the 4194304 bytes"), "{robot}");
+    let config = RuntimeConfig::from_file(endless).unwrap_err().to_string();
+    assert!(config.contains("larger than the 4194304 bytes"), "{config}");
 }
