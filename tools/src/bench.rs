@@ -14,6 +14,7 @@ use brainstem_runtime::cerebellum::motion::NoHardware;
 use brainstem_runtime::compute::chip::ChipProfile;
 use brainstem_runtime::compute::host::host_profile;
 use brainstem_runtime::compute::partition::available_cores;
+use brainstem_runtime::config::MotionSettings;
 use brainstem_runtime::demo::{demo_config, SyntheticCamera, DEMO_INSTRUCTION};
 use brainstem_runtime::pipeline::stages::Pipeline;
 use brainstem_runtime::simulate::sweep::{simulate_point, Layout, SweepPoint};
@@ -250,7 +251,12 @@ fn measure(args: &BenchArgs, config: &RuntimeConfig, seconds: f64) -> anyhow::Re
 }
 
 fn run_wall_clock(args: &BenchArgs, config: &RuntimeConfig, seconds: f64) -> anyhow::Result<TelemetryReport> {
-    let runtime = Runtime::from_config(config, Box::new(NoHardware), RuntimeOptions::default())?;
+    // No hardware is driven: the commands are the robot's state, whatever the file says.
+    let config = RuntimeConfig {
+        motion: MotionSettings::commanded(),
+        ..config.clone()
+    };
+    let runtime = Runtime::from_config(&config, Box::new(NoHardware), RuntimeOptions::default())?;
     runtime.set_instruction(&args.instruction)?;
     let mut camera = SyntheticCamera::with_views(config.cameras);
     let period = Duration::from_secs_f64(1.0 / args.camera_hz);
