@@ -14,7 +14,7 @@ use brainstem_models::smolvla::{Processors, SmolVlaConfig};
 use brainstem_models::WeightFile;
 use brainstem_runtime::cerebellum::motion::{JointEnvelope, JointState, Target};
 use brainstem_runtime::offline::dataset::table::Table;
-use brainstem_runtime::offline::dataset::Dataset;
+use brainstem_runtime::offline::dataset::{Dataset, EPISODE_COLUMNS};
 use brainstem_runtime::robot::RobotDescription;
 use brainstem_runtime::RuntimeConfig;
 
@@ -75,17 +75,6 @@ fn image_dataset() -> &'static Path {
         root
     })
 }
-
-/// The columns v3.0's episode index reads from `meta/episodes/*.parquet`.
-const EPISODE_COLUMNS: [&str; 7] = [
-    "episode_index",
-    "tasks",
-    "length",
-    "data/chunk_index",
-    "data/file_index",
-    "dataset_from_index",
-    "dataset_to_index",
-];
 
 /// `bytes` as a parquet file: read as an episode table, then as the data file of a v3.0
 /// dataset whose every episode, row and PNG frame is read back.

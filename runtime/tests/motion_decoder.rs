@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::common::{fast_tokenizer, HUMANOID_ARM};
+use crate::common::{fast_tokenizer, joint, HUMANOID_ARM};
 use brainstem_runtime::cerebellum::motion::{
     ActionDecoding, BlendMode, JointCommand, JointSink, LoopOptions, MotionConfig, MotionDecoder, MotionLoop,
     MotionMode, StopReason,
@@ -14,23 +14,10 @@ use brainstem_runtime::cerebellum::motion::{
 use brainstem_runtime::cerebellum::stream::{action_stream, ActionSender};
 use brainstem_runtime::clock::{Clock, VirtualClock};
 use brainstem_runtime::models::action::{BinTokenizer, Normalization};
-use brainstem_runtime::robot::{JointSpec, RobotDescription};
+use brainstem_runtime::robot::RobotDescription;
 use proptest::prelude::*;
 
 const TICK: u64 = 1_000_000;
-
-fn joint(name: &str, range: (f64, f64), velocity: f64, acceleration: f64, jerk: f64) -> JointSpec {
-    JointSpec {
-        name: name.into(),
-        min_position: range.0,
-        max_position: range.1,
-        max_velocity: velocity,
-        max_acceleration: acceleration,
-        max_jerk: jerk,
-        home: None,
-        max_tracking_error: None,
-    }
-}
 
 /// Four joints, one with limits tight enough that almost any motion meets them.
 fn test_robot() -> RobotDescription {

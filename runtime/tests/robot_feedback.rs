@@ -13,21 +13,17 @@ use brainstem_runtime::cerebellum::motion::{ActionDecoding, MotionConfig, Motion
 use brainstem_runtime::cerebellum::stream::{action_stream, ActionSender};
 use brainstem_runtime::models::action::Normalization;
 use brainstem_runtime::robot::{JointSpec, RobotDescription};
+
+use crate::common::joint;
 use proptest::prelude::*;
 
 const TICK: u64 = 1_000_000;
 const STEPS: usize = 10;
 
 fn robot() -> RobotDescription {
-    let joint = |name: &str, range: (f64, f64), velocity: f64, acceleration: f64, jerk: f64| JointSpec {
-        name: name.into(),
-        min_position: range.0,
-        max_position: range.1,
-        max_velocity: velocity,
-        max_acceleration: acceleration,
-        max_jerk: jerk,
-        home: None,
+    let joint = |name, range, velocity, acceleration, jerk| JointSpec {
         max_tracking_error: Some(0.05),
+        ..joint(name, range, velocity, acceleration, jerk)
     };
     RobotDescription {
         name: "two-joint arm".into(),
@@ -81,6 +77,15 @@ struct World {
 }
 
 impl World {
+    /// A robot at `at` that follows its commands, its camera working.
+    fn new(at: [f64; 2]) -> Self {
+        Self {
+            at,
+            frozen: false,
+            blind: false,
+        }
+    }
+
     fn report(&self, feedback: &Feedback, now: u64) {
         feedback.publish_state(now, &self.at, None);
         if !self.blind {
@@ -129,9 +134,8 @@ fn nothing_is_commanded_before_a_measured_state_and_the_first_command_starts_the
 fn a_joint_that_does_not_follow_stops_the_robot_and_a_fresh_chunk_restarts_from_it() {
     let (mut decoder, mut sender, feedback, _) = following(256);
     let mut world = World {
-        at: [0.0, 1.0],
         frozen: true,
-        blind: false,
+        ..World::new([0.0, 1.0])
     };
     send_chunk(&mut sender, 0, 0, [1.0, 2.0]);
     let modes = run(&mut decoder, &feedback, &mut world, 0, 800 * TICK);
@@ -159,11 +163,7 @@ fn a_joint_that_does_not_follow_stops_the_robot_and_a_fresh_chunk_restarts_from_
 #[test]
 fn a_stale_camera_or_joint_state_holds_the_robot_until_fresh_input_returns() {
     let (mut decoder, mut sender, feedback, _) = following(256);
-    let mut world = World {
-        at: [0.0, 1.0],
-        frozen: false,
-        blind: false,
-    };
+    let mut world = World::new([0.0, 1.0]);
     send_chunk(&mut sender, 0, 0, [0.5, 1.5]);
     run(&mut decoder, &feedback, &mut world, 0, 100 * TICK);
     world.blind = true;
@@ -222,11 +222,7 @@ fn a_chunk_that_lost_an_event_in_a_full_stream_is_refused_whole() {
 #[test]
 fn pause_holds_until_resume_and_the_emergency_stop_holds_for_good() {
     let (mut decoder, mut sender, feedback, _) = following(256);
-    let mut world = World {
-        at: [0.0, 1.0],
-        frozen: false,
-        blind: false,
-    };
+    let mut world = World::new([0.0, 1.0]);
     send_chunk(&mut sender, 0, 0, [0.5, 1.5]);
     run(&mut decoder, &feedback, &mut world, 0, 50 * TICK);
     feedback.pause();
@@ -249,11 +245,7 @@ fn pause_holds_until_resume_and_the_emergency_stop_holds_for_good() {
 /// The commands of a scripted run with a tracking fault and a stale camera, as bits.
 fn replay() -> Vec<u64> {
     let (mut decoder, mut sender, feedback, _) = following(256);
-    let mut world = World {
-        at: [0.3, 0.7],
-        frozen: false,
-        blind: false,
-    };
+    let mut world = World::new([0.3, 0.7]);
     let mut bits = Vec::new();
     for (k, ms) in (0..2000u64).step_by(200).enumerate() {
         send_chunk(&mut sender, k as u64, ms * TICK, [0.3 + 0.1 * k as f32, 1.0]);
@@ -308,7 +300,7 @@ proptest! {
         periods in prop::collection::vec(period(), 1..40),
     ) {
         let (mut decoder, mut sender, feedback, robot) = following(4096);
-        let mut world = World { at: [start.0, start.1], frozen: false, blind: false };
+        let mut world = World::new([start.0, start.1]);
         feedback.publish_state(0, &world.at, Some(&[speed.0, speed.1]));
         feedback.publish_frame(0);
         let first = decoder.tick(0);

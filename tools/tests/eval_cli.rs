@@ -2,22 +2,11 @@
 //! by two runs, merged by `eval merge` into the report one run writes, with the HTML report
 //! and a parity run against the quantized models.
 
+mod common;
+
+use common::brainstem;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn brainstem(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_brainstem"))
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "brainstem {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
 
 fn dataset() -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/out/lerobot/v21-images");

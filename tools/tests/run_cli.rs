@@ -2,24 +2,12 @@
 //! command line plays the robot (its last command is its measured state), the robot moves, and
 //! frames stamped as captured long before they are pushed stop the cerebellum, reported.
 
+mod common;
+
+use common::brainstem;
 use std::path::Path;
-use std::process::Command;
 
 use brainstem_runtime::demo::{demo_checkpoint, DEMO_ARM};
-
-fn brainstem(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_brainstem"))
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "brainstem {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
 
 #[test]
 fn a_measured_robot_moves_and_is_held_while_its_camera_is_late() {

@@ -1,10 +1,25 @@
-//! Helpers shared by the runtime tests: the humanoid's left arm that FAST-driven tests use
+//! Helpers shared by the runtime tests: a joint of given limits; the humanoid's left arm that FAST-driven tests use
 //! (seven joints, as many as the reference FAST tokenizer's action dimensions), and that
 //! tokenizer; the reference LeRobotDatasets, and scratch copies of them to spoil.
 
 #![allow(dead_code)]
 
 use brainstem_runtime::models::action::FastTokenizer;
+use brainstem_runtime::robot::JointSpec;
+
+/// A joint with its range, speed, acceleration and jerk limits, resting mid-range.
+pub fn joint(name: &str, range: (f64, f64), velocity: f64, acceleration: f64, jerk: f64) -> JointSpec {
+    JointSpec {
+        name: name.into(),
+        min_position: range.0,
+        max_position: range.1,
+        max_velocity: velocity,
+        max_acceleration: acceleration,
+        max_jerk: jerk,
+        home: None,
+        max_tracking_error: None,
+    }
+}
 
 /// Seven joints of the built-in humanoid, one per dimension of the reference FAST tokenizer.
 pub const HUMANOID_ARM: [&str; 7] = [

@@ -26,6 +26,16 @@ use table::Table;
 
 pub const ACTION: &str = "action";
 pub const STATE: &str = "observation.state";
+/// The columns a v3.0 dataset's episode index is read from (`meta/episodes/*.parquet`).
+pub const EPISODE_COLUMNS: [&str; 7] = [
+    "episode_index",
+    "tasks",
+    "length",
+    "data/chunk_index",
+    "data/file_index",
+    "dataset_from_index",
+    "dataset_to_index",
+];
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DatasetError {
@@ -298,17 +308,7 @@ fn v3_episodes(root: &Path, info: &Info) -> Result<Vec<EpisodeMeta>, DatasetErro
         .into_iter()
         .filter(|c| info.features[c].dtype == "video")
         .collect();
-    let mut columns: Vec<String> = [
-        "episode_index",
-        "tasks",
-        "length",
-        "data/chunk_index",
-        "data/file_index",
-        "dataset_from_index",
-        "dataset_to_index",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut columns: Vec<String> = EPISODE_COLUMNS.map(String::from).to_vec();
     for camera in &cameras {
         for field in ["chunk_index", "file_index", "from_timestamp"] {
             columns.push(format!("videos/{camera}/{field}"));
