@@ -189,7 +189,7 @@ pub fn policy_json(bytes: &[u8]) {
     let post = parts.next().unwrap_or_default();
     std::fs::write(dir.join("policy_preprocessor.json"), pre).expect("the preprocessor written");
     std::fs::write(dir.join("policy_postprocessor.json"), post).expect("the postprocessor written");
-    if let Ok(processors) = Processors::load(dir, &cfg) {
+    if let Ok(processors) = Processors::load(dir, &cfg.processor_expectations()) {
         let mut state = vec![0.5; cfg.state_dim];
         processors.state.normalize(&mut state);
         let mut action = vec![0.5; cfg.action_dim];

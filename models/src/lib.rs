@@ -4,6 +4,7 @@
 
 pub mod action;
 pub mod error;
+pub mod flow;
 pub mod generate;
 pub mod idefics3;
 pub mod image;

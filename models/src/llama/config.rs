@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use brainstem_kernels::RopeStyle;
+use brainstem_kernels::{Activation, RopeStyle};
 use serde::Deserialize;
 
 use crate::error::{ModelError, Result};
@@ -31,6 +31,36 @@ pub struct LlamaConfig {
     pub tie_word_embeddings: bool,
     pub bos_token_id: Option<u32>,
     pub eos_token_ids: Vec<u32>,
+    /// The family's per-layer arithmetic (norm scale, MLP activation).
+    pub flavor: Flavor,
+}
+
+/// How a decoder family computes the parts a Llama layer has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Flavor {
+    /// Llama: each RMSNorm scaled by its weight, a SiLU-gated MLP.
+    #[default]
+    Llama,
+    /// Gemma: each RMSNorm scaled by one plus its weight, a GELU-tanh-gated MLP.
+    Gemma,
+}
+
+impl Flavor {
+    /// The gated MLP's activation.
+    pub fn activation(self) -> Activation {
+        match self {
+            Flavor::Llama => Activation::Silu,
+            Flavor::Gemma => Activation::GeluTanh,
+        }
+    }
+
+    /// What is added to an RMSNorm's stored weight to give its scale.
+    pub fn norm_offset(self) -> f32 {
+        match self {
+            Flavor::Llama => 0.0,
+            Flavor::Gemma => 1.0,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -132,6 +162,7 @@ impl LlamaConfig {
             tie_word_embeddings: hf.tie_word_embeddings,
             bos_token_id: hf.bos_token_id,
             eos_token_ids,
+            flavor: Flavor::Llama,
         };
         cfg.validate(path)?;
         Ok(cfg)
@@ -173,6 +204,7 @@ impl LlamaConfig {
             tie_word_embeddings: tied,
             bos_token_id: meta.u64_opt("tokenizer.ggml.bos_token_id")?.map(|v| v as u32),
             eos_token_ids: eos.map(|v| vec![v as u32]).unwrap_or_default(),
+            flavor: Flavor::Llama,
         };
         cfg.validate(path)?;
         Ok(cfg)

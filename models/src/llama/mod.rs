@@ -18,7 +18,7 @@ use brainstem_kernels::{
     Activation, AttentionMask, AttentionParams, Backend, BinaryOp, DType, HostWeight, KvCacheSpec, RopeParams,
 };
 
-pub use config::LlamaConfig;
+pub use config::{Flavor, LlamaConfig};
 
 use crate::error::{ModelError, Result};
 use crate::weights::{read_text, Container, WeightFile};
@@ -205,14 +205,26 @@ impl<'a, B: Backend> Loader<'a, B> {
         })
     }
 
-    pub fn vector(&self, name: &str, len: usize) -> Result<B::Tensor> {
-        self.vector_to(name, len, len, 1.0)
-    }
-
     /// A vector scaled by `scale` and zero-padded from `len` to `len_to`.
     pub fn vector_to(&self, name: &str, len: usize, len_to: usize, scale: f32) -> Result<B::Tensor> {
+        self.shifted_vector_to(name, [len, len_to], 0.0, scale)
+    }
+
+    /// An RMSNorm's scale as `flavor` computes it from the stored weight `name`.
+    pub fn norm(&self, name: &str, len: usize, flavor: Flavor) -> Result<B::Tensor> {
+        self.shifted_vector_to(name, [len, len], flavor.norm_offset(), 1.0)
+    }
+
+    /// The vector `(stored + offset) * scale`, zero-padded from `len` to `len_to`.
+    pub fn shifted_vector_to(
+        &self,
+        name: &str,
+        [len, len_to]: [usize; 2],
+        offset: f32,
+        scale: f32,
+    ) -> Result<B::Tensor> {
         let mut values = self.file.tensor_with_shape(name, &[len])?.to_f32()?;
-        values.iter_mut().for_each(|v| *v *= scale);
+        values.iter_mut().for_each(|v| *v = (*v + offset) * scale);
         values.resize(len_to, 0.0);
         Ok(self.backend.upload(&values, 1, len_to)?)
     }
@@ -251,13 +263,14 @@ impl<B: Backend> Stacked<B> {
 }
 
 /// The half of a decoder layer after attention: the output projection and its residual, then
-/// the RMS-normed SiLU-gated MLP and its residual.
+/// the RMS-normed gated MLP (SiLU for Llama, GELU-tanh for Gemma) and its residual.
 pub(crate) struct Tail<B: Backend> {
     o: B::Weight,
     mlp_norm: B::Tensor,
     /// gate and up.
     gate_up: Stacked<B>,
     down: B::Weight,
+    activation: Activation,
 }
 
 impl<B: Backend> Tail<B> {
@@ -269,8 +282,19 @@ impl<B: Backend> Tail<B> {
         hidden: usize,
         q_dim: usize,
         intermediate: usize,
+        flavor: Flavor,
     ) -> Result<Self> {
-        Self::load_widened(l, name, [hidden, hidden], q_dim, intermediate, 1.0)
+        let gate_up = [
+            (name("mlp.gate_proj"), intermediate),
+            (name("mlp.up_proj"), intermediate),
+        ];
+        Ok(Tail {
+            o: l.matrix(&name("self_attn.o_proj"), hidden, q_dim)?,
+            mlp_norm: l.norm(&name("post_attention_layernorm"), hidden, flavor)?,
+            gate_up: l.stacked(&gate_up, hidden)?,
+            down: l.matrix(&name("mlp.down_proj"), hidden, intermediate)?,
+            activation: flavor.activation(),
+        })
     }
 
     /// As [`Tail::load`] with the hidden width zero-padded from `hidden[0]` to `hidden[1]`
@@ -293,6 +317,7 @@ impl<B: Backend> Tail<B> {
             mlp_norm: l.vector_to(&name("post_attention_layernorm"), hidden, to, norm_scale)?,
             gate_up: l.stacked_to(&gate_up, hidden, to)?,
             down: l.matrix_to(&name("mlp.down_proj"), [hidden, intermediate], [to, intermediate])?,
+            activation: Activation::Silu,
         })
     }
 
@@ -305,7 +330,7 @@ impl<B: Backend> Tail<B> {
             .forward(b, &normed)?
             .try_into()
             .map_err(|_| stacked_err())?;
-        let hidden = b.gated(&gate, &up, Activation::Silu)?;
+        let hidden = b.gated(&gate, &up, self.activation)?;
         Ok(b.binary(&xs, &b.matmul(&hidden, &self.down)?, BinaryOp::Add)?)
     }
 }
@@ -327,9 +352,9 @@ impl<B: Backend> Block<B> {
             (n("self_attn.v_proj"), cfg.kv_dim()),
         ];
         Ok(Block {
-            attn_norm: l.vector(&n("input_layernorm"), h)?,
+            attn_norm: l.norm(&n("input_layernorm"), h, cfg.flavor)?,
             qkv: l.stacked(&qkv, h)?,
-            tail: Tail::load(l, &n, h, cfg.q_dim(), cfg.intermediate_size)?,
+            tail: Tail::load(l, &n, h, cfg.q_dim(), cfg.intermediate_size, cfg.flavor)?,
         })
     }
 
@@ -439,7 +464,7 @@ impl<B: Backend> Llama<B> {
         let blocks = (0..cfg.num_layers)
             .map(|i| Block::load(&l, i, &cfg))
             .collect::<Result<_>>()?;
-        let norm = l.vector(&naming.global("model.norm.weight"), h)?;
+        let norm = l.norm(&naming.global("model.norm.weight"), h, cfg.flavor)?;
         let lm_head = match cfg.tie_word_embeddings {
             true => None,
             false => Some(l.matrix(&naming.global("lm_head.weight"), cfg.vocab_size, h)?),

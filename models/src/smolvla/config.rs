@@ -196,45 +196,16 @@ impl SmolVlaConfig {
 
     fn from_raw(raw: Raw) -> std::result::Result<Self, String> {
         refuse_unported(&raw)?;
-        let mut cameras = Vec::new();
-        let mut state_dim = None;
-        for (key, value) in &raw.input_features {
-            let feature: Feature =
-                serde_json::from_value(value.clone()).map_err(|e| format!("input feature {key}: {e}"))?;
-            match feature.kind.as_str() {
-                "VISUAL" => cameras.push(CameraFeature {
-                    key: key.clone(),
-                    shape: feature.shape,
-                }),
-                "STATE" if key == STATE_KEY => state_dim = Some(single_dim(key, &feature.shape)?),
-                kind => return Err(format!("input feature {key} of type {kind} is not one SmolVLA takes")),
-            }
-        }
-        for i in 0..raw.empty_cameras {
-            let key = format!("{IMAGE_PREFIX}empty_camera_{i}");
-            if !cameras.iter().any(|c| c.key == key) {
-                cameras.push(CameraFeature {
-                    key,
-                    shape: vec![3, 480, 640],
-                });
-            }
-        }
-        let action = raw
-            .output_features
-            .get(ACTION_KEY)
-            .ok_or_else(|| format!("output_features has no {ACTION_KEY:?}"))?;
-        let action: Feature =
-            serde_json::from_value(action.clone()).map_err(|e| format!("output feature action: {e}"))?;
-        let mode = |kind: &str| {
-            raw.normalization_mapping
-                .get(kind)
-                .copied()
-                .unwrap_or(NormalizationMode::Identity)
-        };
+        let features = PolicyFeatures::parse(
+            &raw.input_features,
+            &raw.output_features,
+            raw.empty_cameras,
+            &raw.normalization_mapping,
+        )?;
         Ok(Self {
-            cameras,
-            state_dim: state_dim.ok_or_else(|| format!("input_features has no {STATE_KEY:?} of type STATE"))?,
-            action_dim: single_dim(ACTION_KEY, &action.shape)?,
+            cameras: features.cameras,
+            state_dim: features.state_dim,
+            action_dim: features.action_dim,
             chunk_size: raw.chunk_size,
             n_action_steps: raw.n_action_steps,
             max_state_dim: raw.max_state_dim,
@@ -256,8 +227,8 @@ impl SmolVlaConfig {
             expert_width_multiplier: raw.expert_width_multiplier,
             min_period: raw.min_period,
             max_period: raw.max_period,
-            state_normalization: mode("STATE"),
-            action_normalization: mode("ACTION"),
+            state_normalization: features.state_normalization,
+            action_normalization: features.action_normalization,
             rtc: raw.rtc_config,
         })
     }
@@ -308,6 +279,89 @@ impl SmolVlaConfig {
     /// The camera names the policy takes, in order.
     pub fn camera_names(&self) -> Vec<&str> {
         self.cameras.iter().map(CameraFeature::camera).collect()
+    }
+
+    /// What the processor files must agree with.
+    pub fn processor_expectations(&self) -> ProcessorExpectations {
+        ProcessorExpectations {
+            state_dim: self.state_dim,
+            action_dim: self.action_dim,
+            state_normalization: self.state_normalization,
+            action_normalization: self.action_normalization,
+            tokenizer_max_length: self.tokenizer_max_length,
+        }
+    }
+}
+
+/// What a policy's config says its processor files hold.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProcessorExpectations {
+    pub state_dim: usize,
+    pub action_dim: usize,
+    pub state_normalization: NormalizationMode,
+    pub action_normalization: NormalizationMode,
+    pub tokenizer_max_length: usize,
+}
+
+/// The features every lerobot policy config declares: its cameras in order (with
+/// `empty_cameras` placeholders), the state and action sizes, and how each is normalized.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyFeatures {
+    pub cameras: Vec<CameraFeature>,
+    pub state_dim: usize,
+    pub action_dim: usize,
+    pub state_normalization: NormalizationMode,
+    pub action_normalization: NormalizationMode,
+}
+
+impl PolicyFeatures {
+    /// Reads `input_features`, `output_features`, `empty_cameras` and `normalization_mapping`.
+    pub fn parse(
+        inputs: &serde_json::Map<String, Value>,
+        outputs: &serde_json::Map<String, Value>,
+        empty_cameras: usize,
+        normalization: &std::collections::BTreeMap<String, NormalizationMode>,
+    ) -> std::result::Result<Self, String> {
+        let mut cameras = Vec::new();
+        let mut state_dim = None;
+        for (key, value) in inputs {
+            let feature: Feature =
+                serde_json::from_value(value.clone()).map_err(|e| format!("input feature {key}: {e}"))?;
+            match feature.kind.as_str() {
+                "VISUAL" => cameras.push(CameraFeature {
+                    key: key.clone(),
+                    shape: feature.shape,
+                }),
+                "STATE" if key == STATE_KEY => state_dim = Some(single_dim(key, &feature.shape)?),
+                kind => {
+                    return Err(format!(
+                        "input feature {key} of type {kind} is not one this policy takes"
+                    ))
+                }
+            }
+        }
+        for i in 0..empty_cameras {
+            let key = format!("{IMAGE_PREFIX}empty_camera_{i}");
+            if !cameras.iter().any(|c| c.key == key) {
+                cameras.push(CameraFeature {
+                    key,
+                    shape: vec![3, 480, 640],
+                });
+            }
+        }
+        let action = outputs
+            .get(ACTION_KEY)
+            .ok_or_else(|| format!("output_features has no {ACTION_KEY:?}"))?;
+        let action: Feature =
+            serde_json::from_value(action.clone()).map_err(|e| format!("output feature action: {e}"))?;
+        let mode = |kind: &str| normalization.get(kind).copied().unwrap_or(NormalizationMode::Identity);
+        Ok(Self {
+            cameras,
+            state_dim: state_dim.ok_or_else(|| format!("input_features has no {STATE_KEY:?} of type STATE"))?,
+            action_dim: single_dim(ACTION_KEY, &action.shape)?,
+            state_normalization: mode("STATE"),
+            action_normalization: mode("ACTION"),
+        })
     }
 }
 

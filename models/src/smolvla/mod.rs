@@ -18,22 +18,22 @@ mod prefix;
 pub mod processor;
 pub mod rtc;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use brainstem_kernels::Backend;
-use rand::{Rng, SeedableRng};
 
+pub use crate::flow::{gaussian, time_embedding, ActionChunk, ChunkTimings, ChunkTrace, Noise, Observation};
 pub use backbone::HubCache;
 pub use config::SmolVlaConfig;
-pub use expert::{time_embedding, ExpertShape};
+pub use expert::ExpertShape;
 
 pub use processor::Processors;
 pub use rtc::{ChunkPrefix, RealTimeChunking};
 
 use crate::error::{ModelError, Result};
+use crate::flow::{noise_values, prepare_state, task_tokens, unnormalize_chunk};
 use crate::idefics3::{Idefics3Config, ImageEncoder};
 use crate::image::planar::{resize_with_pad, PadPlacement, PlanarImage};
 use crate::llama::{Llama, LoadOptions, Loader, Naming};
@@ -47,65 +47,6 @@ const VLM: &str = "model.vlm_with_expert.vlm.model.";
 const TEXT: Naming = Naming::HuggingFace {
     prefix: "model.vlm_with_expert.vlm.model.text_model.",
 };
-
-/// One observation, in the robot's units.
-#[derive(Clone, Debug, Default)]
-pub struct Observation {
-    /// Frames by camera name (the policy's image feature without `observation.images.`),
-    /// values in [0, 1]. A camera the policy takes may be missing (lerobot then fills up to
-    /// `empty_cameras` of them); one it does not take is an error.
-    pub images: BTreeMap<String, PlanarImage>,
-    pub state: Vec<f32>,
-    pub task: String,
-}
-
-/// A chunk of actions, `steps` rows of `dims` values, in the robot's units.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ActionChunk {
-    pub steps: usize,
-    pub dims: usize,
-    pub values: Vec<f32>,
-}
-
-impl ActionChunk {
-    pub fn row(&self, step: usize) -> &[f32] {
-        &self.values[step * self.dims..(step + 1) * self.dims]
-    }
-}
-
-/// The intermediate values of one chunk, for parity checks and diagnostics: each denoising
-/// step's time, input sample and velocity (`[chunk, max_action_dim]`, normalized), the final
-/// sample before unnormalization, and where the time went.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ChunkTrace {
-    pub times: Vec<f32>,
-    pub samples: Vec<Vec<f32>>,
-    pub velocities: Vec<Vec<f32>>,
-    pub normalized: Vec<f32>,
-    pub token_ids: Vec<u32>,
-    pub prefix_len: usize,
-    pub timings: ChunkTimings,
-}
-
-/// Wall time of a chunk's stages.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct ChunkTimings {
-    /// Resizing and encoding the cameras (vision tower and connector).
-    pub vision: Duration,
-    /// The prefix's rows through the backbone's layers (with the task and state embedding).
-    pub prefix: Duration,
-    /// Every denoising step, with the cross-attention keys and values computed once.
-    pub denoise: Duration,
-}
-
-/// Where a chunk's noise comes from.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Noise {
-    /// Given values, `[chunk, max_action_dim]`.
-    Values(Vec<f32>),
-    /// Standard normal values from a seeded generator.
-    Seed(u64),
-}
 
 /// A loaded SmolVLA policy on backend `B`.
 pub struct SmolVla<B: Backend> {
@@ -134,7 +75,7 @@ impl<B: Backend> SmolVla<B> {
         let _span = tracing::info_span!("smolvla_load", dir = %dir.display()).entered();
         let config_path = dir.join("config.json");
         let cfg = SmolVlaConfig::load(dir)?;
-        let processors = Processors::load(dir, &cfg)?;
+        let processors = Processors::load(dir, &cfg.processor_expectations())?;
         let backbone_dir = backbone::resolve(&cfg.vlm_model_name, vlm, cache)?;
         let vlm_config_path = backbone_dir.join("config.json");
         let mut vlm_cfg = Idefics3Config::from_json(&read_text(&vlm_config_path)?, &vlm_config_path)?;
@@ -161,7 +102,7 @@ impl<B: Backend> SmolVla<B> {
         };
         let backbone = Backbone {
             images: ImageEncoder::load(backend.as_ref(), &file, &vlm_cfg, VLM, options)?,
-            state_proj: expert::linear(
+            state_proj: crate::flow::head::linear(
                 &loader,
                 "model.state_proj",
                 [hidden, cfg.max_state_dim],
@@ -243,58 +184,15 @@ impl<B: Backend> SmolVla<B> {
     }
 
     fn noise(&self, noise: &Noise) -> Result<Vec<f32>> {
-        let len = self.cfg.chunk_size * self.cfg.max_action_dim;
-        match noise {
-            Noise::Values(values) if values.len() == len && values.iter().all(|v| v.is_finite()) => Ok(values.clone()),
-            Noise::Values(values) => Err(ModelError::Observation(format!(
-                "noise must be {} finite values ([{}, {}]), found {} values{}",
-                len,
-                self.cfg.chunk_size,
-                self.cfg.max_action_dim,
-                values.len(),
-                if values.iter().any(|v| !v.is_finite()) {
-                    " with a NaN or infinity"
-                } else {
-                    ""
-                }
-            ))),
-            Noise::Seed(seed) => Ok(gaussian(*seed, len)),
-        }
+        noise_values(noise, self.cfg.chunk_size, self.cfg.max_action_dim)
     }
 
-    /// The state normalized and zero-padded to `max_state_dim`.
     fn state(&self, raw: &[f32]) -> Result<Vec<f32>> {
-        if raw.len() != self.cfg.state_dim {
-            return Err(ModelError::Observation(format!(
-                "observation.state has {} values, the policy takes {}",
-                raw.len(),
-                self.cfg.state_dim
-            )));
-        }
-        if let Some(i) = raw.iter().position(|v| !v.is_finite()) {
-            return Err(ModelError::Observation(format!(
-                "observation.state[{i}] is {}: a state must be finite",
-                raw[i]
-            )));
-        }
-        let mut state = raw.to_vec();
-        self.processors.state.normalize(&mut state);
-        state.resize(self.cfg.max_state_dim, 0.0);
-        Ok(state)
+        prepare_state(raw, self.cfg.state_dim, self.cfg.max_state_dim, &self.processors)
     }
 
-    /// The task's token ids, with lerobot's trailing newline, truncated to the tokenizer's
-    /// maximum length.
     fn task_tokens(&self, task: &str) -> Result<Vec<u32>> {
-        let text = match self.processors.newline_task && !task.ends_with('\n') {
-            true => format!("{task}\n"),
-            false => task.to_string(),
-        };
-        let mut ids = self.tokenizer.encode_with_special_tokens(&text)?;
-        if self.processors.tokenizer.truncation {
-            ids.truncate(self.processors.tokenizer.max_length);
-        }
-        Ok(ids)
+        task_tokens(task, &self.tokenizer, &self.processors)
     }
 
     fn prefix(
@@ -389,18 +287,12 @@ impl<B: Backend> SmolVla<B> {
 
     /// The chunk cut to the action's dimensions and unnormalized.
     fn unnormalize(&self, normalized: &[f32]) -> ActionChunk {
-        let dims = self.cfg.action_dim;
-        let mut values = Vec::with_capacity(self.cfg.chunk_size * dims);
-        for row in normalized.chunks_exact(self.cfg.max_action_dim) {
-            let mut action = row[..dims].to_vec();
-            self.processors.action.unnormalize(&mut action);
-            values.extend(action);
-        }
-        ActionChunk {
-            steps: self.cfg.chunk_size,
-            dims,
-            values,
-        }
+        unnormalize_chunk(
+            normalized,
+            self.cfg.max_action_dim,
+            self.cfg.action_dim,
+            &self.processors,
+        )
     }
 
     /// The policy folder this was loaded from.
@@ -437,20 +329,4 @@ fn image_special_tokens(cfg: &SmolVlaConfig, tokenizer: &Tokenizer) -> Result<Op
         })
     };
     Ok(Some((id("<fake_token_around_image>")?, id("<global-img>")?)))
-}
-
-/// `len` standard normal values from a seeded generator (Box-Muller).
-pub fn gaussian(seed: u64, len: usize) -> Vec<f32> {
-    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
-    let mut out = Vec::with_capacity(len + 1);
-    while out.len() < len {
-        let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-        let u2: f64 = rng.random();
-        let radius = (-2.0 * u1.ln()).sqrt();
-        let angle = 2.0 * std::f64::consts::PI * u2;
-        out.push((radius * angle.cos()) as f32);
-        out.push((radius * angle.sin()) as f32);
-    }
-    out.truncate(len);
-    out
 }

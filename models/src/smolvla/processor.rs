@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::config::{NormalizationMode, SmolVlaConfig, ACTION_KEY, STATE_KEY};
+use super::config::{NormalizationMode, ProcessorExpectations, ACTION_KEY, STATE_KEY};
 use crate::error::{ModelError, Result};
 use crate::weights::{read_file, WeightFile};
 
@@ -147,6 +147,8 @@ type Stats = BTreeMap<String, Vec<f32>>;
 pub struct TokenizerSettings {
     pub max_length: usize,
     pub truncation: bool,
+    /// The tokenizer the preprocessor loads (`tokenizer_name`), when it names one.
+    pub name: Option<String>,
 }
 
 /// What the processor files say about one policy.
@@ -157,7 +159,7 @@ pub struct Processors {
     pub tokenizer: TokenizerSettings,
     /// Observation keys the preprocessor renames (dataset name to policy name).
     pub rename_map: BTreeMap<String, String>,
-    /// Whether the preprocessor appends a newline to the task (SmolVLA's does).
+    /// Whether the preprocessor appends a newline to the task (SmolVLA's and pi0's do).
     pub newline_task: bool,
 }
 
@@ -197,7 +199,9 @@ fn default_eps() -> f32 {
 
 impl Processors {
     /// Reads `policy_preprocessor.json` and `policy_postprocessor.json` from a policy folder.
-    pub fn load(dir: &Path, cfg: &SmolVlaConfig) -> Result<Self> {
+    /// Each is checked against `cfg`, what the policy's config says; a step brainstem does not
+    /// compute (relative actions) is refused when it is enabled.
+    pub fn load(dir: &Path, cfg: &ProcessorExpectations) -> Result<Self> {
         let pre_path = dir.join("policy_preprocessor.json");
         let post_path = dir.join("policy_postprocessor.json");
         let pre = read_pipeline(&pre_path)?;
@@ -240,10 +244,15 @@ impl Processors {
             .transpose()
             .map_err(|e| err(&pre_path, format!("rename_map: {e}")))?
             .unwrap_or_default();
-        let newline_task = pre
-            .steps
-            .iter()
-            .any(|s| s.registry_name.as_deref() == Some("smolvla_new_line_processor"));
+        let newline_task = pre.steps.iter().any(|s| {
+            s.registry_name
+                .as_deref()
+                .is_some_and(|n| n.ends_with("_new_line_processor"))
+        });
+        for (path, pipeline) in [(&pre_path, &pre), (&post_path, &post)] {
+            refuse_enabled(pipeline, &["relative_actions_processor", "absolute_actions_processor"])
+                .map_err(|m| err(path, m))?;
+        }
         Ok(Self {
             state,
             action,
@@ -251,6 +260,20 @@ impl Processors {
             rename_map,
             newline_task,
         })
+    }
+}
+
+/// Refuses any step of `names` whose config says it is enabled.
+fn refuse_enabled(pipeline: &Pipeline, names: &[&str]) -> std::result::Result<(), String> {
+    let enabled = pipeline.steps.iter().find(|s| {
+        s.registry_name.as_deref().is_some_and(|n| names.contains(&n))
+            && s.config.get("enabled").and_then(Value::as_bool) == Some(true)
+    });
+    match enabled.and_then(|s| s.registry_name.as_deref()) {
+        Some(name) => Err(format!(
+            "{name} is enabled: relative actions (absolute = relative + state) are not supported"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -325,7 +348,7 @@ fn read_stats(path: &Path) -> Result<Stats> {
         .collect()
 }
 
-fn tokenizer_settings(pre: &Pipeline, cfg: &SmolVlaConfig) -> std::result::Result<TokenizerSettings, String> {
+fn tokenizer_settings(pre: &Pipeline, cfg: &ProcessorExpectations) -> std::result::Result<TokenizerSettings, String> {
     let step = pre
         .steps
         .iter()
@@ -345,5 +368,6 @@ fn tokenizer_settings(pre: &Pipeline, cfg: &SmolVlaConfig) -> std::result::Resul
     Ok(TokenizerSettings {
         max_length,
         truncation: c.get("truncation").and_then(Value::as_bool).unwrap_or(true),
+        name: c.get("tokenizer_name").and_then(Value::as_str).map(str::to_string),
     })
 }

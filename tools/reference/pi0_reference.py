@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Reference data for brainstem's pi0, made with lerobot 0.6.1's own PI0Policy.
+
+Writes, under tools/reference/out/pi0/ (committed, small):
+  hf-home/           a Hugging Face cache (`$HF_HOME` layout) holding a tiny Gemma-style
+                     tokenizer as `google/paligemma-3b-pt-224`, the tokenizer lerobot's pi0
+                     processor names; lerobot reads it offline;
+  <variant>/         one tiny pi0 per variant, random-init with a fixed seed, saved by
+                     `policy.save_pretrained` and the processors' `save_pretrained`;
+  <variant>/golden/  the fixed inputs (camera PNGs, noise.safetensors) and what lerobot
+                     computed from them (golden.safetensors: each denoising step's input and
+                     velocity, the chunk before and after the postprocessor, the images as the
+                     vision tower saw them; golden.json: the task, state and token ids).
+
+lerobot builds pi0 only at its published sizes (PaliGemma 3B with SigLIP so400m, the 300M
+Gemma expert). This script keeps every piece of lerobot's model and shrinks the sizes: the
+Gemma variants (`get_gemma_config`), the SigLIP tower, the vocabulary. The checkpoint's
+config.json still names `gemma_2b` and `gemma_300m` (lerobot's config accepts no other), so a
+loader must take the shapes from the tensors. The tiny tower keeps SigLIP so400m's head width,
+72 (1152 / 16), from which a loader takes its head count.
+
+Run: /path/to/python3.12 tools/reference/pi0_reference.py
+Needs: Python 3.12, lerobot 0.6.1 (tools/reference/requirements-actions.txt). Works offline.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+
+OUT = pathlib.Path(__file__).resolve().parent / "out" / "pi0"
+HF_HOME = OUT / "hf-home"
+TOKENIZER_ID = "google/paligemma-3b-pt-224"
+TOKENIZER_REVISION = "9e1ab1ee9e1ab1ee9e1ab1ee9e1ab1ee9e1ab1ee"
+
+if __name__ == "__main__":  # lerobot's processor reads the tokenizer from this cache, offline
+    os.environ["HF_HOME"] = str(HF_HOME)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from tokenizers import processors
+from transformers import GemmaConfig, PaliGemmaConfig, PreTrainedTokenizerFast
+
+import lerobot.policies.pi0.modeling_pi0 as modeling_pi0
+from lerobot.configs.types import FeatureType, PolicyFeature
+from lerobot.policies.pi0.configuration_pi0 import PI0Config
+from lerobot.policies.pi0.modeling_pi0 import GemmaConfig as PiGemmaShape
+from lerobot.policies.pi0.modeling_pi0 import PI0Policy
+from lerobot.policies.pi0.processor_pi0 import make_pi0_pre_post_processors
+from smolvla_reference import camera_image, dataset_stats, randomize, snapshot_dir
+from vlm_reference import byte_level_tokenizer
+
+# The Gemma variants at a test size: the backbone and the expert share head width and
+# key/value heads (their keys and values meet in one attention), eight heads as lerobot's
+# joint forward assumes.
+TINY_GEMMA = {
+    "gemma_2b": PiGemmaShape(width=64, depth=3, mlp_dim=128, num_heads=8, num_kv_heads=1, head_dim=8),
+    "gemma_300m": PiGemmaShape(width=48, depth=3, mlp_dim=96, num_heads=8, num_kv_heads=1, head_dim=8),
+}
+# SigLIP at a test size, with so400m's head width of 72.
+TINY_VISION = dict(hidden_size=144, intermediate_size=96, num_hidden_layers=2, num_attention_heads=2,
+                   patch_size=14)
+IMAGE_SIZE = 56
+SPECIAL = ["<pad>", "<eos>", "<bos>"]
+
+STATE_DIM, ACTION_DIM = 6, 6
+TASK = "pick up the cube"
+STATE = [0.3, -0.7, 1.1, 0.05, 0.4, -1.5]
+
+VARIANTS = {
+    # Two cameras of other sizes than the model's (resized with padding).
+    "two-cameras": dict(
+        cameras={"top": (3, 48, 64), "wrist": (3, 40, 40)},
+        given=["top", "wrist"],
+        config=dict(chunk_size=6, n_action_steps=6, num_inference_steps=3, max_state_dim=8, max_action_dim=8,
+                    tokenizer_max_length=24),
+    ),
+    # A wrist camera the observation lacks (an empty, masked camera), one at the model's size.
+    "missing-camera": dict(
+        cameras={"top": (3, 56, 56), "wrist": (3, 64, 64)},
+        given=["top"],
+        config=dict(chunk_size=5, n_action_steps=5, num_inference_steps=4, max_state_dim=8, max_action_dim=8,
+                    tokenizer_max_length=20),
+    ),
+}
+
+
+def tiny_tokenizer():
+    """A byte-level tokenizer with Gemma's pad, end and beginning tokens, which it puts first as
+    PaliGemma's does."""
+    tokenizer = byte_level_tokenizer(SPECIAL, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>")
+    bos = tokenizer.convert_tokens_to_ids("<bos>")
+    backend = tokenizer.backend_tokenizer
+    backend.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", bos)])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<bos>", eos_token="<eos>",
+                                   pad_token="<pad>", clean_up_tokenization_spaces=False)
+
+
+def write_tokenizer():
+    """The tokenizer lerobot's pi0 processor loads, in a Hugging Face cache."""
+    if HF_HOME.exists():
+        shutil.rmtree(HF_HOME)
+    folder = snapshot_dir(HF_HOME, TOKENIZER_ID, TOKENIZER_REVISION)
+    folder.mkdir(parents=True)
+    refs = folder.parent.parent / "refs"
+    refs.mkdir()
+    (refs / "main").write_text(folder.name)
+    tokenizer = tiny_tokenizer()
+    tokenizer.save_pretrained(folder)
+    # AutoTokenizer reads the model type from the repository's config, as the real one has.
+    PaliGemmaConfig(text_config=dict(vocab_size=len(tokenizer))).save_pretrained(folder)
+    return len(tokenizer)
+
+
+def shrink_lerobot(vocab):
+    """lerobot's pi0 modules at test sizes: the Gemma variants, PaliGemma's SigLIP and vocabulary,
+    the expert's vocabulary (its unused head would be the checkpoint's largest tensor)."""
+    modeling_pi0.get_gemma_config = lambda variant: TINY_GEMMA[variant]
+
+    def paligemma_config(**options):
+        config = PaliGemmaConfig(**options)
+        config.vision_config.update(TINY_VISION)
+        return config
+
+    def gemma_config(**options):
+        return GemmaConfig(**dict(options, vocab_size=vocab))
+
+    modeling_pi0.CONFIG_MAPPING = {"paligemma": paligemma_config, "gemma": gemma_config}
+    build = modeling_pi0.PaliGemmaForConditionalGenerationWithPiGemma
+
+    def tiny_paligemma(config):
+        # lerobot sets the published sizes after making the config; the test sizes win.
+        config.vision_config.update(TINY_VISION)
+        config.vision_config.projection_dim = config.text_config.hidden_size
+        config.projection_dim = config.text_config.hidden_size
+        config.text_config.vocab_size = vocab
+        config._vocab_size = vocab  # noqa: SLF001
+        config.image_token_index = vocab
+        config.text_config.num_image_tokens = (IMAGE_SIZE // TINY_VISION["patch_size"]) ** 2
+        return build(config=config)
+
+    modeling_pi0.PaliGemmaForConditionalGenerationWithPiGemma = tiny_paligemma
+
+
+def policy_config(variant):
+    spec = VARIANTS[variant]
+    inputs = {f"observation.images.{cam}": PolicyFeature(type=FeatureType.VISUAL, shape=shape)
+              for cam, shape in spec["cameras"].items()}
+    inputs["observation.state"] = PolicyFeature(type=FeatureType.STATE, shape=(STATE_DIM,))
+    outputs = {"action": PolicyFeature(type=FeatureType.ACTION, shape=(ACTION_DIM,))}
+    return PI0Config(input_features=inputs, output_features=outputs, device="cpu", dtype="float32",
+                     image_resolution=(IMAGE_SIZE, IMAGE_SIZE), push_to_hub=False, **spec["config"])
+
+
+def make_variant(variant, seed):
+    out = OUT / variant
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "golden").mkdir(parents=True)
+    config = policy_config(variant)
+    torch.manual_seed(seed)
+    policy = PI0Policy(config).eval()
+    randomize(policy, seed + 1)
+    policy.save_pretrained(out)
+    pre, post = make_pi0_pre_post_processors(config, dataset_stats=dataset_stats(seed + 2))
+    pre.save_pretrained(out)
+    post.save_pretrained(out)
+
+    spec = VARIANTS[variant]
+    observation = {"observation.state": torch.tensor(STATE, dtype=torch.float32), "task": TASK}
+    for i, cam in enumerate(spec["given"]):
+        image = camera_image(cam, spec["cameras"][cam], seed + 10 + i)
+        image.save(out / "golden" / f"{cam}.png")
+        pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        observation[f"observation.images.{cam}"] = pixels.contiguous()
+    generator = torch.Generator().manual_seed(seed + 3)
+    noise = torch.randn(1, config.chunk_size, config.max_action_dim, generator=generator)
+    save_file({"noise": noise.contiguous()}, str(out / "golden" / "noise.safetensors"))
+
+    steps, images = [], []
+    denoise = policy.model.denoise_step
+
+    def traced_denoise(**kwargs):
+        velocity = denoise(**kwargs)
+        steps.append((kwargs["timestep"].clone(), kwargs["x_t"].clone(), velocity.clone()))
+        return velocity
+
+    embed_image = policy.model.paligemma_with_expert.embed_image
+
+    def traced_embed_image(image):
+        images.append(image.clone())
+        return embed_image(image)
+
+    policy.model.denoise_step = traced_denoise
+    policy.model.paligemma_with_expert.embed_image = traced_embed_image
+    batch = pre(observation)
+    with torch.no_grad():
+        chunk = policy.predict_action_chunk(batch, noise=noise.clone())
+    actions = post(chunk)
+
+    tensors = {
+        "state_normalized": batch["observation.state"][0].float().contiguous(),
+        "chunk_normalized": chunk[0].float().contiguous(),
+        "actions": actions[0].float().contiguous(),
+    }
+    for i, image in enumerate(images):
+        tensors[f"pixels_{i}"] = image[0].float().contiguous()
+    for i, (_, x_t, velocity) in enumerate(steps):
+        tensors[f"step_{i}_x"] = x_t[0].float().contiguous()
+        tensors[f"step_{i}_velocity"] = velocity[0].float().contiguous()
+    save_file(tensors, str(out / "golden" / "golden.safetensors"))
+    golden = {
+        "task": TASK,
+        "state": STATE,
+        "cameras": spec["given"],
+        "token_ids": batch["observation.language.tokens"][0].tolist(),
+        "token_mask": batch["observation.language.attention_mask"][0].int().tolist(),
+        "times": [float(time[0]) for time, _, _ in steps],
+        "actions": actions[0].tolist(),
+    }
+    (out / "golden" / "golden.json").write_text(json.dumps(golden, indent=1) + "\n")
+    print(f"{variant}: chunk {tuple(actions.shape)}, {len(steps)} steps, "
+          f"{sum(golden['token_mask'])} of {len(golden['token_ids'])} tokens, {len(images)} images")
+
+
+def main():
+    OUT.mkdir(parents=True, exist_ok=True)
+    vocab = write_tokenizer()
+    shrink_lerobot(vocab)
+    for i, variant in enumerate(VARIANTS):
+        make_variant(variant, 20261208 + 100 * i)
+
+
+if __name__ == "__main__":
+    main()
