@@ -9,6 +9,7 @@ pub mod generate;
 pub mod idefics3;
 pub mod image;
 pub mod llama;
+pub mod pi0;
 pub mod plan;
 pub mod quantize;
 pub mod sampling;

@@ -16,7 +16,6 @@ use brainstem_models::kernels::{Backend, DType};
 use brainstem_models::smolvla::rtc::PrefixSchedule;
 use brainstem_models::smolvla::{ChunkPrefix, HubCache, Noise, Observation, RealTimeChunking, SmolVla};
 use brainstem_models::LoadOptions;
-use safetensors::SafeTensors;
 use serde::Deserialize;
 
 pub const VARIANTS: [&str; 2] = ["two-cameras", "missing-camera"];
@@ -45,21 +44,6 @@ pub struct Golden {
     pub observation: Observation,
 }
 
-fn f32s(data: &[u8]) -> Vec<f32> {
-    data.chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect()
-}
-
-fn tensors(path: PathBuf) -> BTreeMap<String, Vec<f32>> {
-    let bytes = std::fs::read(path).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors()
-        .into_iter()
-        .map(|(name, view)| (name, f32s(view.data())))
-        .collect()
-}
-
 pub fn golden(variant: &str) -> Golden {
     let dir = root().join(variant).join("golden");
     let text: GoldenText = serde_json::from_slice(&std::fs::read(dir.join("golden.json")).unwrap()).unwrap();
@@ -77,8 +61,10 @@ pub fn golden(variant: &str) -> Golden {
         task: text.task.clone(),
     };
     Golden {
-        noise: tensors(dir.join("noise.safetensors")).remove("noise").unwrap(),
-        tensors: tensors(dir.join("golden.safetensors")),
+        noise: common::f32_tensors(&dir.join("noise.safetensors"))
+            .remove("noise")
+            .unwrap(),
+        tensors: common::f32_tensors(&dir.join("golden.safetensors")),
         observation,
         text,
     }

@@ -9,6 +9,7 @@ mod bad_input;
 mod fuzz_readers;
 mod idefics3_parity;
 mod llama_parity;
+mod pi0_parity;
 mod plan_constraint;
 mod quantize;
 mod smollm2_gguf;

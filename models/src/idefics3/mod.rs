@@ -18,8 +18,8 @@ use std::sync::Arc;
 use brainstem_kernels::Backend;
 
 pub use config::{Idefics3Config, VisionConfig};
-pub(crate) use vision::Linear;
-use vision::{TensorLoader, VisionTower};
+use vision::TensorLoader;
+pub(crate) use vision::{Linear, VisionTower};
 
 use crate::error::{ModelError, Result};
 use crate::image::idefics3::ImageTiles;
@@ -40,6 +40,24 @@ pub struct Idefics3<B: Backend> {
     cfg: Idefics3Config,
     images: ImageEncoder<B>,
     text: Llama<B>,
+}
+
+/// A SigLIP tower alone, its tensors named `{prefix}vision_model.*` (PaliGemma's, which has a
+/// linear projector rather than Idefics3's connector).
+pub(crate) fn load_vision_tower<B: Backend>(
+    backend: &B,
+    file: &WeightFile,
+    cfg: &VisionConfig,
+    prefix: &str,
+    options: LoadOptions,
+) -> Result<VisionTower<B>> {
+    let loader = TensorLoader {
+        backend,
+        prefix,
+        file,
+        options,
+    };
+    VisionTower::load(&loader, cfg)
 }
 
 /// The vision tower and the connector: one square tile in, the text tower's rows out.

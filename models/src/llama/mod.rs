@@ -70,7 +70,7 @@ pub fn gguf_tensor_name(hf: &str) -> Option<String> {
 impl Naming {
     pub(crate) const HF: Naming = Naming::HuggingFace { prefix: "model." };
 
-    fn global(self, hf: &'static str) -> String {
+    pub fn global(self, hf: &'static str) -> String {
         match self {
             Naming::HuggingFace { prefix } => match hf.strip_prefix("model.") {
                 Some(rest) => format!("{prefix}{rest}"),
@@ -344,7 +344,8 @@ pub(crate) struct Block<B: Backend> {
 }
 
 impl<B: Backend> Block<B> {
-    fn load(l: &Loader<B>, i: usize, cfg: &LlamaConfig) -> Result<Self> {
+    /// Layer `i` of a decoder of config `cfg`, named as `l` names it.
+    pub fn load(l: &Loader<B>, i: usize, cfg: &LlamaConfig) -> Result<Self> {
         let (h, n) = (cfg.hidden_size, |hf: &str| l.naming.layer(i, hf));
         let qkv = [
             (n("self_attn.q_proj"), cfg.q_dim()),

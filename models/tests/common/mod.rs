@@ -1,5 +1,6 @@
-//! Helpers shared by the model tests: paths of the committed reference data and a reader
-//! for the golden tensors that tools/reference/llama_reference.py wrote.
+//! Helpers shared by the model tests: paths of the committed reference data, a reader for the
+//! golden tensors that tools/reference/llama_reference.py wrote, and one for any f32
+//! safetensors file.
 
 #![allow(dead_code)]
 
@@ -41,6 +42,23 @@ pub fn golden(model: &str) -> Golden {
         .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
         .collect();
     Golden { ids, logits, vocab }
+}
+
+/// Every tensor of an f32 safetensors file, by name, flattened.
+pub fn f32_tensors(path: &std::path::Path) -> std::collections::BTreeMap<String, Vec<f32>> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let st = SafeTensors::deserialize(&bytes).expect("a safetensors file");
+    st.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            (name, values)
+        })
+        .collect()
 }
 
 /// Largest absolute difference relative to the largest reference magnitude.

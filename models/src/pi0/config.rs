@@ -1,0 +1,179 @@
+//! A lerobot pi0 `config.json` (`"type": "pi0"`, as `policy.save_pretrained` writes it): the
+//! policy's features in their saved order, the chunk and denoising settings, the image size and
+//! the Gemma variants it names. Settings brainstem does not compute are refused by name.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{ModelError, Result};
+use crate::smolvla::config::{CameraFeature, NormalizationMode, PolicyFeatures, ProcessorExpectations, RtcConfig};
+use crate::weights::read_text;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pi0Config {
+    /// Image features in the order the policy takes them.
+    pub cameras: Vec<CameraFeature>,
+    pub state_dim: usize,
+    pub action_dim: usize,
+    pub state_normalization: NormalizationMode,
+    pub action_normalization: NormalizationMode,
+    pub chunk_size: usize,
+    pub n_action_steps: usize,
+    pub max_state_dim: usize,
+    pub max_action_dim: usize,
+    /// `num_inference_steps`: Euler steps from noise to chunk.
+    pub num_steps: usize,
+    /// The side every frame is resized (with padding) to: `image_resolution`, square.
+    pub image_side: usize,
+    pub tokenizer_max_length: usize,
+    pub min_period: f64,
+    pub max_period: f64,
+    /// The Gemma variants the config names (the shapes come from the checkpoint's tensors).
+    pub paligemma_variant: String,
+    pub action_expert_variant: String,
+    pub rtc: Option<RtcConfig>,
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    input_features: serde_json::Map<String, Value>,
+    output_features: serde_json::Map<String, Value>,
+    #[serde(default = "one")]
+    n_obs_steps: usize,
+    chunk_size: usize,
+    n_action_steps: usize,
+    max_state_dim: usize,
+    max_action_dim: usize,
+    num_inference_steps: usize,
+    min_period: f64,
+    max_period: f64,
+    image_resolution: (usize, usize),
+    #[serde(default)]
+    empty_cameras: usize,
+    tokenizer_max_length: usize,
+    paligemma_variant: String,
+    action_expert_variant: String,
+    #[serde(default)]
+    use_relative_actions: bool,
+    normalization_mapping: BTreeMap<String, NormalizationMode>,
+    rtc_config: Option<RtcConfig>,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl Pi0Config {
+    /// Reads the `config.json` of a policy folder.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join("config.json");
+        Self::from_json(&read_text(&path)?, &path)
+    }
+
+    /// Parses a policy's `config.json`; `path` names it in errors.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self> {
+        let err = |message: String| ModelError::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+        let value: Value = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
+        match value.get("type").and_then(Value::as_str) {
+            Some("pi0") => {}
+            found => {
+                return Err(ModelError::UnsupportedArchitecture {
+                    path: path.to_path_buf(),
+                    expected: "a lerobot policy of type \"pi0\"",
+                    found: found.unwrap_or("no \"type\"").to_string(),
+                })
+            }
+        }
+        let raw: Raw = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
+        Self::from_raw(raw).map_err(err)
+    }
+
+    fn from_raw(raw: Raw) -> std::result::Result<Self, String> {
+        if raw.n_obs_steps != 1 {
+            return Err(format!("n_obs_steps is {}; pi0 takes one observation", raw.n_obs_steps));
+        }
+        if raw.use_relative_actions {
+            return Err("use_relative_actions (actions relative to the state) is not supported".into());
+        }
+        let (width, height) = raw.image_resolution;
+        if width != height || width == 0 {
+            return Err(format!(
+                "image_resolution is {width}x{height}; PaliGemma takes a square image"
+            ));
+        }
+        let features = PolicyFeatures::parse(
+            &raw.input_features,
+            &raw.output_features,
+            raw.empty_cameras,
+            &raw.normalization_mapping,
+        )?;
+        let cfg = Self {
+            cameras: features.cameras,
+            state_dim: features.state_dim,
+            action_dim: features.action_dim,
+            state_normalization: features.state_normalization,
+            action_normalization: features.action_normalization,
+            chunk_size: raw.chunk_size,
+            n_action_steps: raw.n_action_steps,
+            max_state_dim: raw.max_state_dim,
+            max_action_dim: raw.max_action_dim,
+            num_steps: raw.num_inference_steps,
+            image_side: width,
+            tokenizer_max_length: raw.tokenizer_max_length,
+            min_period: raw.min_period,
+            max_period: raw.max_period,
+            paligemma_variant: raw.paligemma_variant,
+            action_expert_variant: raw.action_expert_variant,
+            rtc: raw.rtc_config,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.cameras.is_empty() {
+            return Err("the policy takes no image feature".into());
+        }
+        if self.state_dim > self.max_state_dim || self.action_dim > self.max_action_dim {
+            return Err(format!(
+                "state {} and action {} must fit max_state_dim {} and max_action_dim {}",
+                self.state_dim, self.action_dim, self.max_state_dim, self.max_action_dim
+            ));
+        }
+        if self.chunk_size == 0 || self.num_steps == 0 || self.n_action_steps > self.chunk_size {
+            return Err(format!(
+                "chunk_size {} and num_inference_steps {} must be positive, n_action_steps {} at most the chunk",
+                self.chunk_size, self.num_steps, self.n_action_steps
+            ));
+        }
+        if !(self.min_period > 0.0 && self.max_period > self.min_period) {
+            return Err(format!(
+                "the time embedding needs 0 < min_period < max_period, found {} and {}",
+                self.min_period, self.max_period
+            ));
+        }
+        Ok(())
+    }
+
+    /// The camera names the policy takes, in order.
+    pub fn camera_names(&self) -> Vec<&str> {
+        self.cameras.iter().map(CameraFeature::camera).collect()
+    }
+
+    /// What the processor files must agree with.
+    pub fn processor_expectations(&self) -> ProcessorExpectations {
+        ProcessorExpectations {
+            state_dim: self.state_dim,
+            action_dim: self.action_dim,
+            state_normalization: self.state_normalization,
+            action_normalization: self.action_normalization,
+            tokenizer_max_length: self.tokenizer_max_length,
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! pi0 (Black et al. 2024, "π0: A Vision-Language-Action Flow Model for General Robot
+//! Control"; lerobot's `PI0Policy`, ported from openpi), loaded from the folder lerobot's
+//! `save_pretrained` writes and computed as lerobot 0.6.1 computes it: a PaliGemma prefix
+//! (each camera through the SigLIP tower and the linear projector, then the task's tokens),
+//! bidirectional, run once per chunk through the Gemma backbone; then the Gemma action expert
+//! ([`expert`]), whose layers attend to the backbone's keys and values at every layer, turns
+//! noise into a chunk of actions in `num_inference_steps` Euler steps of the flow head shared
+//! with SmolVLA ([`crate::flow`]). The chunk comes out in the robot's units, unnormalized as
+//! lerobot's postprocessor returns it.
+//!
+//! An empty camera (one the policy takes and the observation lacks) and the tokenizer's
+//! padding are masked out in lerobot: invisible to every row and skipped by the position ids.
+//! They are left out here, which gives the same keys and values.
+//!
+//! Files: `config.json` ([`config`]), `model.safetensors` (memory-mapped, tensors by lerobot's
+//! names, shapes read from them: [`shape`]), the processor files, and the tokenizer the
+//! preprocessor names (`google/paligemma-3b-pt-224`), found like SmolVLA's backbone.
+
+pub mod config;
+mod expert;
+pub mod shape;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use brainstem_kernels::{Backend, KvCacheSpec};
+
+pub use config::Pi0Config;
+pub use shape::Pi0Shape;
+
+use crate::error::{ModelError, Result};
+use crate::flow::head::linear;
+use crate::flow::{
+    noise_values, prepare_state, task_tokens, unnormalize_chunk, ActionChunk, ChunkTimings, ChunkTrace, Noise,
+    Observation,
+};
+use crate::idefics3::{load_vision_tower, Linear, VisionTower};
+use crate::image::planar::{resize_with_pad, PadPlacement, PlanarImage};
+use crate::llama::{Llama, LoadOptions, Loader, Naming};
+use crate::smolvla::backbone::{resolve, HubCache};
+use crate::smolvla::Processors;
+use crate::tokenizer::Tokenizer;
+use crate::weights::WeightFile;
+use expert::{full_attention, rope, Expert};
+use shape::{BACKBONE, EXPERT, PALIGEMMA, VISION};
+
+/// The tokenizer lerobot's pi0 preprocessor loads when its file names none.
+pub const TOKENIZER: &str = "google/paligemma-3b-pt-224";
+
+/// A loaded pi0 policy on backend `B`.
+pub struct Pi0<B: Backend> {
+    backend: Arc<B>,
+    cfg: Pi0Config,
+    shape: Pi0Shape,
+    processors: Processors,
+    tokenizer: Tokenizer,
+    vision: VisionTower<B>,
+    projector: Linear<B>,
+    backbone: Llama<B>,
+    expert: Expert<B>,
+    path: PathBuf,
+}
+
+impl<B: Backend> Pi0<B> {
+    /// Loads a policy folder; the tokenizer comes from `tokenizer` when given, else from the
+    /// name the preprocessor gives as [`resolve`] finds it in `cache`.
+    pub fn load(
+        backend: Arc<B>,
+        dir: &Path,
+        tokenizer: Option<&Path>,
+        cache: &HubCache,
+        options: LoadOptions,
+    ) -> Result<Self> {
+        let _span = tracing::info_span!("pi0_load", dir = %dir.display()).entered();
+        let cfg = Pi0Config::load(dir)?;
+        let processors = Processors::load(dir, &cfg.processor_expectations())?;
+        let name = processors
+            .tokenizer
+            .name
+            .clone()
+            .unwrap_or_else(|| TOKENIZER.to_string());
+        let tokenizer_dir = resolve(&name, tokenizer, cache)?;
+        let tokenizer = Tokenizer::from_json_file(&tokenizer_dir.join("tokenizer.json"))?;
+        let weights_path = dir.join("model.safetensors");
+        let file = WeightFile::open(&weights_path)?;
+        let shape = Pi0Shape::of(&file, &weights_path)?;
+        if shape.vision.image_size != cfg.image_side {
+            return Err(ModelError::Config {
+                path: dir.join("config.json"),
+                message: format!(
+                    "image_resolution is {0}x{0}, the checkpoint's vision tower takes {1}x{1}",
+                    cfg.image_side, shape.vision.image_size
+                ),
+            });
+        }
+        let b = backend.as_ref();
+        let loader = |naming| Loader {
+            backend: b,
+            file: &file,
+            naming,
+            options,
+        };
+        let width = shape.backbone.hidden_size;
+        let periods = (cfg.min_period, cfg.max_period);
+        Ok(Self {
+            vision: load_vision_tower(b, &file, &shape.vision, VISION, options)?,
+            projector: linear(
+                &loader(Naming::HuggingFace { prefix: PALIGEMMA }),
+                &format!("{PALIGEMMA}multi_modal_projector.linear"),
+                [width, shape.vision.hidden_size],
+                [width, shape.vision.hidden_size],
+            )?,
+            backbone: Llama::build(
+                backend.clone(),
+                &file,
+                shape.backbone.clone(),
+                Naming::HuggingFace { prefix: BACKBONE },
+                options,
+            )?,
+            expert: Expert::load(
+                &loader(Naming::HuggingFace { prefix: EXPERT }),
+                &shape.expert,
+                cfg.max_state_dim,
+                cfg.chunk_size,
+                cfg.max_action_dim,
+                periods,
+            )?,
+            backend: backend.clone(),
+            cfg,
+            shape,
+            processors,
+            tokenizer,
+            path: dir.to_path_buf(),
+        })
+    }
+
+    pub fn config(&self) -> &Pi0Config {
+        &self.cfg
+    }
+
+    pub fn shape(&self) -> &Pi0Shape {
+        &self.shape
+    }
+
+    pub fn processors(&self) -> &Processors {
+        &self.processors
+    }
+
+    pub fn backend(&self) -> &Arc<B> {
+        &self.backend
+    }
+
+    /// The policy folder this was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The chunk for one observation.
+    pub fn predict(&self, obs: &Observation, noise: &Noise) -> Result<ActionChunk> {
+        self.predict_traced(obs, noise).map(|(chunk, _)| chunk)
+    }
+
+    /// The chunk for one observation, with its intermediate values.
+    pub fn predict_traced(&self, obs: &Observation, noise: &Noise) -> Result<(ActionChunk, ChunkTrace)> {
+        let _span = tracing::debug_span!("pi0_chunk").entered();
+        let cfg = &self.cfg;
+        let x_t = noise_values(noise, cfg.chunk_size, cfg.max_action_dim)?;
+        let state = prepare_state(&obs.state, cfg.state_dim, cfg.max_state_dim, &self.processors)?;
+        let token_ids = task_tokens(&obs.task, &self.tokenizer, &self.processors)?;
+        let b = self.backend.as_ref();
+        let mut timings = ChunkTimings::default();
+        let vision_started = Instant::now();
+        let images = self.backend.scope(|| self.images(b, obs))?;
+        timings.vision = vision_started.elapsed();
+        let prefix_started = Instant::now();
+        let (mut caches, prefix_len) = self.backend.scope(|| self.prefix(b, &images, &token_ids))?;
+        timings.prefix = prefix_started.elapsed();
+        let mut trace = ChunkTrace {
+            token_ids,
+            prefix_len,
+            ..ChunkTrace::default()
+        };
+        let denoise_started = Instant::now();
+        let normalized = self
+            .backend
+            .scope(|| self.integrate(b, &state, &mut caches, prefix_len, x_t, &mut trace))?;
+        timings.denoise = denoise_started.elapsed();
+        trace.timings = timings;
+        trace.normalized = normalized.clone();
+        let chunk = unnormalize_chunk(&normalized, cfg.max_action_dim, cfg.action_dim, &self.processors);
+        Ok((chunk, trace))
+    }
+
+    /// Each present camera's image rows `[patches, width]` on the host, in the policy's camera
+    /// order: resized with centred padding, scaled to [-1, 1], through the tower and projector.
+    fn images(&self, b: &B, obs: &Observation) -> Result<Vec<f32>> {
+        let known = self.cfg.camera_names();
+        if let Some(unknown) = obs.images.keys().find(|name| !known.contains(&name.as_str())) {
+            return Err(ModelError::Observation(format!(
+                "the policy has no camera {unknown:?}; it takes {}",
+                known.join(", ")
+            )));
+        }
+        let present: Vec<&PlanarImage> = known.iter().filter_map(|name| obs.images.get(*name)).collect();
+        if present.is_empty() {
+            return Err(ModelError::Observation(format!(
+                "no camera frame: the policy takes {}, and at least one is needed",
+                known.join(", ")
+            )));
+        }
+        let side = self.cfg.image_side;
+        let mut rows = Vec::new();
+        for frame in present {
+            if !frame.is_whole() {
+                return Err(ModelError::Observation(format!(
+                    "a {}x{} frame holds {} values, not 3 x {} x {}",
+                    frame.width,
+                    frame.height,
+                    frame.data.len(),
+                    frame.height,
+                    frame.width
+                )));
+            }
+            let pixels = resize_with_pad(frame, side, side, PadPlacement::Centered, 0.0);
+            let pixels: Vec<f32> = pixels.data.iter().map(|v| v * 2.0 - 1.0).collect();
+            let features = self.vision.forward(b, &pixels)?;
+            rows.extend(b.read(&self.projector.forward(b, &features)?)?);
+        }
+        Ok(rows)
+    }
+
+    /// The prefix (image rows, then the task's scaled token embeddings) through every backbone layer,
+    /// bidirectionally; returns each layer's cache of its keys and values, with room for the
+    /// state and a chunk after them, and the prefix's length.
+    fn prefix(&self, b: &B, images: &[f32], token_ids: &[u32]) -> Result<(Vec<B::KvCache>, usize)> {
+        let cfg = self.backbone.config();
+        let mut rows = images.to_vec();
+        if !token_ids.is_empty() {
+            // Gemma's embedding scales by the square root of the width (the images are not).
+            let scale = (cfg.hidden_size as f64).sqrt() as f32;
+            rows.extend(b.read(&self.backbone.embed(token_ids)?)?.into_iter().map(|v| v * scale));
+        }
+        let len = rows.len() / cfg.hidden_size;
+        let spec = KvCacheSpec {
+            kv_heads: cfg.num_kv_heads,
+            head_dim: cfg.head_dim,
+            max_positions: len + 1 + self.cfg.chunk_size,
+        };
+        let mut caches = (0..cfg.num_layers)
+            .map(|_| Ok(b.kv_cache(spec)?))
+            .collect::<Result<Vec<_>>>()?;
+        let mut xs = b.upload(&rows, len, cfg.hidden_size)?;
+        for (block, cache) in self.backbone.blocks().iter().zip(caches.iter_mut()) {
+            let [q, k, v] = block.project_qkv(b, &xs, cfg.rms_norm_eps)?;
+            let q = b.rope(&q, rope(cfg, cfg.num_heads, 0))?;
+            let k = b.rope(&k, rope(cfg, cfg.num_kv_heads, 0))?;
+            let attn = b.attention(&q, &k, &v, cache, full_attention(cfg))?;
+            xs = block.tail().forward(b, &xs, &attn, cfg.rms_norm_eps)?;
+        }
+        Ok((caches, len))
+    }
+
+    /// Euler integration from the noise (time 1) to the chunk (time 0), the state's keys and
+    /// values added to the caches once first.
+    fn integrate(
+        &self,
+        b: &B,
+        state: &[f32],
+        caches: &mut [B::KvCache],
+        prefix_len: usize,
+        mut x_t: Vec<f32>,
+        trace: &mut ChunkTrace,
+    ) -> Result<Vec<f32>> {
+        self.expert.add_state(b, state, caches, prefix_len)?;
+        let base_len = prefix_len + 1;
+        let dt = -1.0 / self.cfg.num_steps as f64;
+        for step in 0..self.cfg.num_steps {
+            let time = (1.0 + step as f64 * dt) as f32;
+            let velocity = self.expert.velocity(b, &x_t, time, caches, base_len)?;
+            trace.times.push(time);
+            trace.samples.push(x_t.clone());
+            let dt = dt as f32;
+            x_t.iter_mut().zip(&velocity).for_each(|(x, v)| *x += dt * v);
+            trace.velocities.push(velocity);
+        }
+        Ok(x_t)
+    }
+}

@@ -1,0 +1,177 @@
+//! pi0's shapes, read from the checkpoint's tensors rather than from the variant names its
+//! config gives (lerobot's config accepts only `gemma_2b` and `gemma_300m`, whatever the
+//! weights are): each Gemma's width from its final norm, its depth from its layers, its MLP
+//! from `gate_proj`; both Gemmas are multi-query, as every pi0 variant is, so a head is as wide
+//! as the single key head; and the SigLIP tower's heads are 72 wide, as in PaliGemma's
+//! so400m tower (1152 = 16 x 72).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use brainstem_kernels::RopeStyle;
+
+use crate::error::{ModelError, Result};
+use crate::idefics3::VisionConfig;
+use crate::llama::{Flavor, LlamaConfig};
+use crate::weights::WeightFile;
+
+/// Where pi0's tensors sit in a lerobot checkpoint.
+pub(super) const PALIGEMMA: &str = "model.paligemma_with_expert.paligemma.model.";
+pub(super) const BACKBONE: &str = "model.paligemma_with_expert.paligemma.model.language_model.";
+pub(super) const EXPERT: &str = "model.paligemma_with_expert.gemma_expert.model.";
+pub(super) const VISION: &str = "model.paligemma_with_expert.paligemma.model.vision_tower.";
+
+/// The width of a SigLIP head in PaliGemma's tower.
+const SIGLIP_HEAD_DIM: usize = 72;
+/// Gemma's RMSNorm epsilon and rotary base.
+const GEMMA_EPS: f32 = 1e-6;
+const GEMMA_ROPE_THETA: f32 = 10_000.0;
+/// SigLIP's LayerNorm epsilon.
+const SIGLIP_EPS: f32 = 1e-6;
+
+/// The shapes of a pi0 checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pi0Shape {
+    pub backbone: LlamaConfig,
+    pub expert: LlamaConfig,
+    pub vision: VisionConfig,
+}
+
+/// The checkpoint's tensor shapes by name.
+struct Shapes<'a> {
+    by_name: HashMap<&'a str, &'a [usize]>,
+    path: PathBuf,
+}
+
+impl Shapes<'_> {
+    fn get(&self, name: &str) -> Result<&[usize]> {
+        self.by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| ModelError::MissingTensor {
+                path: self.path.clone(),
+                name: name.to_string(),
+            })
+    }
+
+    fn dim(&self, name: &str, axis: usize) -> Result<usize> {
+        let shape = self.get(name)?;
+        shape
+            .get(axis)
+            .copied()
+            .ok_or_else(|| self.err(format!("{name} has shape {shape:?}")))
+    }
+
+    /// How many of `{prefix}{i}{suffix}` exist for i = 0, 1, ...
+    fn count(&self, prefix: &str, suffix: &str) -> usize {
+        (0..)
+            .take_while(|i| self.by_name.contains_key(format!("{prefix}{i}{suffix}").as_str()))
+            .count()
+    }
+
+    fn err(&self, message: String) -> ModelError {
+        ModelError::Config {
+            path: self.path.clone(),
+            message,
+        }
+    }
+}
+
+impl Pi0Shape {
+    /// Reads the shapes of `file` (the policy's `model.safetensors` at `path`).
+    pub fn of(file: &WeightFile, path: &Path) -> Result<Self> {
+        let listing = file.listing();
+        let shapes = Shapes {
+            by_name: listing.iter().map(|t| (t.name.as_str(), t.shape.as_slice())).collect(),
+            path: path.to_path_buf(),
+        };
+        let backbone = gemma(&shapes, BACKBONE)?;
+        let expert = gemma(&shapes, EXPERT)?;
+        if expert.num_layers != backbone.num_layers {
+            return Err(shapes.err(format!(
+                "the expert has {} layers and the backbone {}: pi0 runs them side by side",
+                expert.num_layers, backbone.num_layers
+            )));
+        }
+        if (expert.head_dim, expert.num_kv_heads) != (backbone.head_dim, backbone.num_kv_heads) {
+            return Err(shapes.err(format!(
+                "the expert's key heads ({} of {}) differ from the backbone's ({} of {}): their keys meet in one attention",
+                expert.num_kv_heads, expert.head_dim, backbone.num_kv_heads, backbone.head_dim
+            )));
+        }
+        let vision = vision(&shapes)?;
+        let projector = shapes.get(&format!("{PALIGEMMA}multi_modal_projector.linear.weight"))?;
+        if projector != [backbone.hidden_size, vision.hidden_size] {
+            return Err(shapes.err(format!(
+                "the projector is {projector:?}, expected [{}, {}] (the backbone's width, the tower's)",
+                backbone.hidden_size, vision.hidden_size
+            )));
+        }
+        Ok(Self {
+            backbone,
+            expert,
+            vision,
+        })
+    }
+}
+
+/// A multi-query Gemma whose tensors start with `prefix`.
+fn gemma(shapes: &Shapes, prefix: &str) -> Result<LlamaConfig> {
+    let layer = |role: &str| format!("{prefix}layers.0.{role}.weight");
+    let hidden = shapes.dim(&format!("{prefix}norm.weight"), 0)?;
+    let num_layers = shapes.count(&format!("{prefix}layers."), ".input_layernorm.weight");
+    let q_rows = shapes.dim(&layer("self_attn.q_proj"), 0)?;
+    let head_dim = shapes.dim(&layer("self_attn.k_proj"), 0)?;
+    if num_layers == 0 || head_dim == 0 || !q_rows.is_multiple_of(head_dim) {
+        return Err(shapes.err(format!(
+            "{prefix}: {num_layers} layers with q_proj {q_rows} and k_proj {head_dim} rows is not a multi-query Gemma"
+        )));
+    }
+    let vocab_size = match shapes
+        .by_name
+        .contains_key(format!("{prefix}embed_tokens.weight").as_str())
+    {
+        true => shapes.dim(&format!("{prefix}embed_tokens.weight"), 0)?,
+        false => 0,
+    };
+    Ok(LlamaConfig {
+        vocab_size,
+        hidden_size: hidden,
+        intermediate_size: shapes.dim(&layer("mlp.gate_proj"), 0)?,
+        num_layers,
+        num_heads: q_rows / head_dim,
+        num_kv_heads: 1,
+        head_dim,
+        rms_norm_eps: GEMMA_EPS,
+        rope_theta: GEMMA_ROPE_THETA,
+        rope_style: RopeStyle::HalfSplit,
+        max_positions: 8192,
+        tie_word_embeddings: true,
+        bos_token_id: None,
+        eos_token_ids: Vec::new(),
+        flavor: Flavor::Gemma,
+    })
+}
+
+/// PaliGemma's SigLIP tower.
+fn vision(shapes: &Shapes) -> Result<VisionConfig> {
+    let model = format!("{VISION}vision_model.");
+    let hidden = shapes.dim(&format!("{model}embeddings.patch_embedding.weight"), 0)?;
+    let patch_size = shapes.dim(&format!("{model}embeddings.patch_embedding.weight"), 2)?;
+    let patches = shapes.dim(&format!("{model}embeddings.position_embedding.weight"), 0)?;
+    let per_side = (patches as f64).sqrt().round() as usize;
+    if per_side * per_side != patches || !hidden.is_multiple_of(SIGLIP_HEAD_DIM) {
+        return Err(shapes.err(format!(
+            "a SigLIP tower of {patches} positions and width {hidden}: expected a square grid and heads {SIGLIP_HEAD_DIM} wide"
+        )));
+    }
+    Ok(VisionConfig {
+        hidden_size: hidden,
+        intermediate_size: shapes.dim(&format!("{model}encoder.layers.0.mlp.fc1.weight"), 0)?,
+        num_layers: shapes.count(&format!("{model}encoder.layers."), ".layer_norm1.weight"),
+        num_heads: hidden / SIGLIP_HEAD_DIM,
+        image_size: per_side * patch_size,
+        patch_size,
+        layer_norm_eps: SIGLIP_EPS,
+    })
+}
