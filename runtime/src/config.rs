@@ -11,8 +11,9 @@
 //! [models]
 //! vlm = "weights/smolvlm"       # VLM and VLT; its vision tower encodes every frame
 //! vla = "weights/my-vla"        # optional, defaults to vlm; takes the same image embedding,
-//!                               # or a lerobot SmolVLA folder (chunks of values)
-//! vla_backbone = "weights/smolvlm2"  # optional: a SmolVLA's backbone, if not in the HF cache
+//!                               # or a lerobot SmolVLA or pi0 folder (chunks of values)
+//! vla_backbone = "weights/smolvlm2"  # optional: SmolVLA's backbone or pi0's tokenizer folder,
+//!                               # if not in the HF cache
 //! quantize = "q8_0"             # optional: quantize float matrices while loading
 //!
 //! [policy]
@@ -216,8 +217,9 @@ pub struct ModelsConfig {
     pub vlm: PathBuf,
     #[serde(default)]
     pub vla: Option<PathBuf>,
-    /// A lerobot VLA's backbone folder (its config.json and tokenizer), when the policy's
-    /// `vlm_model_name` is neither a local folder nor in the Hugging Face cache.
+    /// A lerobot VLA's language folder: SmolVLA's backbone (its config.json and tokenizer), or
+    /// pi0's tokenizer, when the name the policy gives is neither a local folder nor in the
+    /// Hugging Face cache.
     #[serde(default)]
     pub vla_backbone: Option<PathBuf>,
     /// A GGUF block format (`q8_0`, `q4_0`, ...) to quantize float matrices to while loading.

@@ -1,5 +1,6 @@
-//! A lerobot SmolVLA checkpoint as the runtime's VLA (the tiny policy that
-//! tools/reference/smolvla_reference.py saved with lerobot): on the virtual clock its chunks
+//! A lerobot SmolVLA or pi0 checkpoint as the runtime's VLA (the tiny policies that
+//! tools/reference/smolvla_reference.py and pi0_reference.py saved with lerobot): on the
+//! virtual clock their chunks
 //! stream to the motion decoder as values, each starting at its frame's capture time, the
 //! commands stay inside the robot's limits, and a configuration that does not fit the policy is
 //! refused by name.
@@ -17,16 +18,31 @@ use brainstem_runtime::RuntimeEvent;
 const SECOND: u64 = 1_000_000_000;
 
 fn reference() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/reference/out/smolvla")
+    reference_of("smolvla")
+}
+
+fn reference_of(kind: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tools/reference/out")
+        .join(kind)
 }
 
 /// The demo with the tiny SmolVLA as its VLA, driving the first six joints of the arm.
 fn config() -> RuntimeConfig {
+    config_of("smolvla", "models--brainstem-test--tiny-smolvlm2")
+}
+
+/// The demo with a tiny `kind` policy as its VLA, its backbone or tokenizer the snapshot of
+/// `repository` in the reference's Hugging Face cache.
+fn config_of(kind: &str, repository: &str) -> RuntimeConfig {
     let mut config = demo_config(&PathBuf::from(env!("CARGO_TARGET_TMPDIR"))).unwrap();
-    let snapshots = reference().join("hf-home/hub/models--brainstem-test--tiny-smolvlm2/snapshots");
-    let backbone = std::fs::read_dir(snapshots).unwrap().next().unwrap().unwrap().path();
-    config.models.vla = Some(reference().join("two-cameras"));
-    config.models.vla_backbone = Some(backbone);
+    let snapshots = reference_of(kind)
+        .join("hf-home/hub")
+        .join(repository)
+        .join("snapshots");
+    let language = std::fs::read_dir(snapshots).unwrap().next().unwrap().unwrap().path();
+    config.models.vla = Some(reference_of(kind).join("two-cameras"));
+    config.models.vla_backbone = Some(language);
     config.policy.joints = DEMO_ARM[..6].iter().map(|j| j.to_string()).collect();
     config.policy.chunk_steps = 6;
     config
@@ -51,8 +67,16 @@ impl JointSink for Commands {
 
 #[test]
 fn a_smolvla_checkpoint_drives_the_robot_inside_its_limits() {
-    let config = config();
-    let pipeline = Pipeline::load(&config).unwrap();
+    drives_the_robot_inside_its_limits(&config());
+}
+
+#[test]
+fn a_pi0_checkpoint_drives_the_robot_inside_its_limits() {
+    drives_the_robot_inside_its_limits(&config_of("pi0", "models--google--paligemma-3b-pt-224"));
+}
+
+fn drives_the_robot_inside_its_limits(config: &RuntimeConfig) {
+    let pipeline = Pipeline::load(config).unwrap();
     let robot = &pipeline.motion.robot;
     let limits = config
         .policy

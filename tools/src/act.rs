@@ -1,4 +1,4 @@
-//! `brainstem act`: one chunk of actions from a lerobot SmolVLA checkpoint for one observation
+//! `brainstem act`: one chunk of actions from a lerobot SmolVLA or pi0 checkpoint for one observation
 //! (camera frames, joint state, task), printed as one JSON object whose `"actions"` is the
 //! chunk, steps by action dimensions, unnormalized as lerobot's postprocessor returns it.
 
@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use brainstem_runtime::models::flow::FlowVla;
 use brainstem_runtime::models::image::planar::PlanarImage;
 use brainstem_runtime::models::image::RgbImage;
-use brainstem_runtime::models::smolvla::{HubCache, Noise, Observation, SmolVla};
+use brainstem_runtime::models::smolvla::{HubCache, Noise, Observation};
 use brainstem_runtime::models::{LoadOptions, WeightFile};
 use serde_json::json;
 
@@ -17,11 +18,11 @@ use crate::generate::ComputeArgs;
 
 #[derive(clap::Args)]
 pub struct ActArgs {
-    /// A lerobot SmolVLA folder (config.json, model.safetensors, the processor files).
+    /// A lerobot SmolVLA or pi0 folder (config.json, model.safetensors, the processor files).
     #[arg(long)]
     policy: PathBuf,
-    /// The backbone folder (config.json, tokenizer.json), when the policy's vlm_model_name is
-    /// neither a local folder nor in the Hugging Face cache.
+    /// SmolVLA's backbone folder (config.json, tokenizer.json), or pi0's tokenizer folder, when
+    /// the name the policy gives is neither a local folder nor in the Hugging Face cache.
     #[arg(long)]
     vlm: Option<PathBuf>,
     /// A camera frame, CAMERA=FILE (PNG or JPEG); CAMERA is the policy's image feature
@@ -69,7 +70,7 @@ pub fn run(args: ActArgs) -> anyhow::Result<()> {
         quantize: args.compute.quantize.map(Into::into),
         ..LoadOptions::default()
     };
-    let policy = SmolVla::load(
+    let policy = FlowVla::load(
         backend,
         &args.policy,
         args.vlm.as_deref(),
@@ -78,17 +79,14 @@ pub fn run(args: ActArgs) -> anyhow::Result<()> {
     )
     .with_context(|| {
         format!(
-            "loading the policy {} (a backbone folder can be given with --vlm DIR)",
+            "loading the policy {} (a backbone or tokenizer folder can be given with --vlm DIR)",
             args.policy.display()
         )
     })?;
     let loaded = started.elapsed();
+    let spec = policy.spec();
     let noise = match &args.noise {
-        Some(path) => Noise::Values(read_noise(
-            path,
-            policy.config().chunk_size,
-            policy.config().max_action_dim,
-        )?),
+        Some(path) => Noise::Values(read_noise(path, spec.chunk_size, spec.max_action_dim)?),
         None => Noise::Seed(args.seed),
     };
     let observation = Observation {
@@ -105,6 +103,7 @@ pub fn run(args: ActArgs) -> anyhow::Result<()> {
         "steps": chunk.steps,
         "action_dim": chunk.dims,
         "policy": args.policy.display().to_string(),
+        "type": spec.kind,
         "device": args.compute.device.to_string(),
         "load_ms": loaded.as_secs_f64() * 1e3,
         "chunk_ms": chunk_time.as_secs_f64() * 1e3,

@@ -19,8 +19,8 @@ use anyhow::Context;
 use brainstem_runtime::cerebellum::motion::{JointCommand, JointSink, LoopOptions, MotionMode};
 use brainstem_runtime::config::StateSource;
 use brainstem_runtime::demo::{demo_config, StillCamera, SyntheticCamera, DEMO_INSTRUCTION};
+use brainstem_runtime::models::flow::FlowPolicySpec;
 use brainstem_runtime::models::image::RgbImage;
-use brainstem_runtime::models::smolvla::SmolVlaConfig;
 use brainstem_runtime::pipeline::flow::is_flow_policy;
 use brainstem_runtime::pipeline::stages::Pipeline;
 use brainstem_runtime::simulate::{Camera, Simulation};
@@ -189,7 +189,7 @@ fn use_vla(config: &mut RuntimeConfig, dir: &Path, demo: bool) -> anyhow::Result
     if !is_flow_policy(dir) {
         return Ok(());
     }
-    let policy = SmolVlaConfig::load(dir)?;
+    let policy = FlowPolicySpec::load(dir)?;
     config.policy.chunk_steps = policy.chunk_size;
     let joints = &mut config.policy.joints;
     if demo && joints.len() != policy.action_dim {

@@ -1,5 +1,5 @@
-//! SmolVLA from the command line, on the tiny checkpoints that
-//! tools/reference/smolvla_reference.py saved with lerobot: `brainstem act` gives the chunk
+//! SmolVLA and pi0 from the command line, on the tiny checkpoints that
+//! tools/reference/smolvla_reference.py and pi0_reference.py saved with lerobot: `brainstem act` gives the chunk
 //! lerobot computed from the same frames, state, task and noise, with the backbone found in a
 //! Hugging Face cache or given with `--vlm`, and names what is wrong (no backbone anywhere, a
 //! state of the wrong length); `brainstem eval --vla` replays a recorded dataset through it, or
@@ -9,7 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn reference() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/out/smolvla")
+    reference_of("smolvla")
+}
+
+/// Where tools/reference keeps the tiny policies of one kind (`smolvla`, `pi0`).
+fn reference_of(kind: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/out").join(kind)
 }
 
 fn act(args: &[String], hf_home: &Path) -> Output {
@@ -28,7 +33,11 @@ fn brainstem(command: &str, args: &[String], hf_home: &Path) -> Output {
 
 /// The arguments for variant `two-cameras`'s golden observation.
 fn golden_args(golden: &serde_json::Value) -> Vec<String> {
-    let dir = reference().join("two-cameras");
+    golden_args_of("smolvla", golden)
+}
+
+fn golden_args_of(kind: &str, golden: &serde_json::Value) -> Vec<String> {
+    let dir = reference_of(kind).join("two-cameras");
     let state: Vec<String> = golden["state"]
         .as_array()
         .unwrap()
@@ -55,7 +64,11 @@ fn golden_args(golden: &serde_json::Value) -> Vec<String> {
 }
 
 fn golden() -> serde_json::Value {
-    let text = std::fs::read_to_string(reference().join("two-cameras/golden/golden.json")).unwrap();
+    golden_of("smolvla")
+}
+
+fn golden_of(kind: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(reference_of(kind).join("two-cameras/golden/golden.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -87,6 +100,15 @@ fn the_chunk_is_lerobots_with_the_backbone_from_the_hugging_face_cache() {
     let golden = golden();
     let output = act(&golden_args(&golden), &reference().join("hf-home"));
     assert_matches_lerobot(&output, &golden);
+}
+
+#[test]
+fn a_pi0_chunk_is_lerobots_with_its_tokenizer_from_the_hugging_face_cache() {
+    let golden = golden_of("pi0");
+    let output = act(&golden_args_of("pi0", &golden), &reference_of("pi0").join("hf-home"));
+    assert_matches_lerobot(&output, &golden);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["type"], "pi0");
 }
 
 #[test]

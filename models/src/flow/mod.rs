@@ -1,9 +1,11 @@
 //! What lerobot's flow-matching VLAs (SmolVLA, pi0) share, whatever their backbone: the
 //! observation they take, the chunk they give, a chunk's trace for parity checks and timing,
 //! where the noise comes from, the state's normalization and padding, the task's tokens, the
-//! chunk's unnormalization, and the flow-matching head around the action expert ([`head`]).
+//! chunk's unnormalization, the flow-matching head around the action expert (`head.rs`), and
+//! [`FlowVla`], any of them chosen by its config's type ([`policy`]).
 
 pub(crate) mod head;
+pub mod policy;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,6 +13,7 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 
 pub use head::time_embedding;
+pub use policy::{is_flow_policy, policy_type, FlowPolicySpec, FlowVla};
 
 use crate::error::{ModelError, Result};
 use crate::image::planar::PlanarImage;

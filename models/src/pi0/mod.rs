@@ -39,7 +39,7 @@ use crate::idefics3::{load_vision_tower, Linear, VisionTower};
 use crate::image::planar::{resize_with_pad, PadPlacement, PlanarImage};
 use crate::llama::{Llama, LoadOptions, Loader, Naming};
 use crate::smolvla::backbone::{resolve, HubCache};
-use crate::smolvla::Processors;
+use crate::smolvla::{ChunkPrefix, Processors, RealTimeChunking};
 use crate::tokenizer::Tokenizer;
 use crate::weights::WeightFile;
 use expert::{full_attention, rope, Expert};
@@ -47,6 +47,13 @@ use shape::{BACKBONE, EXPERT, PALIGEMMA, VISION};
 
 /// The tokenizer lerobot's pi0 preprocessor loads when its file names none.
 pub const TOKENIZER: &str = "google/paligemma-3b-pt-224";
+
+/// Each backbone layer's cache of the prefix's keys and values (with room for the state and
+/// a chunk after them), and the prefix's length.
+struct PrefixKv<B: Backend> {
+    caches: Vec<B::KvCache>,
+    len: usize,
+}
 
 /// A loaded pi0 policy on backend `B`.
 pub struct Pi0<B: Backend> {
@@ -163,6 +170,18 @@ impl<B: Backend> Pi0<B> {
 
     /// The chunk for one observation, with its intermediate values.
     pub fn predict_traced(&self, obs: &Observation, noise: &Noise) -> Result<(ActionChunk, ChunkTrace)> {
+        self.predict_guided(obs, noise, None)
+    }
+
+    /// The chunk for one observation, guided by real-time chunking toward what is left of the
+    /// previous chunk when `guidance` is given (lerobot's `predict_action_chunk` with
+    /// `prev_chunk_left_over` and `inference_delay`).
+    pub fn predict_guided(
+        &self,
+        obs: &Observation,
+        noise: &Noise,
+        guidance: Option<(&RealTimeChunking, &ChunkPrefix)>,
+    ) -> Result<(ActionChunk, ChunkTrace)> {
         let _span = tracing::debug_span!("pi0_chunk").entered();
         let cfg = &self.cfg;
         let x_t = noise_values(noise, cfg.chunk_size, cfg.max_action_dim)?;
@@ -174,17 +193,17 @@ impl<B: Backend> Pi0<B> {
         let images = self.backend.scope(|| self.images(b, obs))?;
         timings.vision = vision_started.elapsed();
         let prefix_started = Instant::now();
-        let (mut caches, prefix_len) = self.backend.scope(|| self.prefix(b, &images, &token_ids))?;
+        let mut prefix = self.backend.scope(|| self.prefix(b, &images, &token_ids))?;
         timings.prefix = prefix_started.elapsed();
         let mut trace = ChunkTrace {
             token_ids,
-            prefix_len,
+            prefix_len: prefix.len,
             ..ChunkTrace::default()
         };
         let denoise_started = Instant::now();
         let normalized = self
             .backend
-            .scope(|| self.integrate(b, &state, &mut caches, prefix_len, x_t, &mut trace))?;
+            .scope(|| self.integrate(b, &state, &mut prefix, x_t, guidance, &mut trace))?;
         timings.denoise = denoise_started.elapsed();
         trace.timings = timings;
         trace.normalized = normalized.clone();
@@ -231,9 +250,8 @@ impl<B: Backend> Pi0<B> {
     }
 
     /// The prefix (image rows, then the task's scaled token embeddings) through every backbone layer,
-    /// bidirectionally; returns each layer's cache of its keys and values, with room for the
-    /// state and a chunk after them, and the prefix's length.
-    fn prefix(&self, b: &B, images: &[f32], token_ids: &[u32]) -> Result<(Vec<B::KvCache>, usize)> {
+    /// bidirectionally, leaving its keys and values in each layer's cache.
+    fn prefix(&self, b: &B, images: &[f32], token_ids: &[u32]) -> Result<PrefixKv<B>> {
         let cfg = self.backbone.config();
         let mut rows = images.to_vec();
         if !token_ids.is_empty() {
@@ -258,26 +276,31 @@ impl<B: Backend> Pi0<B> {
             let attn = b.attention(&q, &k, &v, cache, full_attention(cfg))?;
             xs = block.tail().forward(b, &xs, &attn, cfg.rms_norm_eps)?;
         }
-        Ok((caches, len))
+        Ok(PrefixKv { caches, len })
     }
 
     /// Euler integration from the noise (time 1) to the chunk (time 0), the state's keys and
-    /// values added to the caches once first.
+    /// values added to the caches once first; each velocity guided by real-time chunking when
+    /// `guidance` is given.
     fn integrate(
         &self,
         b: &B,
         state: &[f32],
-        caches: &mut [B::KvCache],
-        prefix_len: usize,
+        prefix: &mut PrefixKv<B>,
         mut x_t: Vec<f32>,
+        guidance: Option<(&RealTimeChunking, &ChunkPrefix)>,
         trace: &mut ChunkTrace,
     ) -> Result<Vec<f32>> {
-        self.expert.add_state(b, state, caches, prefix_len)?;
-        let base_len = prefix_len + 1;
+        let caches = &mut prefix.caches;
+        self.expert.add_state(b, state, caches, prefix.len)?;
+        let base_len = prefix.len + 1;
         let dt = -1.0 / self.cfg.num_steps as f64;
         for step in 0..self.cfg.num_steps {
             let time = (1.0 + step as f64 * dt) as f32;
-            let velocity = self.expert.velocity(b, &x_t, time, caches, base_len)?;
+            let mut velocity = self.expert.velocity(b, &x_t, time, caches, base_len)?;
+            if let Some((rtc, left_over)) = guidance {
+                rtc.guide(&mut velocity, &x_t, time, left_over, self.cfg.max_action_dim);
+            }
             trace.times.push(time);
             trace.samples.push(x_t.clone());
             let dt = dt as f32;

@@ -1,4 +1,4 @@
-//! A flow-matching VLA (lerobot's SmolVLA) as the cerebellum's policy: each chunk is computed
+//! A flow-matching VLA (lerobot's SmolVLA or pi0) as the cerebellum's policy: each chunk is computed
 //! from the newest frame's views (the policy's own vision tower, on the VLA's partition), the
 //! driven joints' state and the subtask, and streams to the motion decoder as values in the
 //! robot's units, its first step at the time the frame was captured. The robot's cameras map
@@ -11,7 +11,9 @@ use std::path::Path;
 use brainstem_models::image::planar::PlanarImage;
 use std::time::{Duration, Instant};
 
-use brainstem_models::smolvla::{ChunkPrefix, HubCache, Noise, Observation, RealTimeChunking, SmolVla};
+pub use brainstem_models::flow::is_flow_policy;
+use brainstem_models::flow::{FlowPolicySpec, FlowVla};
+use brainstem_models::smolvla::{ChunkPrefix, HubCache, Noise, Observation, RealTimeChunking};
 use brainstem_models::LoadOptions;
 
 use crate::clock::Nanos;
@@ -20,18 +22,10 @@ use crate::error::{Result, RuntimeError};
 use crate::kernels::DeviceBackend;
 use crate::pipeline::stages::{ActRequest, ActionOutput, ActionPolicy};
 
-/// Whether `dir` holds a lerobot flow-matching policy this runtime runs (its `config.json`
-/// says `"type": "smolvla"`).
-pub fn is_flow_policy(dir: &Path) -> bool {
-    std::fs::read(dir.join("config.json"))
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-        .is_some_and(|config| config.get("type").and_then(|t| t.as_str()) == Some("smolvla"))
-}
-
-/// SmolVLA as the cerebellum's policy.
+/// A flow-matching VLA as the cerebellum's policy.
 pub struct FlowPolicy {
-    policy: SmolVla<DeviceBackend>,
+    policy: FlowVla<DeviceBackend>,
+    spec: FlowPolicySpec,
     /// The policy's camera names, in the order the robot's cameras map onto them.
     cameras: Vec<String>,
     seed: u64,
@@ -54,9 +48,9 @@ impl FlowPolicy {
         backend: std::sync::Arc<DeviceBackend>,
         options: LoadOptions,
     ) -> Result<Self> {
-        let backbone = config.models.vla_backbone.as_deref();
-        let policy = SmolVla::load(backend, dir, backbone, &HubCache::from_env(), options)?;
-        let cfg = policy.config();
+        let language = config.models.vla_backbone.as_deref();
+        let policy = FlowVla::load(backend, dir, language, &HubCache::from_env(), options)?;
+        let cfg = policy.spec();
         let joints = config.policy.joints.len();
         if (cfg.state_dim, cfg.action_dim) != (joints, joints) {
             return Err(RuntimeError::config(
@@ -80,13 +74,15 @@ impl FlowPolicy {
                 ),
             ));
         }
-        let cameras = camera_names(config, &cfg.camera_names(), dir)?;
+        let takes: Vec<&str> = cfg.cameras.iter().map(String::as_str).collect();
+        let cameras = camera_names(config, &takes, dir)?;
         let rtc = match &cfg.rtc {
             Some(rtc) => RealTimeChunking::from_config(rtc).map_err(|m| RuntimeError::config("models.vla", m))?,
             None => None,
         };
         Ok(Self {
             policy,
+            spec: cfg,
             cameras,
             seed: config.policy.seed,
             rtc,
@@ -103,7 +99,7 @@ impl FlowPolicy {
     /// left.
     fn left_over(&self, captured: Nanos) -> Option<(Vec<f32>, usize)> {
         let (chunk, previous, took) = self.previous.as_ref()?;
-        let width = self.policy.config().max_action_dim;
+        let width = self.spec.max_action_dim;
         let step_ns = 1e9 / self.rate_hz;
         let done = (captured.saturating_sub(*previous) as f64 / step_ns).floor() as usize;
         let rest = chunk.get(done * width..).filter(|rest| !rest.is_empty())?;
@@ -155,7 +151,7 @@ impl ActionPolicy for FlowPolicy {
                 rtc,
                 ChunkPrefix {
                     left_over: values,
-                    dims: self.policy.config().max_action_dim,
+                    dims: self.spec.max_action_dim,
                     inference_delay: *delay,
                 },
             )),

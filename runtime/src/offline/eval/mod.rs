@@ -17,9 +17,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use brainstem_models::flow::FlowPolicySpec;
 use brainstem_models::image::RgbImage;
 use brainstem_models::smolvla::config::IMAGE_PREFIX;
-use brainstem_models::smolvla::SmolVlaConfig;
 
 use crate::cerebellum::motion::NoHardware;
 use crate::clock::Nanos;
@@ -67,7 +67,7 @@ pub fn fit_flow_policy(config: &mut RuntimeConfig, dataset: &Dataset) -> Result<
     let Some(dir) = config.models.vla.clone().filter(|d| is_flow_policy(d)) else {
         return Ok(());
     };
-    let policy = SmolVlaConfig::load(&dir)?;
+    let policy = FlowPolicySpec::load(&dir)?;
     let mut differences = Vec::new();
     let state_len = dataset.info.vector_len(STATE).unwrap_or(0);
     if state_len != policy.state_dim {
@@ -83,7 +83,7 @@ pub fn fit_flow_policy(config: &mut RuntimeConfig, dataset: &Dataset) -> Result<
             policy.action_dim
         ));
     }
-    let takes = policy.camera_names();
+    let takes: Vec<&str> = policy.cameras.iter().map(String::as_str).collect();
     let cameras: Vec<String> = dataset
         .cameras
         .iter()
