@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Reference data for brainstem's pi0, made with lerobot 0.6.1's own PI0Policy.
+"""Reference data for brainstem's pi0 and pi0.5, made with lerobot 0.6.1's own PI0Policy and
+PI05Policy.
 
-Writes, under tools/reference/out/pi0/ (committed, small):
+Writes, under tools/reference/out/pi0/ and out/pi05/ (committed, small):
   hf-home/           a Hugging Face cache (`$HF_HOME` layout) holding a tiny Gemma-style
                      tokenizer as `google/paligemma-3b-pt-224`, the tokenizer lerobot's pi0
                      processor names; lerobot reads it offline;
@@ -11,6 +12,10 @@ Writes, under tools/reference/out/pi0/ (committed, small):
                      computed from them (golden.safetensors: each denoising step's input and
                      velocity, the chunk before and after the postprocessor, the images as the
                      vision tower saw them; golden.json: the task, state and token ids).
+
+pi0.5 differs from pi0 where lerobot's pi05 does: no state row (the state, normalized by
+quantiles and cut into 256 bins, is written into the prompt), the time step conditioning the
+expert's norms (adaRMS) rather than joining the actions, and right-padded prompts of 200 tokens.
 
 lerobot builds pi0 only at its published sizes (PaliGemma 3B with SigLIP so400m, the 300M
 Gemma expert). This script keeps every piece of lerobot's model and shrinks the sizes: the
@@ -28,7 +33,8 @@ import os
 import pathlib
 import shutil
 
-OUT = pathlib.Path(__file__).resolve().parent / "out" / "pi0"
+OUT_ROOT = pathlib.Path(__file__).resolve().parent / "out"
+OUT = OUT_ROOT / "pi0"
 HF_HOME = OUT / "hf-home"
 TOKENIZER_ID = "google/paligemma-3b-pt-224"
 TOKENIZER_REVISION = "9e1ab1ee9e1ab1ee9e1ab1ee9e1ab1ee9e1ab1ee"
@@ -44,11 +50,15 @@ from tokenizers import processors
 from transformers import GemmaConfig, PaliGemmaConfig, PreTrainedTokenizerFast
 
 import lerobot.policies.pi0.modeling_pi0 as modeling_pi0
+import lerobot.policies.pi05.modeling_pi05 as modeling_pi05
 from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.policies.pi0.configuration_pi0 import PI0Config
 from lerobot.policies.pi0.modeling_pi0 import GemmaConfig as PiGemmaShape
 from lerobot.policies.pi0.modeling_pi0 import PI0Policy
 from lerobot.policies.pi0.processor_pi0 import make_pi0_pre_post_processors
+from lerobot.policies.pi05.configuration_pi05 import PI05Config
+from lerobot.policies.pi05.modeling_pi05 import PI05Policy
+from lerobot.policies.pi05.processor_pi05 import make_pi05_pre_post_processors
 from smolvla_reference import camera_image, dataset_stats, randomize, snapshot_dir
 from vlm_reference import byte_level_tokenizer
 
@@ -114,10 +124,11 @@ def write_tokenizer():
     return len(tokenizer)
 
 
-def shrink_lerobot(vocab):
-    """lerobot's pi0 modules at test sizes: the Gemma variants, PaliGemma's SigLIP and vocabulary,
-    the expert's vocabulary (its unused head would be the checkpoint's largest tensor)."""
-    modeling_pi0.get_gemma_config = lambda variant: TINY_GEMMA[variant]
+def shrink_lerobot(modeling, vocab):
+    """lerobot's pi0 or pi05 modules at test sizes: the Gemma variants, PaliGemma's SigLIP and
+    vocabulary, the expert's vocabulary (its unused head would be the checkpoint's largest
+    tensor)."""
+    modeling.get_gemma_config = lambda variant: TINY_GEMMA[variant]
 
     def paligemma_config(**options):
         config = PaliGemmaConfig(**options)
@@ -127,8 +138,8 @@ def shrink_lerobot(vocab):
     def gemma_config(**options):
         return GemmaConfig(**dict(options, vocab_size=vocab))
 
-    modeling_pi0.CONFIG_MAPPING = {"paligemma": paligemma_config, "gemma": gemma_config}
-    build = modeling_pi0.PaliGemmaForConditionalGenerationWithPiGemma
+    modeling.CONFIG_MAPPING = {"paligemma": paligemma_config, "gemma": gemma_config}
+    build = modeling.PaliGemmaForConditionalGenerationWithPiGemma
 
     def tiny_paligemma(config):
         # lerobot sets the published sizes after making the config; the test sizes win.
@@ -141,30 +152,54 @@ def shrink_lerobot(vocab):
         config.text_config.num_image_tokens = (IMAGE_SIZE // TINY_VISION["patch_size"]) ** 2
         return build(config=config)
 
-    modeling_pi0.PaliGemmaForConditionalGenerationWithPiGemma = tiny_paligemma
+    modeling.PaliGemmaForConditionalGenerationWithPiGemma = tiny_paligemma
 
 
-def policy_config(variant):
+# What differs between the two policies, by lerobot type.
+KINDS = {
+    "pi0": dict(config=PI0Config, policy=PI0Policy, processors=make_pi0_pre_post_processors),
+    "pi05": dict(config=PI05Config, policy=PI05Policy, processors=make_pi05_pre_post_processors),
+}
+
+
+def quantile_stats(seed):
+    """Statistics with every field lerobot's normalizers read, quantiles included."""
+    rng = np.random.default_rng(seed)
+    stats = {}
+    for key, dim in (("observation.state", STATE_DIM), ("action", ACTION_DIM)):
+        low = rng.uniform(-2.0, -0.5, dim)
+        high = low + rng.uniform(1.0, 3.0, dim)
+        q = lambda f: torch.tensor(low + f * (high - low), dtype=torch.float32)  # noqa: E731
+        stats[key] = {"mean": q(0.5), "std": torch.tensor(rng.uniform(0.2, 1.5, dim), dtype=torch.float32),
+                      "min": q(0.0), "max": q(1.0), "q01": q(0.02), "q99": q(0.97), "q10": q(0.1), "q90": q(0.9)}
+    return stats
+
+
+def policy_config(variant, kind="pi0"):
     spec = VARIANTS[variant]
     inputs = {f"observation.images.{cam}": PolicyFeature(type=FeatureType.VISUAL, shape=shape)
               for cam, shape in spec["cameras"].items()}
     inputs["observation.state"] = PolicyFeature(type=FeatureType.STATE, shape=(STATE_DIM,))
     outputs = {"action": PolicyFeature(type=FeatureType.ACTION, shape=(ACTION_DIM,))}
-    return PI0Config(input_features=inputs, output_features=outputs, device="cpu", dtype="float32",
-                     image_resolution=(IMAGE_SIZE, IMAGE_SIZE), push_to_hub=False, **spec["config"])
+    options = dict(spec["config"])
+    if kind == "pi05":
+        options["tokenizer_max_length"] = 96  # the whole prompt with the state's bins, byte by byte
+    return KINDS[kind]["config"](input_features=inputs, output_features=outputs, device="cpu", dtype="float32",
+                                 image_resolution=(IMAGE_SIZE, IMAGE_SIZE), push_to_hub=False, **options)
 
 
-def make_variant(variant, seed):
-    out = OUT / variant
+def make_variant(variant, seed, kind="pi0"):
+    out = OUT_ROOT / kind / variant
     if out.exists():
         shutil.rmtree(out)
     (out / "golden").mkdir(parents=True)
-    config = policy_config(variant)
+    config = policy_config(variant, kind)
     torch.manual_seed(seed)
-    policy = PI0Policy(config).eval()
+    policy = KINDS[kind]["policy"](config).eval()
     randomize(policy, seed + 1)
     policy.save_pretrained(out)
-    pre, post = make_pi0_pre_post_processors(config, dataset_stats=dataset_stats(seed + 2))
+    stats = dataset_stats(seed + 2) if kind == "pi0" else quantile_stats(seed + 2)
+    pre, post = KINDS[kind]["processors"](config, dataset_stats=stats)
     pre.save_pretrained(out)
     post.save_pretrained(out)
 
@@ -201,7 +236,7 @@ def make_variant(variant, seed):
     actions = post(chunk)
 
     tensors = {
-        "state_normalized": batch["observation.state"][0].float().contiguous(),
+        "state_normalized": batch["observation.state"][0].float().contiguous().clone(),
         "chunk_normalized": chunk[0].float().contiguous(),
         "actions": actions[0].float().contiguous(),
     }
@@ -221,16 +256,18 @@ def make_variant(variant, seed):
         "actions": actions[0].tolist(),
     }
     (out / "golden" / "golden.json").write_text(json.dumps(golden, indent=1) + "\n")
-    print(f"{variant}: chunk {tuple(actions.shape)}, {len(steps)} steps, "
+    print(f"{kind} {variant}: chunk {tuple(actions.shape)}, {len(steps)} steps, "
           f"{sum(golden['token_mask'])} of {len(golden['token_ids'])} tokens, {len(images)} images")
 
 
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     vocab = write_tokenizer()
-    shrink_lerobot(vocab)
+    shrink_lerobot(modeling_pi0, vocab)
+    shrink_lerobot(modeling_pi05, vocab)
     for i, variant in enumerate(VARIANTS):
         make_variant(variant, 20261208 + 100 * i)
+        make_variant(variant, 20261209 + 100 * i, kind="pi05")
 
 
 if __name__ == "__main__":

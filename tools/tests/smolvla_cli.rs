@@ -112,6 +112,13 @@ fn a_pi0_chunk_is_lerobots_with_its_tokenizer_from_the_hugging_face_cache() {
 }
 
 #[test]
+fn a_pi05_chunk_is_lerobots_with_the_state_in_its_prompt() {
+    let golden = golden_of("pi05");
+    let output = act(&golden_args_of("pi05", &golden), &reference_of("pi0").join("hf-home"));
+    assert_matches_lerobot(&output, &golden);
+}
+
+#[test]
 fn an_explicit_backbone_folder_needs_no_cache() {
     let golden = golden();
     let snapshots = reference().join("hf-home/hub/models--brainstem-test--tiny-smolvlm2/snapshots");

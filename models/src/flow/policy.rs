@@ -1,5 +1,5 @@
 //! Any lerobot flow-matching VLA brainstem runs, chosen by the `"type"` its `config.json`
-//! gives (`smolvla`, `pi0`), behind one interface: what the runtime, the command line and
+//! gives (`smolvla`, `pi0`, `pi05`), behind one interface: what the runtime, the command line and
 //! offline evaluation need to load it, check it against a robot and ask it for chunks.
 
 use std::path::Path;
@@ -17,7 +17,7 @@ use crate::smolvla::{ChunkPrefix, HubCache, RealTimeChunking, SmolVla, SmolVlaCo
 use crate::weights::read_text;
 
 /// The lerobot policy types this module loads.
-pub const FLOW_POLICY_TYPES: [&str; 2] = ["smolvla", "pi0"];
+pub const FLOW_POLICY_TYPES: [&str; 3] = ["smolvla", "pi0", "pi05"];
 
 /// The `"type"` of the lerobot policy in `dir`, if its `config.json` reads and names one.
 pub fn policy_type(dir: &Path) -> Option<String> {
@@ -34,7 +34,7 @@ pub fn is_flow_policy(dir: &Path) -> bool {
 /// What a flow-matching policy's config says about its inputs and outputs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FlowPolicySpec {
-    /// The policy's type (`smolvla`, `pi0`).
+    /// The policy's type (`smolvla`, `pi0`, `pi05`).
     pub kind: String,
     /// Camera names (image features without `observation.images.`), in the policy's order.
     pub cameras: Vec<String>,
@@ -52,7 +52,7 @@ impl FlowPolicySpec {
         let path = dir.join("config.json");
         let text = read_text(&path)?;
         match policy_type(dir).as_deref() {
-            Some("pi0") => Ok(Self::of_pi0(&Pi0Config::from_json(&text, &path)?)),
+            Some("pi0" | "pi05") => Ok(Self::of_pi0(&Pi0Config::from_json(&text, &path)?)),
             Some("smolvla") => Ok(Self::of_smolvla(&SmolVlaConfig::from_json(&text, &path)?)),
             found => Err(unsupported(&path, found)),
         }
@@ -73,7 +73,7 @@ impl FlowPolicySpec {
 
     fn of_pi0(cfg: &Pi0Config) -> Self {
         Self {
-            kind: "pi0".into(),
+            kind: cfg.kind.name().into(),
             cameras: cfg.camera_names().iter().map(|c| c.to_string()).collect(),
             state_dim: cfg.state_dim,
             action_dim: cfg.action_dim,
@@ -88,7 +88,7 @@ impl FlowPolicySpec {
 fn unsupported(path: &Path, found: Option<&str>) -> ModelError {
     ModelError::UnsupportedArchitecture {
         path: path.to_path_buf(),
-        expected: "a lerobot policy of type \"smolvla\" or \"pi0\"",
+        expected: "a lerobot policy of type \"smolvla\", \"pi0\" or \"pi05\"",
         found: found.unwrap_or("no \"type\"").to_string(),
     }
 }
@@ -110,7 +110,7 @@ impl<B: Backend> FlowVla<B> {
         options: LoadOptions,
     ) -> Result<Self> {
         match policy_type(dir).as_deref() {
-            Some("pi0") => Ok(Self::Pi0(Pi0::load(backend, dir, language, cache, options)?)),
+            Some("pi0" | "pi05") => Ok(Self::Pi0(Pi0::load(backend, dir, language, cache, options)?)),
             Some("smolvla") => Ok(Self::SmolVla(SmolVla::load(backend, dir, language, cache, options)?)),
             found => Err(unsupported(&dir.join("config.json"), found)),
         }

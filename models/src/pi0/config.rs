@@ -1,6 +1,7 @@
-//! A lerobot pi0 `config.json` (`"type": "pi0"`, as `policy.save_pretrained` writes it): the
-//! policy's features in their saved order, the chunk and denoising settings, the image size and
-//! the Gemma variants it names. Settings brainstem does not compute are refused by name.
+//! A lerobot pi0 or pi0.5 `config.json` (`"type": "pi0"` or `"pi05"`, as `policy.save_pretrained`
+//! writes it; both have the same keys): the policy's features in their saved order, the chunk
+//! and denoising settings, the image size and the Gemma variants it names. Settings brainstem
+//! does not compute are refused by name.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,8 +13,28 @@ use crate::error::{ModelError, Result};
 use crate::smolvla::config::{CameraFeature, NormalizationMode, PolicyFeatures, ProcessorExpectations, RtcConfig};
 use crate::weights::read_text;
 
+/// Which of Physical Intelligence's flow-matching policies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pi0Kind {
+    /// pi0: the state as a row of the suffix, the time step joined with each action.
+    Pi0,
+    /// pi0.5: the state as bins in the prompt, the time step conditioning the expert's norms.
+    Pi05,
+}
+
+impl Pi0Kind {
+    /// lerobot's name for it, the config's `"type"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pi0Kind::Pi0 => "pi0",
+            Pi0Kind::Pi05 => "pi05",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pi0Config {
+    pub kind: Pi0Kind,
     /// Image features in the order the policy takes them.
     pub cameras: Vec<CameraFeature>,
     pub state_dim: usize,
@@ -80,21 +101,22 @@ impl Pi0Config {
             message,
         };
         let value: Value = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
-        match value.get("type").and_then(Value::as_str) {
-            Some("pi0") => {}
+        let kind = match value.get("type").and_then(Value::as_str) {
+            Some("pi0") => Pi0Kind::Pi0,
+            Some("pi05") => Pi0Kind::Pi05,
             found => {
                 return Err(ModelError::UnsupportedArchitecture {
                     path: path.to_path_buf(),
-                    expected: "a lerobot policy of type \"pi0\"",
+                    expected: "a lerobot policy of type \"pi0\" or \"pi05\"",
                     found: found.unwrap_or("no \"type\"").to_string(),
                 })
             }
-        }
+        };
         let raw: Raw = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
-        Self::from_raw(raw).map_err(err)
+        Self::from_raw(raw, kind).map_err(err)
     }
 
-    fn from_raw(raw: Raw) -> std::result::Result<Self, String> {
+    fn from_raw(raw: Raw, kind: Pi0Kind) -> std::result::Result<Self, String> {
         if raw.n_obs_steps != 1 {
             return Err(format!("n_obs_steps is {}; pi0 takes one observation", raw.n_obs_steps));
         }
@@ -114,6 +136,7 @@ impl Pi0Config {
             &raw.normalization_mapping,
         )?;
         let cfg = Self {
+            kind,
             cameras: features.cameras,
             state_dim: features.state_dim,
             action_dim: features.action_dim,

@@ -1,5 +1,8 @@
 //! pi0 (Black et al. 2024, "π0: A Vision-Language-Action Flow Model for General Robot
-//! Control"; lerobot's `PI0Policy`, ported from openpi), loaded from the folder lerobot's
+//! Control"; lerobot's `PI0Policy`, ported from openpi) and pi0.5 (Physical Intelligence 2025,
+//! "π0.5: a Vision-Language-Action Model with Open-World Generalization"; lerobot's
+//! `PI05Policy`: the state as bins in the prompt, the expert's norms conditioned on the time
+//! step, [`adarms`]), loaded from the folder lerobot's
 //! `save_pretrained` writes and computed as lerobot 0.6.1 computes it: a PaliGemma prefix
 //! (each camera through the SigLIP tower and the linear projector, then the task's tokens),
 //! bidirectional, run once per chunk through the Gemma backbone; then the Gemma action expert
@@ -16,6 +19,7 @@
 //! names, shapes read from them: [`shape`]), the processor files, and the tokenizer the
 //! preprocessor names (`google/paligemma-3b-pt-224`), found like SmolVLA's backbone.
 
+mod adarms;
 pub mod config;
 mod expert;
 pub mod shape;
@@ -26,7 +30,7 @@ use std::time::Instant;
 
 use brainstem_kernels::{Backend, KvCacheSpec};
 
-pub use config::Pi0Config;
+pub use config::{Pi0Config, Pi0Kind};
 pub use shape::Pi0Shape;
 
 use crate::error::{ModelError, Result};
@@ -42,6 +46,7 @@ use crate::smolvla::backbone::{resolve, HubCache};
 use crate::smolvla::{ChunkPrefix, Processors, RealTimeChunking};
 use crate::tokenizer::Tokenizer;
 use crate::weights::WeightFile;
+use adarms::AdaExpert;
 use expert::{full_attention, rope, Expert};
 use shape::{BACKBONE, EXPERT, PALIGEMMA, VISION};
 
@@ -55,7 +60,14 @@ struct PrefixKv<B: Backend> {
     len: usize,
 }
 
-/// A loaded pi0 policy on backend `B`.
+/// The action expert: pi0's (a state row, the time joined with the actions) or pi0.5's
+/// (adaptive norms conditioned on the time).
+enum ActionExpert<B: Backend> {
+    Pi0(Expert<B>),
+    Pi05(AdaExpert<B>),
+}
+
+/// A loaded pi0 or pi0.5 policy on backend `B`.
 pub struct Pi0<B: Backend> {
     backend: Arc<B>,
     cfg: Pi0Config,
@@ -65,7 +77,7 @@ pub struct Pi0<B: Backend> {
     vision: VisionTower<B>,
     projector: Linear<B>,
     backbone: Llama<B>,
-    expert: Expert<B>,
+    expert: ActionExpert<B>,
     path: PathBuf,
 }
 
@@ -108,8 +120,40 @@ impl<B: Backend> Pi0<B> {
             naming,
             options,
         };
+        if shape.expert_adaptive != (cfg.kind == Pi0Kind::Pi05) {
+            return Err(ModelError::Config {
+                path: weights_path,
+                message: format!(
+                    "a {} policy, but the expert's norms are {}",
+                    cfg.kind.name(),
+                    if shape.expert_adaptive {
+                        "adaptive (pi0.5's)"
+                    } else {
+                        "plain (pi0's)"
+                    }
+                ),
+            });
+        }
         let width = shape.backbone.hidden_size;
         let periods = (cfg.min_period, cfg.max_period);
+        let expert_loader = loader(Naming::HuggingFace { prefix: EXPERT });
+        let expert = match cfg.kind {
+            Pi0Kind::Pi0 => ActionExpert::Pi0(Expert::load(
+                &expert_loader,
+                &shape.expert,
+                cfg.max_state_dim,
+                cfg.chunk_size,
+                cfg.max_action_dim,
+                periods,
+            )?),
+            Pi0Kind::Pi05 => ActionExpert::Pi05(AdaExpert::load(
+                &expert_loader,
+                &shape.expert,
+                cfg.chunk_size,
+                cfg.max_action_dim,
+                periods,
+            )?),
+        };
         Ok(Self {
             vision: load_vision_tower(b, &file, &shape.vision, VISION, options)?,
             projector: linear(
@@ -125,14 +169,7 @@ impl<B: Backend> Pi0<B> {
                 Naming::HuggingFace { prefix: BACKBONE },
                 options,
             )?,
-            expert: Expert::load(
-                &loader(Naming::HuggingFace { prefix: EXPERT }),
-                &shape.expert,
-                cfg.max_state_dim,
-                cfg.chunk_size,
-                cfg.max_action_dim,
-                periods,
-            )?,
+            expert,
             backend: backend.clone(),
             cfg,
             shape,
@@ -186,7 +223,11 @@ impl<B: Backend> Pi0<B> {
         let cfg = &self.cfg;
         let x_t = noise_values(noise, cfg.chunk_size, cfg.max_action_dim)?;
         let state = prepare_state(&obs.state, cfg.state_dim, cfg.max_state_dim, &self.processors)?;
-        let token_ids = task_tokens(&obs.task, &self.tokenizer, &self.processors)?;
+        let prompt = match cfg.kind {
+            Pi0Kind::Pi0 => obs.task.clone(),
+            Pi0Kind::Pi05 => pi05_prompt(&obs.task, &state[..cfg.state_dim]),
+        };
+        let token_ids = task_tokens(&prompt, &self.tokenizer, &self.processors)?;
         let b = self.backend.as_ref();
         let mut timings = ChunkTimings::default();
         let vision_started = Instant::now();
@@ -279,9 +320,9 @@ impl<B: Backend> Pi0<B> {
         Ok(PrefixKv { caches, len })
     }
 
-    /// Euler integration from the noise (time 1) to the chunk (time 0), the state's keys and
-    /// values added to the caches once first; each velocity guided by real-time chunking when
-    /// `guidance` is given.
+    /// Euler integration from the noise (time 1) to the chunk (time 0), pi0's state row added
+    /// to the caches once first; each velocity guided by real-time chunking when `guidance` is
+    /// given.
     fn integrate(
         &self,
         b: &B,
@@ -292,12 +333,20 @@ impl<B: Backend> Pi0<B> {
         trace: &mut ChunkTrace,
     ) -> Result<Vec<f32>> {
         let caches = &mut prefix.caches;
-        self.expert.add_state(b, state, caches, prefix.len)?;
-        let base_len = prefix.len + 1;
+        let base_len = match &self.expert {
+            ActionExpert::Pi0(expert) => {
+                expert.add_state(b, state, caches, prefix.len)?;
+                prefix.len + 1
+            }
+            ActionExpert::Pi05(_) => prefix.len,
+        };
         let dt = -1.0 / self.cfg.num_steps as f64;
         for step in 0..self.cfg.num_steps {
             let time = (1.0 + step as f64 * dt) as f32;
-            let mut velocity = self.expert.velocity(b, &x_t, time, caches, base_len)?;
+            let mut velocity = match &self.expert {
+                ActionExpert::Pi0(expert) => expert.velocity(b, &x_t, time, caches, base_len)?,
+                ActionExpert::Pi05(expert) => expert.velocity(b, &x_t, time, caches, base_len)?,
+            };
             if let Some((rtc, left_over)) = guidance {
                 rtc.guide(&mut velocity, &x_t, time, left_over, self.cfg.max_action_dim);
             }
@@ -309,4 +358,12 @@ impl<B: Backend> Pi0<B> {
         }
         Ok(x_t)
     }
+}
+
+/// pi0.5's prompt (lerobot's `Pi05PrepareStateTokenizerProcessorStep`): the task cleaned of
+/// underscores and newlines, then the normalized state cut into 256 bins over [-1, 1].
+pub fn pi05_prompt(task: &str, normalized_state: &[f32]) -> String {
+    let cleaned = task.trim().replace(['_', '\n'], " ");
+    let state: Vec<f64> = normalized_state.iter().map(|&v| f64::from(v)).collect();
+    format!("Task: {cleaned}, State: {};\nAction: ", crate::vla::state_text(&state))
 }

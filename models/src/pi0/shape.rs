@@ -34,6 +34,8 @@ const SIGLIP_EPS: f32 = 1e-6;
 pub struct Pi0Shape {
     pub backbone: LlamaConfig,
     pub expert: LlamaConfig,
+    /// Whether the expert's norms are adaptive (pi0.5's adaRMS: a `dense` layer each).
+    pub expert_adaptive: bool,
     pub vision: VisionConfig,
 }
 
@@ -107,19 +109,35 @@ impl Pi0Shape {
                 backbone.hidden_size, vision.hidden_size
             )));
         }
+        let expert_adaptive = shapes
+            .by_name
+            .contains_key(format!("{EXPERT}norm.dense.weight").as_str());
         Ok(Self {
             backbone,
             expert,
+            expert_adaptive,
             vision,
         })
     }
 }
 
-/// A multi-query Gemma whose tensors start with `prefix`.
+/// A multi-query Gemma whose tensors start with `prefix`, its norms plain (a `weight`) or
+/// adaptive (a `dense` layer giving scale, shift and gate from a condition as wide as the model).
 fn gemma(shapes: &Shapes, prefix: &str) -> Result<LlamaConfig> {
     let layer = |role: &str| format!("{prefix}layers.0.{role}.weight");
-    let hidden = shapes.dim(&format!("{prefix}norm.weight"), 0)?;
-    let num_layers = shapes.count(&format!("{prefix}layers."), ".input_layernorm.weight");
+    let adaptive = shapes
+        .by_name
+        .contains_key(format!("{prefix}norm.dense.weight").as_str());
+    let (hidden, num_layers) = match adaptive {
+        false => (
+            shapes.dim(&format!("{prefix}norm.weight"), 0)?,
+            shapes.count(&format!("{prefix}layers."), ".input_layernorm.weight"),
+        ),
+        true => (
+            shapes.dim(&format!("{prefix}norm.dense.weight"), 1)?,
+            shapes.count(&format!("{prefix}layers."), ".input_layernorm.dense.weight"),
+        ),
+    };
     let q_rows = shapes.dim(&layer("self_attn.q_proj"), 0)?;
     let head_dim = shapes.dim(&layer("self_attn.k_proj"), 0)?;
     if num_layers == 0 || head_dim == 0 || !q_rows.is_multiple_of(head_dim) {
