@@ -1,13 +1,19 @@
-//! One SmolVLA chunk (SmolVLM2-500M's shape with 16 VLM layers and the action expert, chunk 50,
-//! 10 denoising steps, one 512 x 512 camera) from the PNG file to the unnormalized actions, side
+//! One chunk of a lerobot flow-matching VLA from the PNG file to the unnormalized actions, side
 //! by side in one run: brainstem with f32 weights and with weights quantized at load (int8
 //! activations), and lerobot 0.6.1's PyTorch `predict_action_chunk` (with its pre- and
-//! post-processors) through `benches/peers/smolvla_lerobot.py`. Each engine runs in its own
+//! post-processors) through the peer script of the policy's type. Each engine runs in its own
 //! process, so each reports its own peak memory and its time from process start to the first
-//! chunk; the same frame, state, task and threads.
+//! chunk; the same frame, state, task and threads. The policies, seeded random weights in the
+//! published shapes:
 //!
-//! python3.12 benches/peers/smolvla_lerobot.py make weights/smolvla-500m-shaped
-//! cargo run --release -p brainstem-benches --bin smolvla_chunk -- --python python3.12
+//! - SmolVLA (SmolVLM2-500M's shape with 16 VLM layers and the action expert, chunk 50, 10
+//!   denoising steps, one 512 x 512 camera), `benches/peers/smolvla_lerobot.py`:
+//!   python3.12 benches/peers/smolvla_lerobot.py make weights/smolvla-500m-shaped
+//!   cargo run --release -p brainstem-benches --bin smolvla_chunk -- --python python3.12
+//! - pi0 (PaliGemma 3B and the 300M expert, chunk 50, 10 steps, one 640 x 480 camera),
+//!   `benches/peers/pi0_lerobot.py`:
+//!   python3.12 benches/peers/pi0_lerobot.py make weights/pi0-shaped
+//!   cargo run --release -p brainstem-benches --bin smolvla_chunk -- --policy weights/pi0-shaped
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -17,9 +23,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use brainstem_benches::{machine_description, median};
 use brainstem_runtime::kernels::{ActivationPrecision, CpuBackend, DType};
+use brainstem_runtime::models::flow::{policy_type, FlowVla};
 use brainstem_runtime::models::image::planar::PlanarImage;
 use brainstem_runtime::models::image::RgbImage;
-use brainstem_runtime::models::smolvla::{HubCache, Noise, Observation, SmolVla};
+use brainstem_runtime::models::smolvla::{HubCache, Noise, Observation};
 use brainstem_runtime::models::LoadOptions;
 use clap::Parser;
 use serde::{Deserialize, Serialize};
@@ -93,7 +100,7 @@ fn run_engine(args: &Args, format: &str) -> anyhow::Result<EngineResult> {
         ..LoadOptions::default()
     };
     let hub = HubCache::at_home(&args.policy.join("hf-home"));
-    let policy = SmolVla::load(backend, &args.policy, None, &hub, options)?;
+    let policy = FlowVla::load(backend, &args.policy, None, &hub, options)?;
     let noise = Noise::Seed(0);
     let mut totals = Vec::new();
     let mut stages = Vec::new();
@@ -106,7 +113,7 @@ fn run_engine(args: &Args, format: &str) -> anyhow::Result<EngineResult> {
             state: STATE.to_vec(),
             task: TASK.into(),
         };
-        let (_, trace) = policy.predict_traced(&observation, &noise)?;
+        let (_, trace) = policy.predict_guided(&observation, &noise, None)?;
         totals.push(start.elapsed());
         first_chunk.get_or_insert_with(unix_now);
         stages.push(trace.timings);
@@ -147,9 +154,13 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(
         args.policy.join("model.safetensors").is_file(),
-        "make the policy first: python3.12 benches/peers/smolvla_lerobot.py make {}",
+        "make the policy first: python3.12 benches/peers/smolvla_lerobot.py make {} (or pi0_lerobot.py)",
         args.policy.display()
     );
+    let peer = match policy_type(&args.policy).as_deref() {
+        Some("pi0") => "peers/pi0_lerobot.py",
+        _ => "peers/smolvla_lerobot.py",
+    };
     if let Some(format) = &args.engine {
         println!("{}", serde_json::to_string(&run_engine(&args, format)?)?);
         return Ok(());
@@ -170,7 +181,7 @@ fn main() -> anyhow::Result<()> {
         results.push(spawn(command)?);
     }
     if args.python != "none" {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/smolvla_lerobot.py");
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(peer);
         let mut command = Command::new(&args.python);
         command.arg(script).arg("time").arg(&args.policy);
         command.args([args.reps.to_string(), args.threads.to_string()]);
