@@ -17,33 +17,25 @@ length, not its ids, is what costs time).
 Needs Python 3.12 and pip install -r tools/reference/requirements-actions.txt.
 """
 
-import json
 import os
 import pathlib
 import shutil
-import statistics
 import sys
-import time
 
-STARTED = time.time()
 DIR = pathlib.Path(sys.argv[2]).resolve() if len(sys.argv) > 2 else None
 if DIR is not None:
     os.environ["HF_HOME"] = str(DIR / "hf-home")
     os.environ["HF_HUB_OFFLINE"] = "1"
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools" / "reference"))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import smolvla_reference as ref  # noqa: E402
-from smolvla_lerobot import peak_rss_mb, timed  # noqa: E402
+from smolvla_lerobot import time_policy  # noqa: E402
 
 REFERENCE_HF_HOME = pathlib.Path(__file__).resolve().parents[2] / "tools/reference/out/pi0/hf-home"
 STATE_DIM, ACTION_DIM = 6, 6
-STATE = [0.3, -0.7, 1.1, 0.05, 0.4, -1.5]
-TASK = "pick up the cube"
 
 
 def make(out):
@@ -76,39 +68,9 @@ def make(out):
 
 
 def time_chunks(out, reps, threads):
-    from lerobot.policies.factory import make_pre_post_processors
     from lerobot.policies.pi0.modeling_pi0 import PI0Policy
 
-    torch.set_num_threads(threads)
-    policy = PI0Policy.from_pretrained(str(out)).eval()
-    pre, post = make_pre_post_processors(policy.config, pretrained_path=str(out))
-    vision, calls = [], []
-    timed(policy.model.paligemma_with_expert, "embed_image", vision)
-    timed(policy.model.paligemma_with_expert, "forward", calls)
-    noise = torch.randn(1, policy.config.chunk_size, policy.config.max_action_dim,
-                        generator=torch.Generator().manual_seed(0))
-    totals, first_chunk_at, breakdown = [], None, []
-    for _ in range(reps):
-        vision.clear()
-        calls.clear()
-        start = time.perf_counter()
-        frame = np.asarray(Image.open(out / "frame.png").convert("RGB"), dtype=np.float32) / 255.0
-        obs = {"observation.images.top": torch.from_numpy(frame).permute(2, 0, 1).contiguous(),
-               "observation.state": torch.tensor(STATE), "task": TASK}
-        with torch.no_grad():
-            actions = post(policy.predict_action_chunk(pre(obs), noise=noise.clone()))
-        totals.append(time.perf_counter() - start)
-        if first_chunk_at is None:
-            first_chunk_at = time.time()
-        breakdown.append((sum(vision), calls[0], sum(calls[1:])))
-        assert actions.shape[-2:] == (policy.config.chunk_size, ACTION_DIM)
-    median = statistics.median(totals)
-    pick = breakdown[totals.index(sorted(totals)[len(totals) // 2])]
-    print(json.dumps({
-        "engine": f"lerobot {__import__('lerobot').__version__}, PyTorch {torch.__version__}",
-        "median_s": median, "vision_s": pick[0], "prefix_s": pick[1], "denoise_s": pick[2],
-        "first_chunk_unix_s": first_chunk_at, "started_unix_s": STARTED, "peak_rss_mb": peak_rss_mb(),
-        "threads": threads, "reps": reps}))
+    time_policy(out, reps, threads, PI0Policy, "paligemma_with_expert")
 
 
 def main():

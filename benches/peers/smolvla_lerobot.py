@@ -93,15 +93,23 @@ def timed(obj, name, bucket):
 
 
 def time_chunks(out, reps, threads):
-    from lerobot.policies.factory import make_pre_post_processors
     from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
 
+    time_policy(out, reps, threads, SmolVLAPolicy, "vlm_with_expert")
+
+
+def time_policy(out, reps, threads, policy_class, model_attr):
+    """Times `policy_class` loaded from `out`, from the PNG to the unnormalized chunk; the
+    vision and prefix/expert times come from wrapping `policy.model.<model_attr>`'s
+    `embed_image` and `forward` (the first forward of a chunk is the prefix)."""
+    from lerobot.policies.factory import make_pre_post_processors
+
     torch.set_num_threads(threads)
-    policy = SmolVLAPolicy.from_pretrained(str(out)).eval()
+    policy = policy_class.from_pretrained(str(out)).eval()
     pre, post = make_pre_post_processors(policy.config, pretrained_path=str(out))
     vision, expert_calls = [], []
-    timed(policy.model.vlm_with_expert, "embed_image", vision)
-    timed(policy.model.vlm_with_expert, "forward", expert_calls)
+    timed(getattr(policy.model, model_attr), "embed_image", vision)
+    timed(getattr(policy.model, model_attr), "forward", expert_calls)
     noise = torch.randn(1, policy.config.chunk_size, policy.config.max_action_dim,
                         generator=torch.Generator().manual_seed(0))
     totals, first_chunk_at = [], None

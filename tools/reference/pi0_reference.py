@@ -59,7 +59,7 @@ from lerobot.policies.pi0.processor_pi0 import make_pi0_pre_post_processors
 from lerobot.policies.pi05.configuration_pi05 import PI05Config
 from lerobot.policies.pi05.modeling_pi05 import PI05Policy
 from lerobot.policies.pi05.processor_pi05 import make_pi05_pre_post_processors
-from smolvla_reference import camera_image, dataset_stats, randomize, snapshot_dir
+from smolvla_reference import camera_image, dataset_stats, randomize, snapshot_dir, trace
 from vlm_reference import byte_level_tokenizer
 
 # The Gemma variants at a test size: the backbone and the expert share head width and
@@ -214,22 +214,7 @@ def make_variant(variant, seed, kind="pi0"):
     noise = torch.randn(1, config.chunk_size, config.max_action_dim, generator=generator)
     save_file({"noise": noise.contiguous()}, str(out / "golden" / "noise.safetensors"))
 
-    steps, images = [], []
-    denoise = policy.model.denoise_step
-
-    def traced_denoise(**kwargs):
-        velocity = denoise(**kwargs)
-        steps.append((kwargs["timestep"].clone(), kwargs["x_t"].clone(), velocity.clone()))
-        return velocity
-
-    embed_image = policy.model.paligemma_with_expert.embed_image
-
-    def traced_embed_image(image):
-        images.append(image.clone())
-        return embed_image(image)
-
-    policy.model.denoise_step = traced_denoise
-    policy.model.paligemma_with_expert.embed_image = traced_embed_image
+    steps, images = trace(policy, policy.model.paligemma_with_expert)
     batch = pre(observation)
     with torch.no_grad():
         chunk = policy.predict_action_chunk(batch, noise=noise.clone())

@@ -188,6 +188,28 @@ def randomize(policy, seed):
                 param.normal_(0.0, 0.1)
 
 
+def trace(policy, embed_owner):
+    """Records every denoising step's time, input and velocity, and every image the vision
+    tower sees (`embed_owner.embed_image`), into the two lists it returns."""
+    steps, images = [], []
+    denoise = policy.model.denoise_step
+
+    def traced_denoise(**kwargs):
+        velocity = denoise(**kwargs)
+        steps.append((kwargs["timestep"].clone(), kwargs["x_t"].clone(), velocity.clone()))
+        return velocity
+
+    embed_image = embed_owner.embed_image
+
+    def traced_embed_image(image):
+        images.append(image.clone())
+        return embed_image(image)
+
+    policy.model.denoise_step = traced_denoise
+    embed_owner.embed_image = traced_embed_image
+    return steps, images
+
+
 def make_variant(variant, seed):
     out = OUT / variant
     if out.exists():
@@ -213,23 +235,7 @@ def make_variant(variant, seed):
     noise = torch.randn(1, config.chunk_size, config.max_action_dim, generator=generator)
     save_file({"noise": noise.contiguous()}, str(out / "golden" / "noise.safetensors"))
 
-    steps = []
-    denoise = policy.model.denoise_step
-
-    def traced_denoise(**kwargs):
-        velocity = denoise(**kwargs)
-        steps.append((kwargs["timestep"].clone(), kwargs["x_t"].clone(), velocity.clone()))
-        return velocity
-
-    policy.model.denoise_step = traced_denoise
-    images = []
-    embed_image = policy.model.vlm_with_expert.embed_image
-
-    def traced_embed_image(image):
-        images.append(image.clone())
-        return embed_image(image)
-
-    policy.model.vlm_with_expert.embed_image = traced_embed_image
+    steps, images = trace(policy, policy.model.vlm_with_expert)
     batch = pre(observation)
     with torch.no_grad():
         chunk = policy.predict_action_chunk(batch, noise=noise.clone())

@@ -134,6 +134,35 @@ pub fn task_tokens(task: &str, tokenizer: &Tokenizer, processors: &Processors) -
     Ok(ids)
 }
 
+/// The observation's frames of the cameras the policy takes (`known`, in its order), each
+/// checked whole; an unknown camera, or no frame at all, is refused by name.
+pub fn present_frames<'a>(obs: &'a Observation, known: &[&str]) -> Result<Vec<&'a PlanarImage>> {
+    if let Some(unknown) = obs.images.keys().find(|name| !known.contains(&name.as_str())) {
+        return Err(ModelError::Observation(format!(
+            "the policy has no camera {unknown:?}; it takes {}",
+            known.join(", ")
+        )));
+    }
+    if let Some((name, frame)) = obs.images.iter().find(|(_, frame)| !frame.is_whole()) {
+        return Err(ModelError::Observation(format!(
+            "camera {name:?}'s frame is {}x{} but holds {} values, not 3 x {} x {}",
+            frame.width,
+            frame.height,
+            frame.data.len(),
+            frame.height,
+            frame.width
+        )));
+    }
+    let present: Vec<&PlanarImage> = known.iter().filter_map(|name| obs.images.get(*name)).collect();
+    if present.is_empty() {
+        return Err(ModelError::Observation(format!(
+            "no camera frame: the policy takes {}, and at least one is needed",
+            known.join(", ")
+        )));
+    }
+    Ok(present)
+}
+
 /// The normalized chunk (`[chunk, max_action_dim]`) cut to the action's `dims` and
 /// unnormalized as the postprocessor does.
 pub fn unnormalize_chunk(

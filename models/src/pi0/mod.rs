@@ -36,11 +36,11 @@ pub use shape::Pi0Shape;
 use crate::error::{ModelError, Result};
 use crate::flow::head::linear;
 use crate::flow::{
-    noise_values, prepare_state, task_tokens, unnormalize_chunk, ActionChunk, ChunkTimings, ChunkTrace, Noise,
-    Observation,
+    noise_values, prepare_state, present_frames, task_tokens, unnormalize_chunk, ActionChunk, ChunkTimings, ChunkTrace,
+    Noise, Observation,
 };
 use crate::idefics3::{load_vision_tower, Linear, VisionTower};
-use crate::image::planar::{resize_with_pad, PadPlacement, PlanarImage};
+use crate::image::planar::{resize_with_pad, PadPlacement};
 use crate::llama::{Llama, LoadOptions, Loader, Naming};
 use crate::smolvla::backbone::{resolve, HubCache};
 use crate::smolvla::{ChunkPrefix, Processors, RealTimeChunking};
@@ -255,33 +255,10 @@ impl<B: Backend> Pi0<B> {
     /// Each present camera's image rows `[patches, width]` on the host, in the policy's camera
     /// order: resized with centred padding, scaled to [-1, 1], through the tower and projector.
     fn images(&self, b: &B, obs: &Observation) -> Result<Vec<f32>> {
-        let known = self.cfg.camera_names();
-        if let Some(unknown) = obs.images.keys().find(|name| !known.contains(&name.as_str())) {
-            return Err(ModelError::Observation(format!(
-                "the policy has no camera {unknown:?}; it takes {}",
-                known.join(", ")
-            )));
-        }
-        let present: Vec<&PlanarImage> = known.iter().filter_map(|name| obs.images.get(*name)).collect();
-        if present.is_empty() {
-            return Err(ModelError::Observation(format!(
-                "no camera frame: the policy takes {}, and at least one is needed",
-                known.join(", ")
-            )));
-        }
+        let present = present_frames(obs, &self.cfg.camera_names())?;
         let side = self.cfg.image_side;
         let mut rows = Vec::new();
         for frame in present {
-            if !frame.is_whole() {
-                return Err(ModelError::Observation(format!(
-                    "a {}x{} frame holds {} values, not 3 x {} x {}",
-                    frame.width,
-                    frame.height,
-                    frame.data.len(),
-                    frame.height,
-                    frame.width
-                )));
-            }
             let pixels = resize_with_pad(frame, side, side, PadPlacement::Centered, 0.0);
             let pixels: Vec<f32> = pixels.data.iter().map(|v| v * 2.0 - 1.0).collect();
             let features = self.vision.forward(b, &pixels)?;

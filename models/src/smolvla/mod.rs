@@ -33,9 +33,9 @@ pub use processor::Processors;
 pub use rtc::{ChunkPrefix, RealTimeChunking};
 
 use crate::error::{ModelError, Result};
-use crate::flow::{noise_values, prepare_state, task_tokens, unnormalize_chunk};
+use crate::flow::{noise_values, prepare_state, present_frames, task_tokens, unnormalize_chunk};
 use crate::idefics3::{Idefics3Config, ImageEncoder};
-use crate::image::planar::{resize_with_pad, PadPlacement, PlanarImage};
+use crate::image::planar::{resize_with_pad, PadPlacement};
 use crate::llama::{Llama, LoadOptions, Loader, Naming};
 use crate::tokenizer::Tokenizer;
 use crate::weights::{read_text, WeightFile};
@@ -205,29 +205,7 @@ impl<B: Backend> SmolVla<B> {
     ) -> Result<PrefixCache<B>> {
         let vision_started = Instant::now();
         let known = self.cfg.camera_names();
-        if let Some(unknown) = obs.images.keys().find(|name| !known.contains(&name.as_str())) {
-            return Err(ModelError::Observation(format!(
-                "the policy has no camera {unknown:?}; it takes {}",
-                known.join(", ")
-            )));
-        }
-        if let Some((name, frame)) = obs.images.iter().find(|(_, frame)| !frame.is_whole()) {
-            return Err(ModelError::Observation(format!(
-                "camera {name:?}'s frame is {}x{} but holds {} values, not 3 x {} x {}",
-                frame.width,
-                frame.height,
-                frame.data.len(),
-                frame.height,
-                frame.width
-            )));
-        }
-        let present: Vec<&PlanarImage> = known.iter().filter_map(|name| obs.images.get(*name)).collect();
-        if present.is_empty() {
-            return Err(ModelError::Observation(format!(
-                "no camera frame: the policy takes {}, and at least one is needed",
-                known.join(", ")
-            )));
-        }
+        let present = present_frames(obs, &known)?;
         let empty = (known.len() - present.len()).min(self.cfg.empty_cameras);
         let mut segments = Vec::new();
         let special = self.image_tokens.map(|(fake, global)| ([fake, global], [fake]));
