@@ -28,7 +28,6 @@ Run: /path/to/python3.12 tools/reference/pi0_reference.py
 Needs: Python 3.12, lerobot 0.6.1 (tools/reference/requirements-actions.txt). Works offline.
 """
 
-import json
 import os
 import pathlib
 import shutil
@@ -59,7 +58,7 @@ from lerobot.policies.pi0.processor_pi0 import make_pi0_pre_post_processors
 from lerobot.policies.pi05.configuration_pi05 import PI05Config
 from lerobot.policies.pi05.modeling_pi05 import PI05Policy
 from lerobot.policies.pi05.processor_pi05 import make_pi05_pre_post_processors
-from smolvla_reference import camera_image, dataset_stats, randomize, snapshot_dir, trace
+from smolvla_reference import camera_image, dataset_stats, randomize, snapshot_dir, trace, write_golden
 from vlm_reference import byte_level_tokenizer
 
 # The Gemma variants at a test size: the backbone and the expert share head width and
@@ -220,27 +219,7 @@ def make_variant(variant, seed, kind="pi0"):
         chunk = policy.predict_action_chunk(batch, noise=noise.clone())
     actions = post(chunk)
 
-    tensors = {
-        "state_normalized": batch["observation.state"][0].float().contiguous().clone(),
-        "chunk_normalized": chunk[0].float().contiguous(),
-        "actions": actions[0].float().contiguous(),
-    }
-    for i, image in enumerate(images):
-        tensors[f"pixels_{i}"] = image[0].float().contiguous()
-    for i, (_, x_t, velocity) in enumerate(steps):
-        tensors[f"step_{i}_x"] = x_t[0].float().contiguous()
-        tensors[f"step_{i}_velocity"] = velocity[0].float().contiguous()
-    save_file(tensors, str(out / "golden" / "golden.safetensors"))
-    golden = {
-        "task": TASK,
-        "state": STATE,
-        "cameras": spec["given"],
-        "token_ids": batch["observation.language.tokens"][0].tolist(),
-        "token_mask": batch["observation.language.attention_mask"][0].int().tolist(),
-        "times": [float(time[0]) for time, _, _ in steps],
-        "actions": actions[0].tolist(),
-    }
-    (out / "golden" / "golden.json").write_text(json.dumps(golden, indent=1) + "\n")
+    golden = write_golden(out / "golden", batch, chunk, actions, steps, images, dict(cameras=spec["given"]), {})
     print(f"{kind} {variant}: chunk {tuple(actions.shape)}, {len(steps)} steps, "
           f"{sum(golden['token_mask'])} of {len(golden['token_ids'])} tokens, {len(images)} images")
 

@@ -188,6 +188,37 @@ def randomize(policy, seed):
                 param.normal_(0.0, 0.1)
 
 
+def write_golden(folder, batch, chunk, actions, steps, images, text, extra):
+    """golden.safetensors (the normalized state, the chunk before and after the postprocessor,
+    each image the tower saw, each step's input and velocity, and `extra`'s "tensors") and
+    golden.json (the task, state, token ids and mask, times, actions, `text` and the rest of
+    `extra`) in `folder`; returns what golden.json holds."""
+    tensors = {
+        **extra.pop("tensors", {}),
+        "state_normalized": batch["observation.state"][0].float().contiguous().clone(),
+        "chunk_normalized": chunk[0].float().contiguous(),
+        "actions": actions[0].float().contiguous(),
+    }
+    for i, image in enumerate(images):
+        tensors[f"pixels_{i}"] = image[0].float().contiguous()
+    for i, (_, x_t, velocity) in enumerate(steps):
+        tensors[f"step_{i}_x"] = x_t[0].float().contiguous()
+        tensors[f"step_{i}_velocity"] = velocity[0].float().contiguous()
+    save_file(tensors, str(folder / "golden.safetensors"))
+    golden = {
+        "task": TASK,
+        "state": STATE,
+        **text,
+        "token_ids": batch["observation.language.tokens"][0].tolist(),
+        "token_mask": batch["observation.language.attention_mask"][0].int().tolist(),
+        "times": [float(time[0]) for time, _, _ in steps],
+        "actions": actions[0].tolist(),
+        **extra,
+    }
+    (folder / "golden.json").write_text(json.dumps(golden, indent=1) + "\n")
+    return golden
+
+
 def trace(policy, embed_owner):
     """Records every denoising step's time, input and velocity, and every image the vision
     tower sees (`embed_owner.embed_image`), into the two lists it returns."""
@@ -243,29 +274,8 @@ def make_variant(variant, seed):
 
     traced_steps, traced_images = list(steps), list(images)  # the guided chunk below traces more
     rtc = real_time_chunking(policy, pre, post, observation, chunk, seed) if variant == "two-cameras" else {}
-    tensors = {
-        **rtc.pop("tensors", {}),
-        "state_normalized": batch["observation.state"][0].float().contiguous(),
-        "chunk_normalized": chunk[0].float().contiguous(),
-        "actions": actions[0].float().contiguous(),
-    }
-    for i, image in enumerate(traced_images):
-        tensors[f"pixels_{i}"] = image[0].float().contiguous()
-    for i, (time, x_t, velocity) in enumerate(traced_steps):
-        tensors[f"step_{i}_x"] = x_t[0].float().contiguous()
-        tensors[f"step_{i}_velocity"] = velocity[0].float().contiguous()
-    save_file(tensors, str(out / "golden" / "golden.safetensors"))
-    golden = {
-        "task": TASK,
-        "state": STATE,
-        "cameras": spec["given"],
-        "token_ids": batch["observation.language.tokens"][0].tolist(),
-        "token_mask": batch["observation.language.attention_mask"][0].int().tolist(),
-        "times": [float(time[0]) for time, _, _ in traced_steps],
-        "actions": actions[0].tolist(),
-        **rtc,
-    }
-    (out / "golden" / "golden.json").write_text(json.dumps(golden, indent=1) + "\n")
+    golden = write_golden(out / "golden", batch, chunk, actions, traced_steps, traced_images,
+                          dict(cameras=spec["given"]), rtc)
     print(f"{variant}: chunk {tuple(actions.shape)}, {len(traced_steps)} steps, "
           f"{len(golden['token_ids'])} tokens, {len(traced_images)} images")
 
