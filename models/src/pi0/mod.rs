@@ -2,11 +2,11 @@
 //! Control"; lerobot's `PI0Policy`, ported from openpi) and pi0.5 (Physical Intelligence 2025,
 //! "π0.5: a Vision-Language-Action Model with Open-World Generalization"; lerobot's
 //! `PI05Policy`: the state as bins in the prompt, the expert's norms conditioned on the time
-//! step, [`adarms`]), loaded from the folder lerobot's
+//! step, `adarms.rs`), loaded from the folder lerobot's
 //! `save_pretrained` writes and computed as lerobot 0.6.1 computes it: a PaliGemma prefix
 //! (each camera through the SigLIP tower and the linear projector, then the task's tokens),
 //! bidirectional, run once per chunk through the Gemma backbone; then the Gemma action expert
-//! ([`expert`]), whose layers attend to the backbone's keys and values at every layer, turns
+//! (`expert.rs`), whose layers attend to the backbone's keys and values at every layer, turns
 //! noise into a chunk of actions in `num_inference_steps` Euler steps of the flow head shared
 //! with SmolVLA ([`crate::flow`]). The chunk comes out in the robot's units, unnormalized as
 //! lerobot's postprocessor returns it.
