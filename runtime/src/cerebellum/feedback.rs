@@ -202,7 +202,8 @@ mod tests {
             })
         };
         let (mut p, mut v) = ([0.0; 8], [0.0; 8]);
-        let mut consistent = 0;
+        // Every reading taken while the writer runs must be whole; how many there are depends
+        // on the scheduler, so none is required.
         while !writer.is_finished() {
             if let Some(reading) = feedback.read_state(&mut p, &mut v) {
                 assert!(
@@ -210,12 +211,11 @@ mod tests {
                     "{p:?} at {}",
                     reading.captured
                 );
-                consistent += 1;
             }
         }
         writer.join().unwrap();
         assert_eq!(feedback.read_state(&mut p, &mut v).map(|r| r.captured), Some(19_999));
-        assert!(consistent > 0);
+        assert_eq!(p, [19_999.0; 8]);
     }
 
     #[test]
