@@ -214,3 +214,32 @@ fn the_wgpu_backend_matches_the_cpu_backend() {
         assert!(e < 1e-4, "{variant}: wgpu chunk off lerobot's by {e:e} of its scale");
     }
 }
+
+#[test]
+fn a_checkpoint_keeping_only_the_tied_head_loads_as_lerobot_loads_it() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("pi0-head-only");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(root().join("two-cameras")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    let embedding = "model.paligemma_with_expert.paligemma.model.language_model.embed_tokens.weight";
+    let head = "model.paligemma_with_expert.paligemma.lm_head.weight";
+    common::rewrite_weights(&dir, |tensors| {
+        let copy = tensors.iter().find(|(name, _, _)| name == embedding).unwrap().clone();
+        tensors.retain(|(name, _, _)| name != embedding && name != head);
+        tensors.push((head.to_string(), copy.1, copy.2));
+    });
+    let hub = HubCache::at_home(&root().join("hf-home"));
+    let policy = Pi0::load(common::backend(), &dir, None, &hub, LoadOptions::default()).unwrap();
+    assert_eq!(policy.shape().embedding, head);
+    let golden = golden("two-cameras");
+    let chunk = policy
+        .predict(&golden.observation, &Noise::Values(golden.noise.clone()))
+        .unwrap();
+    let e = common::max_relative_error(&chunk.values, &golden.tensors["actions"]);
+    assert!(e < 1e-4, "off lerobot's chunk by {e:e}");
+}

@@ -12,8 +12,6 @@ use std::path::{Path, PathBuf};
 use brainstem_models::image::planar::PlanarImage;
 use brainstem_models::smolvla::{Noise, SmolVla};
 use brainstem_models::{LoadOptions, ModelError};
-use safetensors::tensor::TensorView;
-use safetensors::SafeTensors;
 
 /// A copy of variant `two-cameras` in a scratch folder, `damage` applied to it.
 fn damaged(name: &str, damage: impl FnOnce(&Path)) -> PathBuf {
@@ -41,33 +39,12 @@ fn message(dir: &Path) -> String {
     }
 }
 
-/// Rewrites `model.safetensors` with `edit` applied to its tensors (name, shape, bytes).
-fn rewrite_weights(dir: &Path, edit: impl Fn(&mut Vec<(String, Vec<usize>, Vec<u8>)>)) {
-    let path = dir.join("model.safetensors");
-    let bytes = std::fs::read(&path).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = st
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| (name, view.shape().to_vec(), view.data().to_vec()))
-        .collect();
-    edit(&mut tensors);
-    let views: Vec<(String, TensorView)> = tensors
-        .iter()
-        .map(|(name, shape, data)| {
-            let view = TensorView::new(safetensors::Dtype::F32, shape.clone(), data).unwrap();
-            (name.clone(), view)
-        })
-        .collect();
-    safetensors::serialize_to_file(views, None, &path).unwrap();
-}
-
 const STATE_PROJ: &str = "model.state_proj.weight";
 
 #[test]
 fn a_missing_tensor_is_named() {
     let dir = damaged("missing-tensor", |dir| {
-        rewrite_weights(dir, |tensors| tensors.retain(|(name, _, _)| name != STATE_PROJ))
+        common::rewrite_weights(dir, |tensors| tensors.retain(|(name, _, _)| name != STATE_PROJ))
     });
     let message = message(&dir);
     assert!(message.contains(STATE_PROJ) && message.contains("missing"), "{message}");
@@ -76,7 +53,7 @@ fn a_missing_tensor_is_named() {
 #[test]
 fn a_misshapen_tensor_is_named_with_both_shapes() {
     let dir = damaged("misshapen-tensor", |dir| {
-        rewrite_weights(dir, |tensors| {
+        common::rewrite_weights(dir, |tensors| {
             let (_, shape, data) = tensors.iter_mut().find(|(name, _, _)| name == STATE_PROJ).unwrap();
             *shape = vec![shape[1], shape[0]];
             let _ = data;

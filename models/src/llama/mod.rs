@@ -453,6 +453,20 @@ impl<B: Backend> Llama<B> {
         naming: Naming,
         options: LoadOptions,
     ) -> Result<Self> {
+        let embedding = naming.global("model.embed_tokens.weight");
+        Self::build_with_embedding(backend, file, cfg, naming, options, &embedding)
+    }
+
+    /// As [`Llama::build`], the token embedding read from the tensor `embedding` (a checkpoint
+    /// that keeps only the tied head's copy).
+    pub(crate) fn build_with_embedding(
+        backend: Arc<B>,
+        file: &WeightFile,
+        cfg: LlamaConfig,
+        naming: Naming,
+        options: LoadOptions,
+        embedding: &str,
+    ) -> Result<Self> {
         let _span = tracing::info_span!("llama_load", layers = cfg.num_layers).entered();
         let l = Loader {
             backend: backend.as_ref(),
@@ -461,7 +475,7 @@ impl<B: Backend> Llama<B> {
             options,
         };
         let h = cfg.hidden_size;
-        let embed = l.matrix(&naming.global("model.embed_tokens.weight"), cfg.vocab_size, h)?;
+        let embed = l.matrix(embedding, cfg.vocab_size, h)?;
         let blocks = (0..cfg.num_layers)
             .map(|i| Block::load(&l, i, &cfg))
             .collect::<Result<_>>()?;

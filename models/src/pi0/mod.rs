@@ -162,12 +162,13 @@ impl<B: Backend> Pi0<B> {
                 [width, shape.vision.hidden_size],
                 [width, shape.vision.hidden_size],
             )?,
-            backbone: Llama::build(
+            backbone: Llama::build_with_embedding(
                 backend.clone(),
                 &file,
                 shape.backbone.clone(),
                 Naming::HuggingFace { prefix: BACKBONE },
                 options,
+                &shape.embedding,
             )?,
             expert,
             backend: backend.clone(),

@@ -20,6 +20,8 @@ pub(super) const PALIGEMMA: &str = "model.paligemma_with_expert.paligemma.model.
 pub(super) const BACKBONE: &str = "model.paligemma_with_expert.paligemma.model.language_model.";
 pub(super) const EXPERT: &str = "model.paligemma_with_expert.gemma_expert.model.";
 pub(super) const VISION: &str = "model.paligemma_with_expert.paligemma.model.vision_tower.";
+/// PaliGemma's head, tied to the backbone's embedding.
+const PALIGEMMA_HEAD: &str = "model.paligemma_with_expert.paligemma.lm_head.weight";
 
 /// The width of a SigLIP head in PaliGemma's tower.
 const SIGLIP_HEAD_DIM: usize = 72;
@@ -33,6 +35,8 @@ const SIGLIP_EPS: f32 = 1e-6;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pi0Shape {
     pub backbone: LlamaConfig,
+    /// The tensor the backbone's token embedding is read from.
+    pub embedding: String,
     pub expert: LlamaConfig,
     /// Whether the expert's norms are adaptive (pi0.5's adaRMS: a `dense` layer each).
     pub expert_adaptive: bool,
@@ -88,6 +92,10 @@ impl Pi0Shape {
             path: path.to_path_buf(),
         };
         let backbone = gemma(&shapes, BACKBONE)?;
+        let embedding = embedding_name(&shapes, BACKBONE).ok_or_else(|| ModelError::MissingTensor {
+            path: path.to_path_buf(),
+            name: format!("{BACKBONE}embed_tokens.weight (or {PALIGEMMA_HEAD})"),
+        })?;
         let expert = gemma(&shapes, EXPERT)?;
         if expert.num_layers != backbone.num_layers {
             return Err(shapes.err(format!(
@@ -114,10 +122,23 @@ impl Pi0Shape {
             .contains_key(format!("{EXPERT}norm.dense.weight").as_str());
         Ok(Self {
             backbone,
+            embedding,
             expert,
             expert_adaptive,
             vision,
         })
+    }
+}
+
+/// Where the token embedding of the Gemma under `prefix` is: its `embed_tokens`, else (for the
+/// backbone) PaliGemma's tied head, which lerobot copies into the embedding when a checkpoint
+/// keeps only that; `None` for the expert, which has no embedding.
+fn embedding_name(shapes: &Shapes, prefix: &str) -> Option<String> {
+    let own = format!("{prefix}embed_tokens.weight");
+    match (shapes.by_name.contains_key(own.as_str()), prefix == BACKBONE) {
+        (true, _) => Some(own),
+        (false, true) if shapes.by_name.contains_key(PALIGEMMA_HEAD) => Some(PALIGEMMA_HEAD.to_string()),
+        _ => None,
     }
 }
 
@@ -145,12 +166,9 @@ fn gemma(shapes: &Shapes, prefix: &str) -> Result<LlamaConfig> {
             "{prefix}: {num_layers} layers with q_proj {q_rows} and k_proj {head_dim} rows is not a multi-query Gemma"
         )));
     }
-    let vocab_size = match shapes
-        .by_name
-        .contains_key(format!("{prefix}embed_tokens.weight").as_str())
-    {
-        true => shapes.dim(&format!("{prefix}embed_tokens.weight"), 0)?,
-        false => 0,
+    let vocab_size = match embedding_name(shapes, prefix) {
+        Some(name) => shapes.dim(&name, 0)?,
+        None => 0,
     };
     Ok(LlamaConfig {
         vocab_size,

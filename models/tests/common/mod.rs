@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use brainstem_models::kernels::CpuBackend;
+use safetensors::tensor::TensorView;
 use safetensors::SafeTensors;
 
 pub fn reference_dir() -> PathBuf {
@@ -116,4 +117,25 @@ pub fn unchanged<'a>(
     weight: brainstem_models::kernels::HostWeight<'a>,
 ) -> brainstem_models::kernels::HostWeight<'a> {
     weight
+}
+
+/// Rewrites `model.safetensors` with `edit` applied to its tensors (name, shape, bytes).
+pub fn rewrite_weights(dir: &std::path::Path, edit: impl Fn(&mut Vec<(String, Vec<usize>, Vec<u8>)>)) {
+    let path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.shape().to_vec(), view.data().to_vec()))
+        .collect();
+    edit(&mut tensors);
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(name, shape, data)| {
+            let view = TensorView::new(safetensors::Dtype::F32, shape.clone(), data).unwrap();
+            (name.clone(), view)
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &path).unwrap();
 }
