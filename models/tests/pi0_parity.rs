@@ -243,3 +243,31 @@ fn a_checkpoint_keeping_only_the_tied_head_loads_as_lerobot_loads_it() {
     let e = common::max_relative_error(&chunk.values, &golden.tensors["actions"]);
     assert!(e < 1e-4, "off lerobot's chunk by {e:e}");
 }
+
+#[test]
+fn a_config_whose_type_disagrees_with_the_experts_norms_is_refused() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("pi0-config-pi05-weights");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(root_of("pi05").join("two-cameras")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        config.replacen("\"type\": \"pi05\"", "\"type\": \"pi0\"", 1),
+    )
+    .unwrap();
+    let hub = HubCache::at_home(&root().join("hf-home"));
+    let message = Pi0::load(common::backend(), &dir, None, &hub, LoadOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("a pi0 policy, but the expert's norms are adaptive"),
+        "{message}"
+    );
+}
