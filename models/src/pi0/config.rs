@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{ModelError, Result};
-use crate::smolvla::config::{CameraFeature, NormalizationMode, PolicyFeatures, ProcessorExpectations, RtcConfig};
+use crate::smolvla::config::{
+    CameraFeature, FlowSettings, NormalizationMode, PolicyFeatures, ProcessorExpectations, RtcConfig,
+};
 use crate::weights::read_text;
 
 /// Which of Physical Intelligence's flow-matching policies.
@@ -160,28 +162,16 @@ impl Pi0Config {
     }
 
     fn validate(&self) -> std::result::Result<(), String> {
-        if self.cameras.is_empty() {
-            return Err("the policy takes no image feature".into());
+        FlowSettings {
+            cameras: self.cameras.len(),
+            state: (self.state_dim, self.max_state_dim),
+            action: (self.action_dim, self.max_action_dim),
+            chunk_size: self.chunk_size,
+            n_action_steps: self.n_action_steps,
+            num_steps: self.num_steps,
+            periods: (self.min_period, self.max_period),
         }
-        if self.state_dim > self.max_state_dim || self.action_dim > self.max_action_dim {
-            return Err(format!(
-                "state {} and action {} must fit max_state_dim {} and max_action_dim {}",
-                self.state_dim, self.action_dim, self.max_state_dim, self.max_action_dim
-            ));
-        }
-        if self.chunk_size == 0 || self.num_steps == 0 || self.n_action_steps > self.chunk_size {
-            return Err(format!(
-                "chunk_size {} and num_inference_steps {} must be positive, n_action_steps {} at most the chunk",
-                self.chunk_size, self.num_steps, self.n_action_steps
-            ));
-        }
-        if !(self.min_period > 0.0 && self.max_period > self.min_period) {
-            return Err(format!(
-                "the time embedding needs 0 < min_period < max_period, found {} and {}",
-                self.min_period, self.max_period
-            ));
-        }
-        Ok(())
+        .check()
     }
 
     /// The camera names the policy takes, in order.

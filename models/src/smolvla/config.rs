@@ -234,43 +234,20 @@ impl SmolVlaConfig {
     }
 
     fn validate(&self) -> std::result::Result<(), String> {
-        if self.cameras.is_empty() {
-            return Err("the policy takes no image feature".into());
+        FlowSettings {
+            cameras: self.cameras.len(),
+            state: (self.state_dim, self.max_state_dim),
+            action: (self.action_dim, self.max_action_dim),
+            chunk_size: self.chunk_size,
+            n_action_steps: self.n_action_steps,
+            num_steps: self.num_steps,
+            periods: (self.min_period, self.max_period),
         }
-        if self.state_dim > self.max_state_dim {
-            return Err(format!(
-                "the state has {} values, more than max_state_dim {}",
-                self.state_dim, self.max_state_dim
-            ));
-        }
-        if self.action_dim > self.max_action_dim {
-            return Err(format!(
-                "the action has {} values, more than max_action_dim {}",
-                self.action_dim, self.max_action_dim
-            ));
-        }
-        if self.chunk_size == 0 || self.num_steps == 0 {
-            return Err(format!(
-                "chunk_size {} and num_steps {} must both be positive",
-                self.chunk_size, self.num_steps
-            ));
-        }
-        if self.n_action_steps > self.chunk_size {
-            return Err(format!(
-                "n_action_steps {} is more than chunk_size {}",
-                self.n_action_steps, self.chunk_size
-            ));
-        }
+        .check()?;
         if !(self.expert_width_multiplier > 0.0 && self.expert_width_multiplier <= 4.0) {
             return Err(format!(
                 "expert_width_multiplier {} is outside (0, 4]",
                 self.expert_width_multiplier
-            ));
-        }
-        if !(self.min_period > 0.0 && self.max_period > self.min_period) {
-            return Err(format!(
-                "the time embedding needs 0 < min_period < max_period, found {} and {}",
-                self.min_period, self.max_period
             ));
         }
         Ok(())
@@ -290,6 +267,54 @@ impl SmolVlaConfig {
             action_normalization: self.action_normalization,
             tokenizer_max_length: self.tokenizer_max_length,
         }
+    }
+}
+
+/// The settings every lerobot flow-matching config has, for the checks they share.
+pub(crate) struct FlowSettings {
+    pub cameras: usize,
+    /// (state_dim, max_state_dim).
+    pub state: (usize, usize),
+    /// (action_dim, max_action_dim).
+    pub action: (usize, usize),
+    pub chunk_size: usize,
+    pub n_action_steps: usize,
+    pub num_steps: usize,
+    /// (min_period, max_period) of the time embedding.
+    pub periods: (f64, f64),
+}
+
+impl FlowSettings {
+    /// A camera at least, state and action within their padded sizes, a chunk and steps, and
+    /// the time embedding's periods in order.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.cameras == 0 {
+            return Err("the policy takes no image feature".into());
+        }
+        for (what, (dim, max)) in [("state", self.state), ("action", self.action)] {
+            if dim > max {
+                return Err(format!("the {what} has {dim} values, more than max_{what}_dim {max}"));
+            }
+        }
+        if self.chunk_size == 0 || self.num_steps == 0 {
+            return Err(format!(
+                "chunk_size {} and the denoising steps {} must both be positive",
+                self.chunk_size, self.num_steps
+            ));
+        }
+        if self.n_action_steps > self.chunk_size {
+            return Err(format!(
+                "n_action_steps {} is more than chunk_size {}",
+                self.n_action_steps, self.chunk_size
+            ));
+        }
+        let (min_period, max_period) = self.periods;
+        if !(min_period > 0.0 && max_period > min_period) {
+            return Err(format!(
+                "the time embedding needs 0 < min_period < max_period, found {min_period} and {max_period}"
+            ));
+        }
+        Ok(())
     }
 }
 
