@@ -1,6 +1,7 @@
 //! Property-based fuzzing of the weight-file readers: arbitrary bytes, and valid files with
 //! random truncation and byte corruption, must give `Ok` or a typed error, never a panic,
-//! and every tensor a parsed file hands out must lie inside it and convert cleanly.
+//! and every tensor a parsed file hands out must lie inside it and convert cleanly. A config
+//! file is read up to a bound, so an endless one is an error.
 
 use std::path::Path;
 
@@ -132,4 +133,17 @@ fn an_array_count_is_bounded_by_its_element_size() {
         .err()
         .expect("refused");
     assert!(err.to_string().contains("over the limit of 8"), "{err}");
+}
+
+#[test]
+fn a_config_file_that_never_ends_is_refused() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("endless-policy");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.join("config.json")).unwrap();
+    let message = brainstem_models::smolvla::SmolVlaConfig::load(&dir)
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("over the limit of 268435456"), "{message}");
+    assert_eq!(brainstem_models::flow::policy_type(&dir), None);
 }

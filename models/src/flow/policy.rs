@@ -21,8 +21,8 @@ pub const FLOW_POLICY_TYPES: [&str; 3] = ["smolvla", "pi0", "pi05"];
 
 /// The `"type"` of the lerobot policy in `dir`, if its `config.json` reads and names one.
 pub fn policy_type(dir: &Path) -> Option<String> {
-    let text = std::fs::read(dir.join("config.json")).ok()?;
-    let config: Value = serde_json::from_slice(&text).ok()?;
+    let text = read_text(&dir.join("config.json")).ok()?;
+    let config: Value = serde_json::from_str(&text).ok()?;
     config.get("type").and_then(Value::as_str).map(str::to_string)
 }
 

@@ -64,11 +64,33 @@ pub(crate) fn read_text(path: &Path) -> Result<String> {
     })
 }
 
+/// The most a text file beside the weights (a config, a processor pipeline, a tokenizer's JSON)
+/// may hold: far above any real one, low enough that a huge or endless file cannot exhaust
+/// memory.
+const MAX_TEXT_FILE_BYTES: u64 = 256 << 20;
+
+/// A text file's bytes, refused past [`MAX_TEXT_FILE_BYTES`].
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| ModelError::Io {
+    use std::io::Read;
+    let io = |source| ModelError::Io {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(MAX_TEXT_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_TEXT_FILE_BYTES {
+        return Err(ModelError::LimitExceeded {
+            path: path.to_path_buf(),
+            what: "the file's size in bytes",
+            limit: MAX_TEXT_FILE_BYTES,
+            found: bytes.len() as u64,
+        });
+    }
+    Ok(bytes)
 }
 
 impl WeightFile {
