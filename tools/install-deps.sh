@@ -21,6 +21,9 @@ required=(
   # The NEON kernels' tests: built with the aarch64 cross linker, run under qemu-user
   # (.cargo/config.toml names both).
   qemu-user-static gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  # The C ABI test builds its C program with AddressSanitizer and UndefinedBehaviorSanitizer:
+  # gcc's link stubs and the two runtimes.
+  libgcc-12-dev libasan8 libubsan1
 )
 
 installed_here() {
@@ -47,6 +50,8 @@ verify_artifacts() {
   check compgen -G "/usr/share/vulkan/icd.d/lvp_icd.*.json"
   check command -v qemu-aarch64-static
   check command -v aarch64-linux-gnu-gcc
+  check compgen -G "/usr/lib/gcc/*/*/libasan.so"
+  check compgen -G "/usr/lib/gcc/*/*/libubsan.so"
   python3 -m pip --version >/dev/null 2>&1 || { echo "install-deps: python3 has no pip" >&2; failed=1; }
   return "$failed"
 }
