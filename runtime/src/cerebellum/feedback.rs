@@ -79,10 +79,6 @@ impl Feedback {
         }
     }
 
-    pub fn joints(&self) -> usize {
-        self.positions.len()
-    }
-
     /// Publishes a measured state captured at `captured`. The caller has checked that it has
     /// one finite value per joint.
     pub fn publish_state(&self, captured: Nanos, positions: &[f64], velocities: Option<&[f64]>) {
