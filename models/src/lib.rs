@@ -10,6 +10,7 @@ pub mod idefics3;
 pub mod image;
 pub mod llama;
 pub mod pi0;
+pub mod pi0fast;
 pub mod plan;
 pub mod quantize;
 pub mod sampling;

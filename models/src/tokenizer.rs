@@ -158,6 +158,12 @@ impl Tokenizer {
         self.inner.get_vocab_size(true)
     }
 
+    /// The vocabulary without the added tokens, as a Hugging Face tokenizer's `vocab_size`
+    /// counts it.
+    pub fn base_vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(false)
+    }
+
     /// The tokenizer's added tokens (special or not: `<image>`, `<end_of_utterance>`, ...),
     /// by id, lowest first.
     pub fn added_tokens(&self) -> Vec<(u32, String)> {

@@ -176,6 +176,13 @@ pub fn state_text(state: &[f64]) -> String {
     state.iter().map(|&x| bin(x).to_string()).collect::<Vec<_>>().join(" ")
 }
 
+/// pi0-FAST's and pi0.5's prompt: the task cleaned of surrounding space, underscores and
+/// newlines, then the normalized state in 256 bins (openpi's `PaligemmaTokenizer`).
+pub fn state_prompt(task: &str, normalized_state: &[f64]) -> String {
+    let task = task.trim().replace(['_', '\n'], " ");
+    format!("Task: {task}, State: {};\n", state_text(normalized_state))
+}
+
 /// What the VLA needs besides the model.
 pub struct VlaSpec {
     pub actions: ActionVocabulary,
@@ -234,8 +241,7 @@ impl<B: Backend> Vla<B> {
             .zip(&self.spec.state_normalization)
             .map(|(&v, n)| n.normalize(v))
             .collect();
-        let task = subtask.trim().replace(['_', '\n'], " ");
-        Ok(format!("Task: {task}, State: {};\n", state_text(&normalized)))
+        Ok(state_prompt(subtask, &normalized))
     }
 
     /// Samples one chunk of action tokens for `subtask` in `frame` from `state`, handing each

@@ -173,15 +173,7 @@ fn bad_input_is_refused_by_name() {
         .unwrap()
         .to_string();
     assert!(message.contains("\"pi0\"") && message.contains("smolvla"), "{message}");
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("pi0-wrong-resolution");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(root().join("two-cameras")).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-        }
-    }
+    let dir = common::policy_copy(&root().join("two-cameras"), "pi0-wrong-resolution");
     let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
     let config = config.replacen(
         "\"image_resolution\": [\n        56,\n        56\n    ]",
@@ -217,15 +209,7 @@ fn the_wgpu_backend_matches_the_cpu_backend() {
 
 #[test]
 fn a_checkpoint_keeping_only_the_tied_head_loads_as_lerobot_loads_it() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("pi0-head-only");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(root().join("two-cameras")).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-        }
-    }
+    let dir = common::policy_copy(&root().join("two-cameras"), "pi0-head-only");
     let embedding = "model.paligemma_with_expert.paligemma.model.language_model.embed_tokens.weight";
     let head = "model.paligemma_with_expert.paligemma.lm_head.weight";
     common::rewrite_weights(&dir, |tensors| {
@@ -235,7 +219,7 @@ fn a_checkpoint_keeping_only_the_tied_head_loads_as_lerobot_loads_it() {
     });
     let hub = HubCache::at_home(&root().join("hf-home"));
     let policy = Pi0::load(common::backend(), &dir, None, &hub, LoadOptions::default()).unwrap();
-    assert_eq!(policy.shape().embedding, head);
+    assert_eq!(policy.shape().paligemma.embedding, head);
     let golden = golden("two-cameras");
     let chunk = policy
         .predict(&golden.observation, &Noise::Values(golden.noise.clone()))
@@ -246,15 +230,7 @@ fn a_checkpoint_keeping_only_the_tied_head_loads_as_lerobot_loads_it() {
 
 #[test]
 fn a_config_whose_type_disagrees_with_the_experts_norms_is_refused() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("pi0-config-pi05-weights");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(root_of("pi05").join("two-cameras")).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-        }
-    }
+    let dir = common::policy_copy(&root_of("pi05").join("two-cameras"), "pi0-config-pi05-weights");
     let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
     std::fs::write(
         dir.join("config.json"),

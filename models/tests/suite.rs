@@ -10,6 +10,7 @@ mod fuzz_readers;
 mod idefics3_parity;
 mod llama_parity;
 mod pi0_parity;
+mod pi0fast_parity;
 mod plan_constraint;
 mod quantize;
 mod smollm2_gguf;

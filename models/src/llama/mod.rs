@@ -403,6 +403,13 @@ pub struct LlamaCache<B: Backend> {
     layers: Vec<B::KvCache>,
 }
 
+impl<B: Backend> LlamaCache<B> {
+    /// Each layer's cache, for models that fill them with their own attention pattern.
+    pub(crate) fn layers_mut(&mut self) -> &mut [B::KvCache] {
+        &mut self.layers
+    }
+}
+
 /// Which positions' logits a forward pass returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Logits {
@@ -454,11 +461,12 @@ impl<B: Backend> Llama<B> {
         options: LoadOptions,
     ) -> Result<Self> {
         let embedding = naming.global("model.embed_tokens.weight");
-        Self::build_with_embedding(backend, file, cfg, naming, options, &embedding)
+        Self::build_with_embedding(backend, file, cfg, naming, options, &embedding, None)
     }
 
     /// As [`Llama::build`], the token embedding read from the tensor `embedding` (a checkpoint
-    /// that keeps only the tied head's copy).
+    /// that keeps only the tied head's copy) and the head from the tensor `head` when given
+    /// (one kept beside the embedding under another name), else as the config ties it.
     pub(crate) fn build_with_embedding(
         backend: Arc<B>,
         file: &WeightFile,
@@ -466,6 +474,7 @@ impl<B: Backend> Llama<B> {
         naming: Naming,
         options: LoadOptions,
         embedding: &str,
+        head: Option<&str>,
     ) -> Result<Self> {
         let _span = tracing::info_span!("llama_load", layers = cfg.num_layers).entered();
         let l = Loader {
@@ -480,9 +489,10 @@ impl<B: Backend> Llama<B> {
             .map(|i| Block::load(&l, i, &cfg))
             .collect::<Result<_>>()?;
         let norm = l.norm(&naming.global("model.norm.weight"), h, cfg.flavor)?;
-        let lm_head = match cfg.tie_word_embeddings {
-            true => None,
-            false => Some(l.matrix(&naming.global("lm_head.weight"), cfg.vocab_size, h)?),
+        let lm_head = match (head, cfg.tie_word_embeddings) {
+            (Some(head), _) if head != embedding => Some(l.matrix(head, cfg.vocab_size, h)?),
+            (Some(_), _) | (None, true) => None,
+            (None, false) => Some(l.matrix(&naming.global("lm_head.weight"), cfg.vocab_size, h)?),
         };
         Ok(Llama {
             backend,
@@ -546,6 +556,14 @@ impl<B: Backend> Llama<B> {
         self.backend.scope(|| self.run_layers(xs, cache, logits))
     }
 
+    /// The logits `[rows, vocab]` of hidden states `[rows, hidden]` that came out of the last
+    /// layer: the final norm, then the head.
+    pub(crate) fn logits(&self, hidden: &B::Tensor) -> Result<B::Tensor> {
+        let b = self.backend.as_ref();
+        let xs = b.rms_norm(hidden, &self.norm, self.cfg.rms_norm_eps)?;
+        Ok(b.matmul(&xs, self.lm_head.as_ref().unwrap_or(&self.embed))?)
+    }
+
     fn forward_layers(&self, ids: &[u32], cache: &mut LlamaCache<B>, logits: Logits) -> Result<B::Tensor> {
         self.run_layers(self.embed(ids)?, cache, logits)
     }
@@ -559,8 +577,7 @@ impl<B: Backend> Llama<B> {
         if logits == Logits::Last && rows > 1 {
             xs = b.rows(&xs, rows - 1, 1)?;
         }
-        let xs = b.rms_norm(&xs, &self.norm, self.cfg.rms_norm_eps)?;
-        Ok(b.matmul(&xs, self.lm_head.as_ref().unwrap_or(&self.embed))?)
+        self.logits(&xs)
     }
 }
 

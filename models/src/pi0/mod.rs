@@ -22,43 +22,35 @@
 mod adarms;
 pub mod config;
 mod expert;
+pub(crate) mod paligemma;
 pub mod shape;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use brainstem_kernels::{Backend, KvCacheSpec};
+use brainstem_kernels::Backend;
 
 pub use config::{Pi0Config, Pi0Kind};
-pub use shape::Pi0Shape;
+pub use shape::{PaliGemmaShape, Pi0Shape};
 
 use crate::error::{ModelError, Result};
-use crate::flow::head::linear;
 use crate::flow::{
-    noise_values, prepare_state, present_frames, task_tokens, unnormalize_chunk, ActionChunk, ChunkTimings, ChunkTrace,
-    Noise, Observation,
+    noise_values, prepare_state, task_tokens, unnormalize_chunk, ActionChunk, ChunkTimings, ChunkTrace, Noise,
+    Observation,
 };
-use crate::idefics3::{load_vision_tower, Linear, VisionTower};
-use crate::image::planar::{resize_with_pad, PadPlacement};
-use crate::llama::{Llama, LoadOptions, Loader, Naming};
+use crate::llama::{LoadOptions, Loader, Naming};
 use crate::smolvla::backbone::{resolve, HubCache};
 use crate::smolvla::{ChunkPrefix, Processors, RealTimeChunking};
 use crate::tokenizer::Tokenizer;
 use crate::weights::WeightFile;
 use adarms::AdaExpert;
-use expert::{full_attention, rope, Expert};
-use shape::{BACKBONE, EXPERT, PALIGEMMA, VISION};
+use expert::Expert;
+use paligemma::{Head, PaliGemma, Prefix};
+use shape::EXPERT;
 
 /// The tokenizer lerobot's pi0 preprocessor loads when its file names none.
 pub const TOKENIZER: &str = "google/paligemma-3b-pt-224";
-
-/// Each backbone layer's cache of the prefix's keys and values (with room for the state and
-/// a chunk after them), and the prefix's length.
-struct PrefixKv<B: Backend> {
-    caches: Vec<B::KvCache>,
-    len: usize,
-}
 
 /// The action expert: pi0's (a state row, the time joined with the actions) or pi0.5's
 /// (adaptive norms conditioned on the time).
@@ -74,9 +66,7 @@ pub struct Pi0<B: Backend> {
     shape: Pi0Shape,
     processors: Processors,
     tokenizer: Tokenizer,
-    vision: VisionTower<B>,
-    projector: Linear<B>,
-    backbone: Llama<B>,
+    paligemma: PaliGemma<B>,
     expert: ActionExpert<B>,
     path: PathBuf,
 }
@@ -104,22 +94,15 @@ impl<B: Backend> Pi0<B> {
         let weights_path = dir.join("model.safetensors");
         let file = WeightFile::open(&weights_path)?;
         let shape = Pi0Shape::of(&file, &weights_path)?;
-        if shape.vision.image_size != cfg.image_side {
+        if shape.paligemma.vision.image_size != cfg.image_side {
             return Err(ModelError::Config {
                 path: dir.join("config.json"),
                 message: format!(
                     "image_resolution is {0}x{0}, the checkpoint's vision tower takes {1}x{1}",
-                    cfg.image_side, shape.vision.image_size
+                    cfg.image_side, shape.paligemma.vision.image_size
                 ),
             });
         }
-        let b = backend.as_ref();
-        let loader = |naming| Loader {
-            backend: b,
-            file: &file,
-            naming,
-            options,
-        };
         if shape.expert_adaptive != (cfg.kind == Pi0Kind::Pi05) {
             return Err(ModelError::Config {
                 path: weights_path,
@@ -134,9 +117,13 @@ impl<B: Backend> Pi0<B> {
                 ),
             });
         }
-        let width = shape.backbone.hidden_size;
         let periods = (cfg.min_period, cfg.max_period);
-        let expert_loader = loader(Naming::HuggingFace { prefix: EXPERT });
+        let expert_loader = Loader {
+            backend: backend.as_ref(),
+            file: &file,
+            naming: Naming::HuggingFace { prefix: EXPERT },
+            options,
+        };
         let expert = match cfg.kind {
             Pi0Kind::Pi0 => ActionExpert::Pi0(Expert::load(
                 &expert_loader,
@@ -155,21 +142,7 @@ impl<B: Backend> Pi0<B> {
             )?),
         };
         Ok(Self {
-            vision: load_vision_tower(b, &file, &shape.vision, VISION, options)?,
-            projector: linear(
-                &loader(Naming::HuggingFace { prefix: PALIGEMMA }),
-                &format!("{PALIGEMMA}multi_modal_projector.linear"),
-                [width, shape.vision.hidden_size],
-                [width, shape.vision.hidden_size],
-            )?,
-            backbone: Llama::build_with_embedding(
-                backend.clone(),
-                &file,
-                shape.backbone.clone(),
-                Naming::HuggingFace { prefix: BACKBONE },
-                options,
-                &shape.embedding,
-            )?,
+            paligemma: PaliGemma::load(&backend, &file, &shape.paligemma, options, Head::Skip)?,
             expert,
             backend: backend.clone(),
             cfg,
@@ -232,10 +205,17 @@ impl<B: Backend> Pi0<B> {
         let b = self.backend.as_ref();
         let mut timings = ChunkTimings::default();
         let vision_started = Instant::now();
-        let images = self.backend.scope(|| self.images(b, obs))?;
+        let cameras = self.cfg.camera_names();
+        let images = self
+            .backend
+            .scope(|| self.paligemma.images(b, obs, &cameras, self.cfg.image_side))?;
         timings.vision = vision_started.elapsed();
         let prefix_started = Instant::now();
-        let mut prefix = self.backend.scope(|| self.prefix(b, &images, &token_ids))?;
+        let mut prefix = self.backend.scope(|| {
+            let mut rows = images;
+            rows.extend(self.paligemma.token_rows(b, &token_ids)?);
+            self.paligemma.prefix(b, &rows, 1 + cfg.chunk_size)
+        })?;
         timings.prefix = prefix_started.elapsed();
         let mut trace = ChunkTrace {
             token_ids,
@@ -253,51 +233,6 @@ impl<B: Backend> Pi0<B> {
         Ok((chunk, trace))
     }
 
-    /// Each present camera's image rows `[patches, width]` on the host, in the policy's camera
-    /// order: resized with centred padding, scaled to [-1, 1], through the tower and projector.
-    fn images(&self, b: &B, obs: &Observation) -> Result<Vec<f32>> {
-        let present = present_frames(obs, &self.cfg.camera_names())?;
-        let side = self.cfg.image_side;
-        let mut rows = Vec::new();
-        for frame in present {
-            let pixels = resize_with_pad(frame, side, side, PadPlacement::Centered, 0.0);
-            let pixels: Vec<f32> = pixels.data.iter().map(|v| v * 2.0 - 1.0).collect();
-            let features = self.vision.forward(b, &pixels)?;
-            rows.extend(b.read(&self.projector.forward(b, &features)?)?);
-        }
-        Ok(rows)
-    }
-
-    /// The prefix (image rows, then the task's scaled token embeddings) through every backbone layer,
-    /// bidirectionally, leaving its keys and values in each layer's cache.
-    fn prefix(&self, b: &B, images: &[f32], token_ids: &[u32]) -> Result<PrefixKv<B>> {
-        let cfg = self.backbone.config();
-        let mut rows = images.to_vec();
-        if !token_ids.is_empty() {
-            // Gemma's embedding scales by the square root of the width (the images are not).
-            let scale = (cfg.hidden_size as f64).sqrt() as f32;
-            rows.extend(b.read(&self.backbone.embed(token_ids)?)?.into_iter().map(|v| v * scale));
-        }
-        let len = rows.len() / cfg.hidden_size;
-        let spec = KvCacheSpec {
-            kv_heads: cfg.num_kv_heads,
-            head_dim: cfg.head_dim,
-            max_positions: len + 1 + self.cfg.chunk_size,
-        };
-        let mut caches = (0..cfg.num_layers)
-            .map(|_| Ok(b.kv_cache(spec)?))
-            .collect::<Result<Vec<_>>>()?;
-        let mut xs = b.upload(&rows, len, cfg.hidden_size)?;
-        for (block, cache) in self.backbone.blocks().iter().zip(caches.iter_mut()) {
-            let [q, k, v] = block.project_qkv(b, &xs, cfg.rms_norm_eps)?;
-            let q = b.rope(&q, rope(cfg, cfg.num_heads, 0))?;
-            let k = b.rope(&k, rope(cfg, cfg.num_kv_heads, 0))?;
-            let attn = b.attention(&q, &k, &v, cache, full_attention(cfg))?;
-            xs = block.tail().forward(b, &xs, &attn, cfg.rms_norm_eps)?;
-        }
-        Ok(PrefixKv { caches, len })
-    }
-
     /// Euler integration from the noise (time 1) to the chunk (time 0), pi0's state row added
     /// to the caches once first; each velocity guided by real-time chunking when `guidance` is
     /// given.
@@ -305,12 +240,12 @@ impl<B: Backend> Pi0<B> {
         &self,
         b: &B,
         state: &[f32],
-        prefix: &mut PrefixKv<B>,
+        prefix: &mut Prefix<B>,
         mut x_t: Vec<f32>,
         guidance: Option<(&RealTimeChunking, &ChunkPrefix)>,
         trace: &mut ChunkTrace,
     ) -> Result<Vec<f32>> {
-        let caches = &mut prefix.caches;
+        let caches = prefix.cache.layers_mut();
         let base_len = match &self.expert {
             ActionExpert::Pi0(expert) => {
                 expert.add_state(b, state, caches, prefix.len)?;
@@ -338,10 +273,9 @@ impl<B: Backend> Pi0<B> {
     }
 }
 
-/// pi0.5's prompt (lerobot's `Pi05PrepareStateTokenizerProcessorStep`): the task cleaned of
-/// underscores and newlines, then the normalized state cut into 256 bins over [-1, 1].
+/// pi0.5's prompt (lerobot's `Pi05PrepareStateTokenizerProcessorStep`): the task and the
+/// normalized state in 256 bins ([`crate::vla::state_prompt`]), then `Action: `.
 pub fn pi05_prompt(task: &str, normalized_state: &[f32]) -> String {
-    let cleaned = task.trim().replace(['_', '\n'], " ");
     let state: Vec<f64> = normalized_state.iter().map(|&v| f64::from(v)).collect();
-    format!("Task: {cleaned}, State: {};\nAction: ", crate::vla::state_text(&state))
+    format!("{}Action: ", crate::vla::state_prompt(task, &state))
 }

@@ -1,5 +1,5 @@
-//! pi0's shapes, read from the checkpoint's tensors rather than from the variant names its
-//! config gives (lerobot's config accepts only `gemma_2b` and `gemma_300m`, whatever the
+//! The shapes of pi0 and pi0-FAST (PaliGemma, and pi0's action expert), read from the
+//! checkpoint's tensors rather than from the variant names its config gives (lerobot's config accepts only `gemma_2b` and `gemma_300m`, whatever the
 //! weights are): each Gemma's width from its final norm, its depth from its layers, its MLP
 //! from `gate_proj`; both Gemmas are multi-query, as every pi0 variant is, so a head is as wide
 //! as the single key head; and the SigLIP tower's heads are 72 wide, as in PaliGemma's
@@ -20,8 +20,8 @@ pub(super) const PALIGEMMA: &str = "model.paligemma_with_expert.paligemma.model.
 pub(super) const BACKBONE: &str = "model.paligemma_with_expert.paligemma.model.language_model.";
 pub(super) const EXPERT: &str = "model.paligemma_with_expert.gemma_expert.model.";
 pub(super) const VISION: &str = "model.paligemma_with_expert.paligemma.model.vision_tower.";
-/// PaliGemma's head, tied to the backbone's embedding.
-const PALIGEMMA_HEAD: &str = "model.paligemma_with_expert.paligemma.lm_head.weight";
+/// PaliGemma's head: a copy of the backbone's embedding in pi0, trained in pi0-FAST.
+pub(super) const PALIGEMMA_HEAD: &str = "model.paligemma_with_expert.paligemma.lm_head.weight";
 
 /// The width of a SigLIP head in PaliGemma's tower.
 const SIGLIP_HEAD_DIM: usize = 72;
@@ -31,29 +31,45 @@ const GEMMA_ROPE_THETA: f32 = 10_000.0;
 /// SigLIP's LayerNorm epsilon.
 const SIGLIP_EPS: f32 = 1e-6;
 
-/// The shapes of a pi0 checkpoint.
+/// The shapes of a PaliGemma in a lerobot checkpoint: its SigLIP tower, projector and Gemma.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Pi0Shape {
+pub struct PaliGemmaShape {
     pub backbone: LlamaConfig,
     /// The tensor the backbone's token embedding is read from.
     pub embedding: String,
-    pub expert: LlamaConfig,
-    /// Whether the expert's norms are adaptive (pi0.5's adaRMS: a `dense` layer each).
-    pub expert_adaptive: bool,
+    /// The tensor the head is read from: PaliGemma's `lm_head`, else the embedding.
+    pub head: String,
     pub vision: VisionConfig,
 }
 
+/// The shapes of a pi0 checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pi0Shape {
+    pub paligemma: PaliGemmaShape,
+    pub expert: LlamaConfig,
+    /// Whether the expert's norms are adaptive (pi0.5's adaRMS: a `dense` layer each).
+    pub expert_adaptive: bool,
+}
+
 /// The checkpoint's tensor shapes by name.
-struct Shapes<'a> {
-    by_name: HashMap<&'a str, &'a [usize]>,
+struct Shapes {
+    by_name: HashMap<String, Vec<usize>>,
     path: PathBuf,
 }
 
-impl Shapes<'_> {
+impl Shapes {
+    /// The shapes of `file` (a policy's `model.safetensors` at `path`).
+    fn of(file: &WeightFile, path: &Path) -> Shapes {
+        Shapes {
+            by_name: file.listing().into_iter().map(|t| (t.name, t.shape)).collect(),
+            path: path.to_path_buf(),
+        }
+    }
+
     fn get(&self, name: &str) -> Result<&[usize]> {
         self.by_name
             .get(name)
-            .copied()
+            .map(Vec::as_slice)
             .ok_or_else(|| ModelError::MissingTensor {
                 path: self.path.clone(),
                 name: name.to_string(),
@@ -71,7 +87,7 @@ impl Shapes<'_> {
     /// How many of `{prefix}{i}{suffix}` exist for i = 0, 1, ...
     fn count(&self, prefix: &str, suffix: &str) -> usize {
         (0..)
-            .take_while(|i| self.by_name.contains_key(format!("{prefix}{i}{suffix}").as_str()))
+            .take_while(|i| self.by_name.contains_key(&format!("{prefix}{i}{suffix}")))
             .count()
     }
 
@@ -83,19 +99,51 @@ impl Shapes<'_> {
     }
 }
 
+impl PaliGemmaShape {
+    /// Reads the shapes of `file` (the policy's `model.safetensors` at `path`).
+    pub fn of(file: &WeightFile, path: &Path) -> Result<Self> {
+        Self::read(&Shapes::of(file, path))
+    }
+
+    fn read(shapes: &Shapes) -> Result<Self> {
+        let backbone = gemma(shapes, BACKBONE)?;
+        let embedding = embedding_name(shapes, BACKBONE).ok_or_else(|| ModelError::MissingTensor {
+            path: shapes.path.clone(),
+            name: format!("{BACKBONE}embed_tokens.weight (or {PALIGEMMA_HEAD})"),
+        })?;
+        let head = match shapes.by_name.get(PALIGEMMA_HEAD) {
+            Some(shape) if *shape != [backbone.vocab_size, backbone.hidden_size] => {
+                return Err(shapes.err(format!(
+                    "{PALIGEMMA_HEAD} is {shape:?}, expected [{}, {}] (the embedding's)",
+                    backbone.vocab_size, backbone.hidden_size
+                )))
+            }
+            Some(_) => PALIGEMMA_HEAD.to_string(),
+            None => embedding.clone(),
+        };
+        let vision = vision(shapes)?;
+        let projector = shapes.get(&format!("{PALIGEMMA}multi_modal_projector.linear.weight"))?;
+        if projector != [backbone.hidden_size, vision.hidden_size] {
+            return Err(shapes.err(format!(
+                "the projector is {projector:?}, expected [{}, {}] (the backbone's width, the tower's)",
+                backbone.hidden_size, vision.hidden_size
+            )));
+        }
+        Ok(Self {
+            backbone,
+            embedding,
+            head,
+            vision,
+        })
+    }
+}
+
 impl Pi0Shape {
     /// Reads the shapes of `file` (the policy's `model.safetensors` at `path`).
     pub fn of(file: &WeightFile, path: &Path) -> Result<Self> {
-        let listing = file.listing();
-        let shapes = Shapes {
-            by_name: listing.iter().map(|t| (t.name.as_str(), t.shape.as_slice())).collect(),
-            path: path.to_path_buf(),
-        };
-        let backbone = gemma(&shapes, BACKBONE)?;
-        let embedding = embedding_name(&shapes, BACKBONE).ok_or_else(|| ModelError::MissingTensor {
-            path: path.to_path_buf(),
-            name: format!("{BACKBONE}embed_tokens.weight (or {PALIGEMMA_HEAD})"),
-        })?;
+        let shapes = Shapes::of(file, path);
+        let paligemma = PaliGemmaShape::read(&shapes)?;
+        let backbone = &paligemma.backbone;
         let expert = gemma(&shapes, EXPERT)?;
         if expert.num_layers != backbone.num_layers {
             return Err(shapes.err(format!(
@@ -109,23 +157,11 @@ impl Pi0Shape {
                 expert.num_kv_heads, expert.head_dim, backbone.num_kv_heads, backbone.head_dim
             )));
         }
-        let vision = vision(&shapes)?;
-        let projector = shapes.get(&format!("{PALIGEMMA}multi_modal_projector.linear.weight"))?;
-        if projector != [backbone.hidden_size, vision.hidden_size] {
-            return Err(shapes.err(format!(
-                "the projector is {projector:?}, expected [{}, {}] (the backbone's width, the tower's)",
-                backbone.hidden_size, vision.hidden_size
-            )));
-        }
-        let expert_adaptive = shapes
-            .by_name
-            .contains_key(format!("{EXPERT}norm.dense.weight").as_str());
+        let expert_adaptive = shapes.by_name.contains_key(&format!("{EXPERT}norm.dense.weight"));
         Ok(Self {
-            backbone,
-            embedding,
+            paligemma,
             expert,
             expert_adaptive,
-            vision,
         })
     }
 }
@@ -135,7 +171,7 @@ impl Pi0Shape {
 /// keeps only that; `None` for the expert, which has no embedding.
 fn embedding_name(shapes: &Shapes, prefix: &str) -> Option<String> {
     let own = format!("{prefix}embed_tokens.weight");
-    match (shapes.by_name.contains_key(own.as_str()), prefix == BACKBONE) {
+    match (shapes.by_name.contains_key(&own), prefix == BACKBONE) {
         (true, _) => Some(own),
         (false, true) if shapes.by_name.contains_key(PALIGEMMA_HEAD) => Some(PALIGEMMA_HEAD.to_string()),
         _ => None,
@@ -146,9 +182,7 @@ fn embedding_name(shapes: &Shapes, prefix: &str) -> Option<String> {
 /// adaptive (a `dense` layer giving scale, shift and gate from a condition as wide as the model).
 fn gemma(shapes: &Shapes, prefix: &str) -> Result<LlamaConfig> {
     let layer = |role: &str| format!("{prefix}layers.0.{role}.weight");
-    let adaptive = shapes
-        .by_name
-        .contains_key(format!("{prefix}norm.dense.weight").as_str());
+    let adaptive = shapes.by_name.contains_key(&format!("{prefix}norm.dense.weight"));
     let (hidden, num_layers) = match adaptive {
         false => (
             shapes.dim(&format!("{prefix}norm.weight"), 0)?,

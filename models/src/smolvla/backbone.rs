@@ -58,8 +58,13 @@ fn is_revision(text: &str) -> bool {
 /// The backbone folder for `name`: `explicit` when given, else the name as a folder, else
 /// the cache's snapshot. Each candidate must hold `config.json`.
 pub fn resolve(name: &str, explicit: Option<&Path>, cache: &HubCache) -> Result<PathBuf> {
+    resolve_holding(name, "config.json", explicit, cache)
+}
+
+/// As [`resolve`], each candidate holding `marker` (a processor's `processor_config.json`).
+pub fn resolve_holding(name: &str, marker: &str, explicit: Option<&Path>, cache: &HubCache) -> Result<PathBuf> {
     let mut tried = Vec::new();
-    let holds_config = |dir: &Path| dir.join("config.json").is_file();
+    let holds_config = |dir: &Path| dir.join(marker).is_file();
     if let Some(dir) = explicit {
         if holds_config(dir) {
             return Ok(dir.to_path_buf());

@@ -139,3 +139,18 @@ pub fn rewrite_weights(dir: &std::path::Path, edit: impl Fn(&mut Vec<(String, Ve
         .collect();
     safetensors::serialize_to_file(views, None, &path).unwrap();
 }
+
+/// A fresh copy of the files of the policy folder `from` (not its subfolders), in the test
+/// target's scratch folder under `name`, for a test to edit.
+pub fn policy_copy(from: &std::path::Path, name: &str) -> PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    dir
+}
