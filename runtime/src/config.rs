@@ -11,8 +11,11 @@
 //! [models]
 //! vlm = "weights/smolvlm"       # VLM and VLT; its vision tower encodes every frame
 //! vla = "weights/my-vla"        # optional, defaults to vlm; takes the same image embedding,
-//!                               # or a lerobot SmolVLA or pi0 folder (chunks of values)
+//!                               # or a lerobot SmolVLA, pi0 or pi0.5 folder (chunks of
+//!                               # values), or a pi0-FAST folder (FAST tokens, streamed)
 //! vla_backbone = "weights/smolvlm2"  # optional: SmolVLA's backbone or pi0's tokenizer folder,
+//!                               # if not in the HF cache
+//! vla_action_tokenizer = "weights/fast"  # optional: pi0-FAST's action tokenizer folder,
 //!                               # if not in the HF cache
 //! quantize = "q8_0"             # optional: quantize float matrices while loading
 //!
@@ -222,6 +225,10 @@ pub struct ModelsConfig {
     /// Hugging Face cache.
     #[serde(default)]
     pub vla_backbone: Option<PathBuf>,
+    /// pi0-FAST's FAST action tokenizer folder (`processor_config.json`, `tokenizer.json`),
+    /// when the name the policy gives is neither a local folder nor in the Hugging Face cache.
+    #[serde(default)]
+    pub vla_action_tokenizer: Option<PathBuf>,
     /// A GGUF block format (`q8_0`, `q4_0`, ...) to quantize float matrices to while loading.
     #[serde(default)]
     pub quantize: Option<String>,
@@ -366,6 +373,7 @@ impl RuntimeConfig {
         resolve(&mut self.models.vlm);
         self.models.vla.as_mut().map(resolve);
         self.models.vla_backbone.as_mut().map(resolve);
+        self.models.vla_action_tokenizer.as_mut().map(resolve);
         self.policy.fast_tokenizer.as_mut().map(resolve);
         self.robot.file.as_mut().map(resolve);
     }

@@ -63,6 +63,7 @@ pub fn demo_config(cache: &Path) -> Result<RuntimeConfig> {
             vlm: demo_checkpoint(cache)?,
             vla: None,
             vla_backbone: None,
+            vla_action_tokenizer: None,
             quantize: None,
         },
         policy: PolicyConfig {

@@ -1,7 +1,7 @@
-//! A lerobot SmolVLA or pi0 checkpoint as the runtime's VLA (the tiny policies that
-//! tools/reference/smolvla_reference.py and pi0_reference.py saved with lerobot): on the
-//! virtual clock their chunks
-//! stream to the motion decoder as values, each starting at its frame's capture time, the
+//! A lerobot SmolVLA, pi0 or pi0-FAST checkpoint as the runtime's VLA (the tiny policies that
+//! tools/reference/smolvla_reference.py, pi0_reference.py and pi0fast_reference.py saved with
+//! lerobot): on the virtual clock their chunks stream to the motion decoder as values (pi0-FAST:
+//! as FAST tokens, each sent as it is sampled), each starting at its frame's capture time, the
 //! commands stay inside the robot's limits, and a configuration that does not fit the policy is
 //! refused by name.
 
@@ -40,12 +40,16 @@ fn config_of(kind: &str, repository: &str) -> RuntimeConfig {
         .join("hf-home/hub")
         .join(repository)
         .join("snapshots");
-    let language = std::fs::read_dir(snapshots).unwrap().next().unwrap().unwrap().path();
     config.models.vla = Some(reference_of(kind).join("two-cameras"));
-    config.models.vla_backbone = Some(language);
+    config.models.vla_backbone = Some(snapshot(&snapshots));
     config.policy.joints = DEMO_ARM[..6].iter().map(|j| j.to_string()).collect();
     config.policy.chunk_steps = 6;
     config
+}
+
+/// The one snapshot in a cache repository's `snapshots` folder.
+fn snapshot(snapshots: &std::path::Path) -> PathBuf {
+    std::fs::read_dir(snapshots).unwrap().next().unwrap().unwrap().path()
 }
 
 /// Every command's positions of the driven joints, and whether each was inside the limits.
@@ -67,15 +71,31 @@ impl JointSink for Commands {
 
 #[test]
 fn a_smolvla_checkpoint_drives_the_robot_inside_its_limits() {
-    drives_the_robot_inside_its_limits(&config());
+    let chunks = drives_the_robot_inside_its_limits(&config());
+    assert!(chunks.iter().all(|&values| values == 6 * 6), "{chunks:?}");
 }
 
 #[test]
 fn a_pi0_checkpoint_drives_the_robot_inside_its_limits() {
-    drives_the_robot_inside_its_limits(&config_of("pi0", "models--google--paligemma-3b-pt-224"));
+    let chunks = drives_the_robot_inside_its_limits(&config_of("pi0", "models--google--paligemma-3b-pt-224"));
+    assert!(chunks.iter().all(|&values| values == 6 * 6), "{chunks:?}");
 }
 
-fn drives_the_robot_inside_its_limits(config: &RuntimeConfig) {
+#[test]
+fn a_pi0_fast_checkpoint_streams_its_tokens_inside_the_limits() {
+    let mut config = config_of("pi0fast", "models--google--paligemma-3b-pt-224");
+    let actions = reference_of("pi0fast").join("hf-home/hub/models--lerobot--fast-action-tokenizer/snapshots");
+    config.models.vla_action_tokenizer = Some(snapshot(&actions));
+    config.policy.chunk_steps = 8;
+    let chunks = drives_the_robot_inside_its_limits(&config);
+    assert!(
+        chunks.iter().all(|&tokens| (1..=24).contains(&tokens)),
+        "FAST tokens per chunk (24 sampled at most): {chunks:?}"
+    );
+}
+
+/// Runs `config` for 3 s on the virtual clock; returns each chunk's count of tokens or values.
+fn drives_the_robot_inside_its_limits(config: &RuntimeConfig) -> Vec<usize> {
     let pipeline = Pipeline::load(config).unwrap();
     let robot = &pipeline.motion.robot;
     let limits = config
@@ -109,7 +129,6 @@ fn drives_the_robot_inside_its_limits(config: &RuntimeConfig) {
         })
         .collect();
     assert!(chunks.len() >= 5, "{} chunks in 3 s", chunks.len());
-    assert!(chunks.iter().all(|&values| values == 6 * 6), "{chunks:?}");
     let inside = sink.inside.lock().unwrap();
     assert!(inside.len() > 1000, "{} commands", inside.len());
     assert!(inside.iter().all(|&ok| ok), "a command left the joint limits");
@@ -121,6 +140,7 @@ fn drives_the_robot_inside_its_limits(config: &RuntimeConfig) {
         .find(|(name, _)| *name == "chunks_completed")
         .map_or(0, |(_, n)| n);
     assert!(completed > 0, "{:?}", report.interventions.entries());
+    chunks
 }
 
 #[test]

@@ -19,8 +19,9 @@ use anyhow::Context;
 use brainstem_runtime::cerebellum::motion::{JointCommand, JointSink, LoopOptions, MotionMode};
 use brainstem_runtime::config::StateSource;
 use brainstem_runtime::demo::{demo_config, StillCamera, SyntheticCamera, DEMO_INSTRUCTION};
-use brainstem_runtime::models::flow::FlowPolicySpec;
+use brainstem_runtime::models::flow::{policy_type, FlowPolicySpec};
 use brainstem_runtime::models::image::RgbImage;
+use brainstem_runtime::models::pi0fast::{Pi0FastConfig, PI0_FAST_TYPE};
 use brainstem_runtime::pipeline::flow::is_flow_policy;
 use brainstem_runtime::pipeline::stages::Pipeline;
 use brainstem_runtime::simulate::{Camera, Simulation};
@@ -182,25 +183,31 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Makes `dir` the configuration's VLA; a flow-matching policy sets the chunk length, and on
-/// the demo the driven joints.
+/// Makes `dir` the configuration's VLA; a lerobot policy sets the chunk length (pi0-FAST: the
+/// steps it decodes), and on the demo the driven joints.
 fn use_vla(config: &mut RuntimeConfig, dir: &Path, demo: bool) -> anyhow::Result<()> {
     config.models.vla = Some(dir.to_path_buf());
-    if !is_flow_policy(dir) {
-        return Ok(());
-    }
-    let policy = FlowPolicySpec::load(dir)?;
-    config.policy.chunk_steps = policy.chunk_size;
+    let (chunk_steps, action_dim) = match policy_type(dir).as_deref() {
+        Some(PI0_FAST_TYPE) => {
+            let policy = Pi0FastConfig::load(dir)?;
+            (policy.n_action_steps, policy.action_dim)
+        }
+        _ if is_flow_policy(dir) => {
+            let policy = FlowPolicySpec::load(dir)?;
+            (policy.chunk_size, policy.action_dim)
+        }
+        _ => return Ok(()),
+    };
+    config.policy.chunk_steps = chunk_steps;
     let joints = &mut config.policy.joints;
-    if demo && joints.len() != policy.action_dim {
+    if demo && joints.len() != action_dim {
         anyhow::ensure!(
-            joints.len() >= policy.action_dim,
-            "{} acts on {} joints, the demo arm has {}",
+            joints.len() >= action_dim,
+            "{} acts on {action_dim} joints, the demo arm has {}",
             dir.display(),
-            policy.action_dim,
             joints.len()
         );
-        joints.truncate(policy.action_dim);
+        joints.truncate(action_dim);
     }
     Ok(())
 }

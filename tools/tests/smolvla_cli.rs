@@ -1,7 +1,8 @@
-//! SmolVLA and pi0 from the command line, on the tiny checkpoints that
-//! tools/reference/smolvla_reference.py and pi0_reference.py saved with lerobot: `brainstem act` gives the chunk
-//! lerobot computed from the same frames, state, task and noise, with the backbone found in a
-//! Hugging Face cache or given with `--vlm`, and names what is wrong (no backbone anywhere, a
+//! SmolVLA, pi0, pi0.5 and pi0-FAST from the command line, on the tiny checkpoints that
+//! tools/reference/smolvla_reference.py, pi0_reference.py and pi0fast_reference.py saved with
+//! lerobot: `brainstem act` gives the chunk lerobot computed from the same frames, state, task
+//! and noise (pi0-FAST: and the same FAST tokens), with the backbone found in a Hugging Face
+//! cache or given with `--vlm`, and names what is wrong (no backbone anywhere, a
 //! state of the wrong length); `brainstem eval --vla` replays a recorded dataset through it, or
 //! says how the dataset and the policy differ.
 
@@ -116,6 +117,26 @@ fn a_pi05_chunk_is_lerobots_with_the_state_in_its_prompt() {
     let golden = golden_of("pi05");
     let output = act(&golden_args_of("pi05", &golden), &reference_of("pi0").join("hf-home"));
     assert_matches_lerobot(&output, &golden);
+}
+
+#[test]
+fn a_pi0_fast_chunk_and_its_tokens_are_lerobots() {
+    let golden = golden_of("pi0fast");
+    let mut args = golden_args_of("pi0fast", &golden);
+    args.truncate(args.len() - 2);
+    let output = act(&args, &reference_of("pi0fast").join("hf-home"));
+    assert_matches_lerobot(&output, &golden);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let fast: Vec<i64> = golden["fast_tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_i64().unwrap())
+        .filter(|t| (0..512).contains(t))
+        .collect();
+    let tokens: Vec<i64> = serde_json::from_value(report["tokens"].clone()).unwrap();
+    assert_eq!(tokens, fast);
+    assert_eq!(report["type"], "pi0_fast");
 }
 
 #[test]

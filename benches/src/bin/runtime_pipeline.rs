@@ -79,6 +79,7 @@ fn config(args: &Args, compute: ComputeConfig, brain_hz: f64) -> RuntimeConfig {
             vlm: args.model.clone(),
             vla: None,
             vla_backbone: None,
+            vla_action_tokenizer: None,
             quantize: Some(args.quantize.clone()),
         },
         policy: PolicyConfig {

@@ -88,7 +88,7 @@ pub struct Pi0Fast<B: Backend> {
     shape: PaliGemmaShape,
     processors: Processors,
     tokenizer: Tokenizer,
-    actions: FastTokenizer,
+    actions: Arc<FastTokenizer>,
     action_tokens: ActionTokens,
     paligemma: PaliGemma<B>,
     path: PathBuf,
@@ -143,7 +143,7 @@ impl<B: Backend> Pi0Fast<B> {
             shape,
             processors,
             tokenizer,
-            actions,
+            actions: Arc::new(actions),
             action_tokens,
             path: dir.to_path_buf(),
         })
@@ -162,7 +162,7 @@ impl<B: Backend> Pi0Fast<B> {
     }
 
     /// The FAST tokenizer, shaped to the chunks this policy decodes.
-    pub fn action_tokenizer(&self) -> &FastTokenizer {
+    pub fn action_tokenizer(&self) -> &Arc<FastTokenizer> {
         &self.actions
     }
 

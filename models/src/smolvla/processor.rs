@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::config::{NormalizationMode, ProcessorExpectations, ACTION_KEY, STATE_KEY};
+use crate::action::Normalization;
 use crate::error::{ModelError, Result};
 use crate::weights::{read_file, WeightFile};
 
@@ -55,6 +56,24 @@ impl Normalizer {
                 }
             }
         }
+    }
+
+    /// Each of the first `dims` dimensions' map back to raw units, as a motion decoder that
+    /// unnormalizes value by value applies it.
+    pub fn unnormalization(&self, dims: usize) -> Vec<Normalization> {
+        (0..dims)
+            .map(|d| match (self.mode, self.offset.get(d), self.scale_out.get(d)) {
+                (NormalizationMode::Identity, _, _) | (_, None, _) | (_, _, None) => Normalization::Identity,
+                (NormalizationMode::MeanStd, Some(&mean), Some(&std)) => Normalization::MeanStd {
+                    mean: f64::from(mean),
+                    std: f64::from(std),
+                },
+                (_, Some(&low), Some(&width)) => Normalization::Bounds {
+                    low: f64::from(low),
+                    high: f64::from(low) + f64::from(width),
+                },
+            })
+            .collect()
     }
 
     /// The policy's normalized values back to raw units.

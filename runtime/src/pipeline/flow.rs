@@ -110,7 +110,7 @@ impl FlowPolicy {
 
 /// The policy's name for each of the robot's cameras: as `policy.cameras` names them, else the
 /// policy's own in order.
-fn camera_names(config: &RuntimeConfig, takes: &[&str], dir: &Path) -> Result<Vec<String>> {
+pub(crate) fn camera_names(config: &RuntimeConfig, takes: &[&str], dir: &Path) -> Result<Vec<String>> {
     let names: Vec<String> = match &config.policy.cameras {
         Some(names) => names.clone(),
         None => takes.iter().take(config.cameras).map(|n| n.to_string()).collect(),

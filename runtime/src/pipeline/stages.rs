@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use brainstem_models::action::{FastTokenizer, Normalization};
+use brainstem_models::flow::policy_type;
 use brainstem_models::generate::GenerateOptions;
 use brainstem_models::image::RgbImage;
+use brainstem_models::pi0fast::PI0_FAST_TYPE;
 use brainstem_models::plan::{Plan, PlanSchema};
 use brainstem_models::sampling::SamplingParams;
 use brainstem_models::vla::{bins_clear_of_added_tokens, ActionVocabulary, Vla, VlaSpec, FAST_SKIP_TOKENS};
@@ -27,6 +29,7 @@ use crate::compute::partition::{Partitions, Stage};
 use crate::config::{ActionScheme, BrainConfig, RuntimeConfig};
 use crate::error::{Result, RuntimeError};
 use crate::kernels::{DType, DeviceBackend};
+use crate::pipeline::fast::FastPolicy;
 use crate::pipeline::flow::{is_flow_policy, FlowPolicy};
 use crate::pipeline::observe::FrameEncodings;
 use crate::robot::RobotDescription;
@@ -279,7 +282,8 @@ struct VlaStage {
 }
 
 /// The configured VLA on its partition: a lerobot flow-matching checkpoint, whose chunks are
-/// values in the robot's units, or a token VLA (an Idefics3 checkpoint, the VLM's by default).
+/// values in the robot's units, a lerobot pi0-FAST checkpoint, whose FAST tokens stream, or a
+/// token VLA (an Idefics3 checkpoint, the VLM's by default).
 fn load_vla(
     config: &RuntimeConfig,
     robot: &RobotDescription,
@@ -287,8 +291,17 @@ fn load_vla(
     vision: &Arc<Vlm<DeviceBackend>>,
 ) -> Result<VlaStage> {
     let dir = config.models.vla.clone().unwrap_or(config.models.vlm.clone());
+    let backend = loader.partitions.for_stage(Stage::Vla).backend.clone();
+    if policy_type(&dir).as_deref() == Some(PI0_FAST_TYPE) {
+        let policy = FastPolicy::load(config, &dir, backend, loader.options)?;
+        return Ok(VlaStage {
+            decoding: ActionDecoding::Fast(policy.tokenizer()),
+            normalization: policy.unnormalization(),
+            policy: Box::new(policy),
+            vision: None,
+        });
+    }
     if is_flow_policy(&dir) {
-        let backend = loader.partitions.for_stage(Stage::Vla).backend.clone();
         return Ok(VlaStage {
             policy: Box::new(FlowPolicy::load(config, &dir, backend, loader.options)?),
             vision: None,
