@@ -98,10 +98,11 @@ def time_chunks(out, reps, threads):
     time_policy(out, reps, threads, SmolVLAPolicy, "vlm_with_expert")
 
 
-def time_policy(out, reps, threads, policy_class, model_attr):
+def time_policy(out, reps, threads, policy_class, model_attr, samples_tokens=False):
     """Times `policy_class` loaded from `out`, from the PNG to the unnormalized chunk; the
     vision and prefix/expert times come from wrapping `policy.model.<model_attr>`'s
-    `embed_image` and `forward` (the first forward of a chunk is the prefix)."""
+    `embed_image` and `forward` (the first forward of a chunk is the prefix). A policy that
+    `samples_tokens` (pi0-FAST) samples one token a forward; their count is reported."""
     from lerobot.policies.factory import make_pre_post_processors
 
     torch.set_num_threads(threads)
@@ -134,7 +135,7 @@ def time_policy(out, reps, threads, policy_class, model_attr):
         "engine": f"lerobot {__import__('lerobot').__version__}, PyTorch {torch.__version__}",
         "median_s": median, "vision_s": pick[0], "prefix_s": pick[1], "denoise_s": pick[2],
         "first_chunk_unix_s": first_chunk_at, "started_unix_s": STARTED, "peak_rss_mb": peak_rss_mb(),
-        "threads": threads, "reps": reps}))
+        "forward_calls": len(expert_calls) if samples_tokens else None, "threads": threads, "reps": reps}))
 
 
 def main():

@@ -86,12 +86,12 @@ VARIANTS = {
 }
 
 
-def text_tokenizer():
-    """Byte-level BPE over the 256 byte symbols and fillers up to TEXT_VOCAB ids, no merges,
+def text_tokenizer(size=TEXT_VOCAB):
+    """Byte-level BPE over the 256 byte symbols and fillers up to `size` ids, no merges,
     Gemma's special tokens after them, `<bos>` put first as PaliGemma's tokenizer does."""
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     vocab = {symbol: i for i, symbol in enumerate(alphabet)}
-    vocab.update({f"<filler{i}>": i for i in range(len(alphabet), TEXT_VOCAB)})
+    vocab.update({f"<filler{i}>": i for i in range(len(alphabet), size)})
     bpe = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
@@ -102,8 +102,8 @@ def text_tokenizer():
                                    pad_token="<pad>", clean_up_tokenization_spaces=False)
 
 
-def cache_folder(model_id):
-    folder = snapshot_dir(HF_HOME, model_id, REVISION)
+def cache_folder(model_id, hf_home=HF_HOME):
+    folder = snapshot_dir(hf_home, model_id, REVISION)
     folder.mkdir(parents=True)
     refs = folder.parent.parent / "refs"
     refs.mkdir()
@@ -111,28 +111,36 @@ def cache_folder(model_id):
     return folder
 
 
-def write_tokenizers():
-    """Both tokenizers in the Hugging Face cache; returns the text tokenizer's length."""
-    if HF_HOME.exists():
-        shutil.rmtree(HF_HOME)
-    folder = cache_folder(TEXT_TOKENIZER_ID)
-    tokenizer = text_tokenizer()
+def write_tokenizers(hf_home=HF_HOME, size=TEXT_VOCAB):
+    """Both tokenizers in the Hugging Face cache `hf_home`, the text tokenizer's base
+    vocabulary `size` ids; returns the text tokenizer's length."""
+    if hf_home.exists():
+        shutil.rmtree(hf_home)
+    folder = cache_folder(TEXT_TOKENIZER_ID, hf_home)
+    tokenizer = text_tokenizer(size)
     tokenizer.save_pretrained(folder)
     PaliGemmaConfig(text_config=dict(vocab_size=len(tokenizer))).save_pretrained(folder)
     fast = OUT_ROOT / "fast-tokenizer"
-    action_folder = cache_folder(ACTION_TOKENIZER_ID)
+    action_folder = cache_folder(ACTION_TOKENIZER_ID, hf_home)
     for name in ("processor_config.json", "tokenizer.json", "tokenizer_config.json"):
         shutil.copy(fast / name, action_folder / name)
     return len(tokenizer)
 
 
 class OfflineActionProcessor:
-    """`AutoProcessor` for the FAST tokenizer's cache folder: lerobot's own class, without the
-    hub repository's remote code."""
+    """`AutoProcessor` for the FAST tokenizer's folder in the cache `$HF_HOME`: lerobot's own
+    class, without the hub repository's remote code."""
 
     @staticmethod
     def from_pretrained(name, **_options):
-        return UniversalActionProcessor.from_pretrained(str(snapshot_dir(HF_HOME, name, REVISION)))
+        hf_home = pathlib.Path(os.environ["HF_HOME"])
+        return UniversalActionProcessor.from_pretrained(str(snapshot_dir(hf_home, name, REVISION)))
+
+
+def offline_action_tokenizer():
+    """lerobot's pi0-FAST modules load the FAST tokenizer with `OfflineActionProcessor`."""
+    modeling_pi0_fast.AutoProcessor = OfflineActionProcessor
+    tokenizer_processor.AutoProcessor = OfflineActionProcessor
 
 
 def policy_config(variant):
@@ -154,7 +162,8 @@ def head_rows(policy):
 
 
 def steer(policy):
-    """Shrinks the rows of the ids that map below FAST id 0 (lerobot's decoding fails on them)."""
+    """Shrinks the head's rows of the ids that map below FAST id 0 (lerobot's decoding fails on
+    them)."""
     tokenizer = policy._paligemma_tokenizer  # noqa: SLF001
     with torch.no_grad():
         head_rows(policy)[tokenizer.vocab_size - FAST_SKIP:] *= 0.05
@@ -282,8 +291,7 @@ def main():
         return build(config)
 
     modeling_pi0_fast.PaliGemmaForConditionalGenerationWithPiGemma = at_image_size
-    modeling_pi0_fast.AutoProcessor = OfflineActionProcessor
-    tokenizer_processor.AutoProcessor = OfflineActionProcessor
+    offline_action_tokenizer()
     for i, variant in enumerate(VARIANTS):
         make_variant(variant, 20261210 + 100 * i, vocab)
 

@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use brainstem_runtime::compute::partition::available_cores;
 use brainstem_runtime::offline::dataset::Dataset;
 use brainstem_runtime::offline::eval::report::{EvalReport, Parity, Shard, CHUNKS_COMPLETED};
-use brainstem_runtime::offline::eval::{dataset_config, fit_flow_policy, Evaluator};
+use brainstem_runtime::offline::eval::{dataset_config, fit_lerobot_policy, Evaluator};
 use brainstem_runtime::simulate::sweep::Layout;
 use brainstem_runtime::RuntimeConfig;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -168,7 +168,7 @@ fn configuration(args: &EvalArgs, dataset: &Dataset) -> anyhow::Result<(String, 
             (name, config)
         }
     };
-    fit_flow_policy(&mut config, dataset)?;
+    fit_lerobot_policy(&mut config, dataset)?;
     let mut name = name;
     if let Some(device) = &args.device {
         config.device = Some(device.clone());

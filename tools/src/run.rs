@@ -19,10 +19,8 @@ use anyhow::Context;
 use brainstem_runtime::cerebellum::motion::{JointCommand, JointSink, LoopOptions, MotionMode};
 use brainstem_runtime::config::StateSource;
 use brainstem_runtime::demo::{demo_config, StillCamera, SyntheticCamera, DEMO_INSTRUCTION};
-use brainstem_runtime::models::flow::{policy_type, FlowPolicySpec};
+use brainstem_runtime::models::flow::{is_lerobot_policy, PolicySpec};
 use brainstem_runtime::models::image::RgbImage;
-use brainstem_runtime::models::pi0fast::{Pi0FastConfig, PI0_FAST_TYPE};
-use brainstem_runtime::pipeline::flow::is_flow_policy;
 use brainstem_runtime::pipeline::stages::Pipeline;
 use brainstem_runtime::simulate::{Camera, Simulation};
 use brainstem_runtime::telemetry::TelemetryReport;
@@ -36,10 +34,11 @@ pub struct RunArgs {
     /// Where the demo's generated checkpoint is kept.
     #[arg(long, default_value = "weights")]
     cache: PathBuf,
-    /// The VLA: a lerobot SmolVLA folder (its chunks stream to the motion decoder as values),
-    /// or an Idefics3 checkpoint emitting action tokens; over what the configuration says.
-    /// On the demo, a SmolVLA drives the first of the demo arm's joints, one per action
-    /// dimension.
+    /// The VLA: a lerobot SmolVLA, pi0 or pi0.5 folder (its chunks stream to the motion
+    /// decoder as values), a lerobot pi0-FAST folder (its FAST tokens stream as they are
+    /// sampled), or an Idefics3 checkpoint emitting action tokens; over what the configuration
+    /// says. On the demo, a lerobot policy drives the first of the demo arm's joints, one per
+    /// action dimension.
     #[arg(long)]
     vla: Option<PathBuf>,
     #[arg(long, default_value_t = 10.0)]
@@ -187,17 +186,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 /// steps it decodes), and on the demo the driven joints.
 fn use_vla(config: &mut RuntimeConfig, dir: &Path, demo: bool) -> anyhow::Result<()> {
     config.models.vla = Some(dir.to_path_buf());
-    let (chunk_steps, action_dim) = match policy_type(dir).as_deref() {
-        Some(PI0_FAST_TYPE) => {
-            let policy = Pi0FastConfig::load(dir)?;
-            (policy.n_action_steps, policy.action_dim)
-        }
-        _ if is_flow_policy(dir) => {
-            let policy = FlowPolicySpec::load(dir)?;
-            (policy.chunk_size, policy.action_dim)
-        }
-        _ => return Ok(()),
-    };
+    if !is_lerobot_policy(dir) {
+        return Ok(());
+    }
+    let policy = PolicySpec::load(dir)?;
+    let (chunk_steps, action_dim) = (policy.chunk_steps, policy.action_dim);
     config.policy.chunk_steps = chunk_steps;
     let joints = &mut config.policy.joints;
     if demo && joints.len() != action_dim {

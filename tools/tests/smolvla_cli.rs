@@ -198,10 +198,20 @@ fn eval_args(policy: &Path, out: &str) -> Vec<String> {
 
 #[test]
 fn eval_replays_a_dataset_through_a_policy_that_fits_it() {
-    // The reference policy with its top camera renamed to the dataset's front camera.
-    let policy = scratch("smolvla-front-camera");
+    eval_replays_the_dataset_through("smolvla");
+}
+
+#[test]
+fn eval_replays_a_dataset_through_pi0_fast() {
+    eval_replays_the_dataset_through("pi0fast");
+}
+
+/// `brainstem eval` of the reference dataset through the `kind` reference policy with its top
+/// camera renamed to the dataset's front camera.
+fn eval_replays_the_dataset_through(kind: &str) {
+    let policy = scratch(&format!("{kind}-front-camera"));
     std::fs::create_dir_all(&policy).unwrap();
-    for entry in std::fs::read_dir(reference().join("two-cameras")).unwrap() {
+    for entry in std::fs::read_dir(reference_of(kind).join("two-cameras")).unwrap() {
         let entry = entry.unwrap();
         if entry.file_type().unwrap().is_file() {
             std::fs::copy(entry.path(), policy.join(entry.file_name())).unwrap();
@@ -209,19 +219,16 @@ fn eval_replays_a_dataset_through_a_policy_that_fits_it() {
     }
     let config = std::fs::read_to_string(policy.join("config.json")).unwrap();
     std::fs::write(policy.join("config.json"), config.replace("images.top", "images.front")).unwrap();
-    let output = brainstem(
-        "eval",
-        &eval_args(&policy, "smolvla-eval"),
-        &reference().join("hf-home"),
-    );
+    let out = format!("{kind}-eval");
+    let output = brainstem("eval", &eval_args(&policy, &out), &reference_of(kind).join("hf-home"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(scratch("smolvla-eval/report.json")).unwrap()).unwrap();
+    let report = std::fs::read_to_string(scratch(&out).join("report.json")).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     let episode = &report["episodes"][0];
     assert_eq!(episode["episode"], 0, "{report}");
     assert!(episode["failure"].is_null(), "{episode}");

@@ -14,6 +14,11 @@
 //!   `benches/peers/pi0_lerobot.py`:
 //!   python3.12 benches/peers/pi0_lerobot.py make weights/pi0-shaped
 //!   cargo run --release -p brainstem-benches --bin smolvla_chunk -- --policy weights/pi0-shaped
+//! - pi0-FAST (PaliGemma 3B with its 257k-token head, one 640 x 480 camera, 32 tokens sampled
+//!   a chunk: a random model never ends early), `benches/peers/pi0fast_lerobot.py`; the table
+//!   then gives the prefix with the first token, the later tokens and their rate:
+//!   python3.12 benches/peers/pi0fast_lerobot.py make weights/pi0fast-shaped
+//!   cargo run --release -p brainstem-benches --bin smolvla_chunk -- --policy weights/pi0fast-shaped
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -26,6 +31,7 @@ use brainstem_runtime::kernels::{ActivationPrecision, CpuBackend, DType};
 use brainstem_runtime::models::flow::{policy_type, FlowVla};
 use brainstem_runtime::models::image::planar::PlanarImage;
 use brainstem_runtime::models::image::RgbImage;
+use brainstem_runtime::models::pi0fast::{Pi0Fast, SampleOptions, TokenizerFolders, PI0_FAST_TYPE};
 use brainstem_runtime::models::smolvla::{HubCache, Noise, Observation};
 use brainstem_runtime::models::LoadOptions;
 use clap::Parser;
@@ -61,9 +67,13 @@ struct EngineResult {
     median_s: f64,
     vision_s: f64,
     prefix_s: f64,
+    /// The denoising steps, or (pi0-FAST) every token after the first.
     denoise_s: f64,
     first_chunk_unix_s: f64,
     peak_rss_mb: f64,
+    /// Passes through the backbone after the vision tower: pi0-FAST samples one token a pass.
+    #[serde(default)]
+    forward_calls: Option<usize>,
 }
 
 fn unix_now() -> f64 {
@@ -100,8 +110,24 @@ fn run_engine(args: &Args, format: &str) -> anyhow::Result<EngineResult> {
         ..LoadOptions::default()
     };
     let hub = HubCache::at_home(&args.policy.join("hf-home"));
-    let policy = FlowVla::load(backend, &args.policy, None, &hub, options)?;
-    let noise = Noise::Seed(0);
+    let chunk: ChunkFn = match policy_type(&args.policy).as_deref() {
+        Some(PI0_FAST_TYPE) => {
+            let policy = Pi0Fast::load(backend, &args.policy, TokenizerFolders::default(), &hub, options)?;
+            Box::new(move |observation| {
+                let (_, trace) = policy.predict(observation, SampleOptions::default())?;
+                let t = trace.timings;
+                Ok((t.vision, t.prefix, t.decode, Some(trace.generated.len())))
+            })
+        }
+        _ => {
+            let policy = FlowVla::load(backend, &args.policy, None, &hub, options)?;
+            Box::new(move |observation| {
+                let (_, trace) = policy.predict_guided(observation, &Noise::Seed(0), None)?;
+                let t = trace.timings;
+                Ok((t.vision, t.prefix, t.denoise, None))
+            })
+        }
+    };
     let mut totals = Vec::new();
     let mut stages = Vec::new();
     let mut first_chunk = None;
@@ -113,24 +139,31 @@ fn run_engine(args: &Args, format: &str) -> anyhow::Result<EngineResult> {
             state: STATE.to_vec(),
             task: TASK.into(),
         };
-        let (_, trace) = policy.predict_guided(&observation, &noise, None)?;
+        stages.push(chunk(&observation)?);
         totals.push(start.elapsed());
         first_chunk.get_or_insert_with(unix_now);
-        stages.push(trace.timings);
     }
     let middle = median(&totals);
     let at = totals.iter().position(|t| *t == middle).unwrap_or(0);
     let weights = quantize.map_or("f32".to_string(), |d| format!("{d:?}, int8 activations"));
+    let (vision, prefix, rest, calls) = stages[at];
     Ok(EngineResult {
         engine: format!("brainstem, {weights}"),
         median_s: middle.as_secs_f64(),
-        vision_s: stages[at].vision.as_secs_f64(),
-        prefix_s: stages[at].prefix.as_secs_f64(),
-        denoise_s: stages[at].denoise.as_secs_f64(),
+        vision_s: vision.as_secs_f64(),
+        prefix_s: prefix.as_secs_f64(),
+        denoise_s: rest.as_secs_f64(),
         first_chunk_unix_s: first_chunk.unwrap_or(0.0),
         peak_rss_mb: peak_rss_mb(),
+        forward_calls: calls,
     })
 }
+
+/// A chunk's vision, prefix and later time, and (pi0-FAST) the tokens it sampled.
+type Stages = (Duration, Duration, Duration, Option<usize>);
+
+/// One chunk of the loaded policy for an observation.
+type ChunkFn = Box<dyn Fn(&Observation) -> anyhow::Result<Stages>>;
 
 /// Runs `command`, returning its result and the time it was started.
 fn spawn(mut command: Command) -> anyhow::Result<(EngineResult, f64)> {
@@ -154,11 +187,12 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(
         args.policy.join("model.safetensors").is_file(),
-        "make the policy first: python3.12 benches/peers/smolvla_lerobot.py make {} (or pi0_lerobot.py)",
+        "make the policy first: python3.12 benches/peers/smolvla_lerobot.py make {} (or pi0_lerobot.py, pi0fast_lerobot.py)",
         args.policy.display()
     );
     let peer = match policy_type(&args.policy).as_deref() {
         Some("pi0") => "peers/pi0_lerobot.py",
+        Some(PI0_FAST_TYPE) => "peers/pi0fast_lerobot.py",
         _ => "peers/smolvla_lerobot.py",
     };
     if let Some(format) = &args.engine {
@@ -193,14 +227,26 @@ fn main() -> anyhow::Result<()> {
 
 fn print_table(results: &[(EngineResult, f64)], with_peer: bool) {
     let reference = with_peer.then(|| results.last().map(|(r, _)| r.median_s)).flatten();
-    println!("| engine | chunk (median) | vision | prefix | 10 denoising steps | start to first chunk | peak memory | vs lerobot |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let tokens = results.iter().find_map(|(r, _)| r.forward_calls).is_some();
+    match tokens {
+        true => println!("| engine | chunk (median) | vision | prefix + first token | later tokens | tokens/s | start to first chunk | peak memory | vs lerobot |"),
+        false => println!("| engine | chunk (median) | vision | prefix | 10 denoising steps | start to first chunk | peak memory | vs lerobot |"),
+    }
+    println!(
+        "|---|---:|---:|---:|---:|{}---:|---:|---:|",
+        if tokens { "---:|" } else { "" }
+    );
     let ms = |s: f64| format!("{:.0} ms", s * 1e3);
     for (r, started) in results {
         let ratio = reference.map_or("-".to_string(), |t| format!("{:.2}x", t / r.median_s));
         let first = Duration::from_secs_f64((r.first_chunk_unix_s - started).max(0.0));
+        let rate = match r.forward_calls {
+            Some(calls) if tokens => format!(" {:.2} |", calls.saturating_sub(1) as f64 / r.denoise_s.max(1e-9)),
+            _ if tokens => " - |".to_string(),
+            _ => String::new(),
+        };
         println!(
-            "| {} | {} | {} | {} | {} | {:.1} s | {:.0} MB | {} |",
+            "| {} | {} | {} | {} | {} |{rate} {:.1} s | {:.0} MB | {} |",
             r.engine,
             ms(r.median_s),
             ms(r.vision_s),

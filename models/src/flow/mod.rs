@@ -13,7 +13,7 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 
 pub use head::time_embedding;
-pub use policy::{is_flow_policy, policy_type, FlowPolicySpec, FlowVla};
+pub use policy::{is_flow_policy, is_lerobot_policy, policy_type, FlowVla, PolicySpec};
 
 use crate::error::{ModelError, Result};
 use crate::image::planar::PlanarImage;

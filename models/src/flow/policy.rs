@@ -12,12 +12,16 @@ use super::{ActionChunk, ChunkTrace, Noise, Observation};
 use crate::error::{ModelError, Result};
 use crate::llama::LoadOptions;
 use crate::pi0::{Pi0, Pi0Config};
+use crate::pi0fast::{Pi0FastConfig, PI0_FAST_TYPE};
 use crate::smolvla::config::RtcConfig;
 use crate::smolvla::{ChunkPrefix, HubCache, RealTimeChunking, SmolVla, SmolVlaConfig};
 use crate::weights::read_text;
 
 /// The lerobot policy types this module loads.
 pub const FLOW_POLICY_TYPES: [&str; 3] = ["smolvla", "pi0", "pi05"];
+
+/// Every lerobot policy type brainstem runs: the flow-matching ones and pi0-FAST.
+pub const LEROBOT_POLICY_TYPES: [&str; 4] = ["smolvla", "pi0", "pi05", PI0_FAST_TYPE];
 
 /// The `"type"` of the lerobot policy in `dir`, if its `config.json` reads and names one.
 pub fn policy_type(dir: &Path) -> Option<String> {
@@ -31,10 +35,15 @@ pub fn is_flow_policy(dir: &Path) -> bool {
     policy_type(dir).is_some_and(|t| FLOW_POLICY_TYPES.contains(&t.as_str()))
 }
 
-/// What a flow-matching policy's config says about its inputs and outputs.
+/// Whether `dir` holds any lerobot policy brainstem runs (flow-matching or pi0-FAST).
+pub fn is_lerobot_policy(dir: &Path) -> bool {
+    policy_type(dir).is_some_and(|t| LEROBOT_POLICY_TYPES.contains(&t.as_str()))
+}
+
+/// What a lerobot policy's config says about its inputs and outputs.
 #[derive(Clone, Debug, PartialEq)]
-pub struct FlowPolicySpec {
-    /// The policy's type (`smolvla`, `pi0`, `pi05`).
+pub struct PolicySpec {
+    /// The policy's type (`smolvla`, `pi0`, `pi05`, `pi0_fast`).
     pub kind: String,
     /// Camera names (image features without `observation.images.`), in the policy's order.
     pub cameras: Vec<String>,
@@ -42,11 +51,14 @@ pub struct FlowPolicySpec {
     pub action_dim: usize,
     pub chunk_size: usize,
     pub n_action_steps: usize,
+    /// Steps of each chunk the policy gives: a flow-matching policy's whole chunk, the
+    /// `n_action_steps` pi0-FAST decodes its tokens to.
+    pub chunk_steps: usize,
     pub max_action_dim: usize,
     pub rtc: Option<RtcConfig>,
 }
 
-impl FlowPolicySpec {
+impl PolicySpec {
     /// Reads the spec from the `config.json` in `dir` without loading the weights.
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join("config.json");
@@ -54,7 +66,12 @@ impl FlowPolicySpec {
         match policy_type(dir).as_deref() {
             Some("pi0" | "pi05") => Ok(Self::of_pi0(&Pi0Config::from_json(&text, &path)?)),
             Some("smolvla") => Ok(Self::of_smolvla(&SmolVlaConfig::from_json(&text, &path)?)),
-            found => Err(unsupported(&path, found)),
+            Some(PI0_FAST_TYPE) => Ok(Self::of_pi0_fast(&Pi0FastConfig::from_json(&text, &path)?)),
+            found => Err(unsupported(
+                &path,
+                found,
+                "a lerobot policy of type \"smolvla\", \"pi0\", \"pi05\" or \"pi0_fast\"",
+            )),
         }
     }
 
@@ -66,6 +83,7 @@ impl FlowPolicySpec {
             action_dim: cfg.action_dim,
             chunk_size: cfg.chunk_size,
             n_action_steps: cfg.n_action_steps,
+            chunk_steps: cfg.chunk_size,
             max_action_dim: cfg.max_action_dim,
             rtc: cfg.rtc.clone(),
         }
@@ -79,16 +97,33 @@ impl FlowPolicySpec {
             action_dim: cfg.action_dim,
             chunk_size: cfg.chunk_size,
             n_action_steps: cfg.n_action_steps,
+            chunk_steps: cfg.chunk_size,
             max_action_dim: cfg.max_action_dim,
             rtc: cfg.rtc.clone(),
         }
     }
 }
 
-fn unsupported(path: &Path, found: Option<&str>) -> ModelError {
+impl PolicySpec {
+    fn of_pi0_fast(cfg: &Pi0FastConfig) -> Self {
+        Self {
+            kind: PI0_FAST_TYPE.into(),
+            cameras: cfg.camera_names().iter().map(|c| c.to_string()).collect(),
+            state_dim: cfg.state_dim,
+            action_dim: cfg.action_dim,
+            chunk_size: cfg.chunk_size,
+            n_action_steps: cfg.n_action_steps,
+            chunk_steps: cfg.n_action_steps,
+            max_action_dim: cfg.action_dim,
+            rtc: None,
+        }
+    }
+}
+
+fn unsupported(path: &Path, found: Option<&str>, expected: &'static str) -> ModelError {
     ModelError::UnsupportedArchitecture {
         path: path.to_path_buf(),
-        expected: "a lerobot policy of type \"smolvla\", \"pi0\" or \"pi05\"",
+        expected,
         found: found.unwrap_or("no \"type\"").to_string(),
     }
 }
@@ -112,14 +147,18 @@ impl<B: Backend> FlowVla<B> {
         match policy_type(dir).as_deref() {
             Some("pi0" | "pi05") => Ok(Self::Pi0(Pi0::load(backend, dir, language, cache, options)?)),
             Some("smolvla") => Ok(Self::SmolVla(SmolVla::load(backend, dir, language, cache, options)?)),
-            found => Err(unsupported(&dir.join("config.json"), found)),
+            found => Err(unsupported(
+                &dir.join("config.json"),
+                found,
+                "a lerobot flow-matching policy of type \"smolvla\", \"pi0\" or \"pi05\"",
+            )),
         }
     }
 
-    pub fn spec(&self) -> FlowPolicySpec {
+    pub fn spec(&self) -> PolicySpec {
         match self {
-            Self::SmolVla(p) => FlowPolicySpec::of_smolvla(p.config()),
-            Self::Pi0(p) => FlowPolicySpec::of_pi0(p.config()),
+            Self::SmolVla(p) => PolicySpec::of_smolvla(p.config()),
+            Self::Pi0(p) => PolicySpec::of_pi0(p.config()),
         }
     }
 

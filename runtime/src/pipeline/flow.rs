@@ -12,7 +12,7 @@ use brainstem_models::image::planar::PlanarImage;
 use std::time::{Duration, Instant};
 
 pub use brainstem_models::flow::is_flow_policy;
-use brainstem_models::flow::{FlowPolicySpec, FlowVla};
+use brainstem_models::flow::{FlowVla, PolicySpec};
 use brainstem_models::smolvla::{ChunkPrefix, HubCache, Noise, Observation, RealTimeChunking};
 use brainstem_models::LoadOptions;
 
@@ -25,7 +25,7 @@ use crate::pipeline::stages::{ActRequest, ActionOutput, ActionPolicy};
 /// A flow-matching VLA as the cerebellum's policy.
 pub struct FlowPolicy {
     policy: FlowVla<DeviceBackend>,
-    spec: FlowPolicySpec,
+    spec: PolicySpec,
     /// The policy's camera names, in the order the robot's cameras map onto them.
     cameras: Vec<String>,
     seed: u64,

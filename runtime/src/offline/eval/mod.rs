@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use brainstem_models::flow::FlowPolicySpec;
+use brainstem_models::flow::{is_lerobot_policy, PolicySpec};
 use brainstem_models::image::RgbImage;
 use brainstem_models::smolvla::config::IMAGE_PREFIX;
 
@@ -27,7 +27,6 @@ use crate::config::{RobotSource, RuntimeConfig};
 use crate::demo::demo_config;
 use crate::error::{Result, RuntimeError};
 use crate::offline::dataset::{Dataset, Episode, STATE};
-use crate::pipeline::flow::is_flow_policy;
 use crate::pipeline::loops::{CHUNK, FIRST_ACTION, PLAN, VISION};
 use crate::pipeline::observe::RuntimeEvent;
 use crate::pipeline::stages::Pipeline;
@@ -59,15 +58,15 @@ pub fn dataset_config(dataset: &Dataset, cache: &Path) -> Result<RuntimeConfig> 
     Ok(config)
 }
 
-/// Fits `config` to the lerobot flow-matching policy it names as its VLA, for `dataset`: the
+/// Fits `config` to the lerobot policy (flow-matching or pi0-FAST) it names as its VLA, for `dataset`: the
 /// dataset's state and action must be the policy's (by size, and by name where both name their
 /// entries), each of its cameras one the policy takes; the chunk is the policy's. Every
 /// difference is named in one error.
-pub fn fit_flow_policy(config: &mut RuntimeConfig, dataset: &Dataset) -> Result<()> {
-    let Some(dir) = config.models.vla.clone().filter(|d| is_flow_policy(d)) else {
+pub fn fit_lerobot_policy(config: &mut RuntimeConfig, dataset: &Dataset) -> Result<()> {
+    let Some(dir) = config.models.vla.clone().filter(|d| is_lerobot_policy(d)) else {
         return Ok(());
     };
-    let policy = FlowPolicySpec::load(&dir)?;
+    let policy = PolicySpec::load(&dir)?;
     let mut differences = Vec::new();
     let state_len = dataset.info.vector_len(STATE).unwrap_or(0);
     if state_len != policy.state_dim {
@@ -106,7 +105,7 @@ pub fn fit_flow_policy(config: &mut RuntimeConfig, dataset: &Dataset) -> Result<
             ),
         ));
     }
-    config.policy.chunk_steps = policy.chunk_size;
+    config.policy.chunk_steps = policy.chunk_steps;
     config.policy.cameras = Some(cameras);
     Ok(())
 }
