@@ -13,8 +13,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use brainstem_models::image::planar::PlanarImage;
-use brainstem_models::image::RgbImage;
 use brainstem_models::kernels::{Backend, DType};
 use brainstem_models::pi0fast::{Pi0Fast, SampleOptions, TokenizerFolders};
 use brainstem_models::smolvla::{HubCache, Observation};
@@ -55,20 +53,9 @@ struct Golden {
 fn golden(variant: &str) -> Golden {
     let dir = root().join(variant).join("golden");
     let text: GoldenText = serde_json::from_slice(&std::fs::read(dir.join("golden.json")).unwrap()).unwrap();
-    let images = text
-        .cameras
-        .iter()
-        .map(|camera| {
-            let rgb = RgbImage::open(&dir.join(format!("{camera}.png"))).unwrap();
-            (camera.clone(), PlanarImage::from_rgb(&rgb))
-        })
-        .collect();
+    let observation = common::golden_observation(&dir, &text.cameras, &text.state, &text.task);
     Golden {
-        observation: Observation {
-            images,
-            state: text.state.clone(),
-            task: text.task.clone(),
-        },
+        observation,
         tensors: common::f32_tensors(&dir.join("golden.safetensors")),
         text,
     }

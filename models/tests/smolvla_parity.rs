@@ -10,8 +10,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use brainstem_models::image::planar::PlanarImage;
-use brainstem_models::image::RgbImage;
 use brainstem_models::kernels::{Backend, DType};
 use brainstem_models::smolvla::rtc::PrefixSchedule;
 use brainstem_models::smolvla::{ChunkPrefix, HubCache, Noise, Observation, RealTimeChunking, SmolVla};
@@ -47,19 +45,7 @@ pub struct Golden {
 pub fn golden(variant: &str) -> Golden {
     let dir = root().join(variant).join("golden");
     let text: GoldenText = serde_json::from_slice(&std::fs::read(dir.join("golden.json")).unwrap()).unwrap();
-    let images = text
-        .cameras
-        .iter()
-        .map(|camera| {
-            let rgb = RgbImage::open(&dir.join(format!("{camera}.png"))).unwrap();
-            (camera.clone(), PlanarImage::from_rgb(&rgb))
-        })
-        .collect();
-    let observation = Observation {
-        images,
-        state: text.state.clone(),
-        task: text.task.clone(),
-    };
+    let observation = common::golden_observation(&dir, &text.cameras, &text.state, &text.task);
     Golden {
         noise: common::f32_tensors(&dir.join("noise.safetensors"))
             .remove("noise")

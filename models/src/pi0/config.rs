@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::error::{ModelError, Result};
 use crate::smolvla::config::{
-    CameraFeature, FlowSettings, NormalizationMode, PolicyFeatures, ProcessorExpectations, RtcConfig,
+    typed_config, CameraFeature, FlowSettings, NormalizationMode, PolicyFeatures, ProcessorExpectations, RtcConfig,
 };
 use crate::weights::read_text;
 
@@ -85,8 +85,31 @@ struct Raw {
     rtc_config: Option<RtcConfig>,
 }
 
-fn one() -> usize {
+pub(crate) fn one() -> usize {
     1
+}
+
+/// The settings every PaliGemma policy (pi0, pi0.5, pi0-FAST) refuses alike: more than one
+/// observation, relative actions, a frame that is not square. Returns the frame's side.
+pub(crate) fn paligemma_settings(
+    n_obs_steps: usize,
+    use_relative_actions: bool,
+    (width, height): (usize, usize),
+) -> std::result::Result<usize, String> {
+    if n_obs_steps != 1 {
+        return Err(format!(
+            "n_obs_steps is {n_obs_steps}; the policy takes one observation"
+        ));
+    }
+    if use_relative_actions {
+        return Err("use_relative_actions (actions relative to the state) is not supported".into());
+    }
+    if width != height || width == 0 {
+        return Err(format!(
+            "image_resolution is {width}x{height}; PaliGemma takes a square image"
+        ));
+    }
+    Ok(width)
 }
 
 impl Pi0Config {
@@ -102,35 +125,19 @@ impl Pi0Config {
             path: path.to_path_buf(),
             message,
         };
-        let value: Value = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
-        let kind = match value.get("type").and_then(Value::as_str) {
-            Some("pi0") => Pi0Kind::Pi0,
-            Some("pi05") => Pi0Kind::Pi05,
-            found => {
-                return Err(ModelError::UnsupportedArchitecture {
-                    path: path.to_path_buf(),
-                    expected: "a lerobot policy of type \"pi0\" or \"pi05\"",
-                    found: found.unwrap_or("no \"type\"").to_string(),
-                })
-            }
-        };
+        let (value, kind) = typed_config(
+            text,
+            path,
+            &["pi0", "pi05"],
+            "a lerobot policy of type \"pi0\" or \"pi05\"",
+        )?;
+        let kind = if kind == "pi0" { Pi0Kind::Pi0 } else { Pi0Kind::Pi05 };
         let raw: Raw = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
         Self::from_raw(raw, kind).map_err(err)
     }
 
     fn from_raw(raw: Raw, kind: Pi0Kind) -> std::result::Result<Self, String> {
-        if raw.n_obs_steps != 1 {
-            return Err(format!("n_obs_steps is {}; pi0 takes one observation", raw.n_obs_steps));
-        }
-        if raw.use_relative_actions {
-            return Err("use_relative_actions (actions relative to the state) is not supported".into());
-        }
-        let (width, height) = raw.image_resolution;
-        if width != height || width == 0 {
-            return Err(format!(
-                "image_resolution is {width}x{height}; PaliGemma takes a square image"
-            ));
-        }
+        let width = paligemma_settings(raw.n_obs_steps, raw.use_relative_actions, raw.image_resolution)?;
         let features = PolicyFeatures::parse(
             &raw.input_features,
             &raw.output_features,

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{ModelError, Result};
-use crate::smolvla::config::{CameraFeature, NormalizationMode, PolicyFeatures, ProcessorExpectations};
+use crate::pi0::config::paligemma_settings;
+use crate::smolvla::config::{typed_config, CameraFeature, NormalizationMode, PolicyFeatures, ProcessorExpectations};
 use crate::weights::read_text;
 
 /// lerobot's name for the policy type, the config's `"type"`.
@@ -47,7 +48,7 @@ pub struct Pi0FastConfig {
 struct Raw {
     input_features: serde_json::Map<String, Value>,
     output_features: serde_json::Map<String, Value>,
-    #[serde(default = "one")]
+    #[serde(default = "crate::pi0::config::one")]
     n_obs_steps: usize,
     chunk_size: usize,
     n_action_steps: usize,
@@ -68,10 +69,6 @@ struct Raw {
     normalization_mapping: BTreeMap<String, NormalizationMode>,
 }
 
-fn one() -> usize {
-    1
-}
-
 impl Pi0FastConfig {
     /// Reads the `config.json` of a policy folder.
     pub fn load(dir: &Path) -> Result<Self> {
@@ -85,35 +82,13 @@ impl Pi0FastConfig {
             path: path.to_path_buf(),
             message,
         };
-        let value: Value = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
-        let found = value.get("type").and_then(Value::as_str);
-        if found != Some(PI0_FAST_TYPE) {
-            return Err(ModelError::UnsupportedArchitecture {
-                path: path.to_path_buf(),
-                expected: "a lerobot policy of type \"pi0_fast\"",
-                found: found.unwrap_or("no \"type\"").to_string(),
-            });
-        }
+        let (value, _) = typed_config(text, path, &[PI0_FAST_TYPE], "a lerobot policy of type \"pi0_fast\"")?;
         let raw: Raw = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
         Self::from_raw(raw).map_err(err)
     }
 
     fn from_raw(raw: Raw) -> std::result::Result<Self, String> {
-        if raw.n_obs_steps != 1 {
-            return Err(format!(
-                "n_obs_steps is {}; pi0-FAST takes one observation",
-                raw.n_obs_steps
-            ));
-        }
-        if raw.use_relative_actions {
-            return Err("use_relative_actions (actions relative to the state) is not supported".into());
-        }
-        let (width, height) = raw.image_resolution;
-        if width != height || width == 0 {
-            return Err(format!(
-                "image_resolution is {width}x{height}; PaliGemma takes a square image"
-            ));
-        }
+        let width = paligemma_settings(raw.n_obs_steps, raw.use_relative_actions, raw.image_resolution)?;
         let features = PolicyFeatures::parse(
             &raw.input_features,
             &raw.output_features,

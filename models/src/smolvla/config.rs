@@ -174,17 +174,7 @@ impl SmolVlaConfig {
             path: path.to_path_buf(),
             message,
         };
-        let value: Value = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
-        match value.get("type").and_then(Value::as_str) {
-            Some("smolvla") => {}
-            found => {
-                return Err(ModelError::UnsupportedArchitecture {
-                    path: path.to_path_buf(),
-                    expected: "a lerobot policy of type \"smolvla\"",
-                    found: found.unwrap_or("no \"type\"").to_string(),
-                })
-            }
-        }
+        let (value, _) = typed_config(text, path, &["smolvla"], "a lerobot policy of type \"smolvla\"")?;
         let raw: Raw = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
         let cfg = Self::from_raw(raw).map_err(err)?;
         cfg.validate().map_err(|m| ModelError::Config {
@@ -425,4 +415,27 @@ fn refuse_unported(raw: &Raw) -> std::result::Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A lerobot policy's `config.json` parsed, with its `"type"`, which must be one of `types`
+/// (`expected` says which in the error); `path` names the file in errors.
+pub(crate) fn typed_config<'a>(
+    text: &str,
+    path: &Path,
+    types: &[&'a str],
+    expected: &'static str,
+) -> Result<(Value, &'a str)> {
+    let value: Value = serde_json::from_str(text).map_err(|e| ModelError::Config {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let found = value.get("type").and_then(Value::as_str);
+    match types.iter().find(|t| Some(**t) == found) {
+        Some(kind) => Ok((value, kind)),
+        None => Err(ModelError::UnsupportedArchitecture {
+            path: path.to_path_buf(),
+            expected,
+            found: found.unwrap_or("no \"type\"").to_string(),
+        }),
+    }
 }

@@ -154,3 +154,26 @@ pub fn policy_copy(from: &std::path::Path, name: &str) -> PathBuf {
     }
     dir
 }
+
+/// The observation a golden folder records: each camera's `<camera>.png` (values in [0, 1]),
+/// the state and the task.
+pub fn golden_observation(
+    dir: &std::path::Path,
+    cameras: &[String],
+    state: &[f32],
+    task: &str,
+) -> brainstem_models::smolvla::Observation {
+    use brainstem_models::image::{planar::PlanarImage, RgbImage};
+    let images = cameras
+        .iter()
+        .map(|camera| {
+            let rgb = RgbImage::open(&dir.join(format!("{camera}.png"))).unwrap();
+            (camera.clone(), PlanarImage::from_rgb(&rgb))
+        })
+        .collect();
+    brainstem_models::smolvla::Observation {
+        images,
+        state: state.to_vec(),
+        task: task.to_string(),
+    }
+}

@@ -16,9 +16,9 @@ use brainstem_models::smolvla::{HubCache, Observation};
 use brainstem_models::LoadOptions;
 
 use crate::config::RuntimeConfig;
-use crate::error::{Result, RuntimeError};
+use crate::error::Result;
 use crate::kernels::DeviceBackend;
-use crate::pipeline::flow::camera_names;
+use crate::pipeline::flow::{camera_names, check_fit};
 use crate::pipeline::stages::{ActRequest, ActionOutput, ActionPolicy};
 
 /// pi0-FAST as the cerebellum's policy.
@@ -40,29 +40,14 @@ impl FastPolicy {
         };
         let policy = Pi0Fast::load(backend, dir, folders, &HubCache::from_env(), options)?;
         let cfg = policy.config();
-        let joints = config.policy.joints.len();
-        if (cfg.state_dim, cfg.action_dim) != (joints, joints) {
-            return Err(RuntimeError::config(
-                "policy.joints",
-                format!(
-                    "{} drives {joints} joints, but its state has {} values and its action {}",
-                    dir.display(),
-                    cfg.state_dim,
-                    cfg.action_dim
-                ),
-            ));
-        }
-        if config.policy.chunk_steps != cfg.n_action_steps {
-            return Err(RuntimeError::config(
-                "policy.chunk_steps",
-                format!(
-                    "is {}, but {} decodes chunks of {} steps (n_action_steps)",
-                    config.policy.chunk_steps,
-                    dir.display(),
-                    cfg.n_action_steps
-                ),
-            ));
-        }
+        let dims = (cfg.state_dim, cfg.action_dim);
+        check_fit(
+            config,
+            dir,
+            dims,
+            cfg.n_action_steps,
+            "decodes chunks (n_action_steps) of",
+        )?;
         let cameras = camera_names(config, &cfg.camera_names(), dir)?;
         Ok(Self {
             cameras,

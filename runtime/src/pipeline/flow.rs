@@ -51,29 +51,13 @@ impl FlowPolicy {
         let language = config.models.vla_backbone.as_deref();
         let policy = FlowVla::load(backend, dir, language, &HubCache::from_env(), options)?;
         let cfg = policy.spec();
-        let joints = config.policy.joints.len();
-        if (cfg.state_dim, cfg.action_dim) != (joints, joints) {
-            return Err(RuntimeError::config(
-                "policy.joints",
-                format!(
-                    "{} drives {joints} joints, but its state has {} values and its action {}",
-                    dir.display(),
-                    cfg.state_dim,
-                    cfg.action_dim
-                ),
-            ));
-        }
-        if config.policy.chunk_steps != cfg.chunk_size {
-            return Err(RuntimeError::config(
-                "policy.chunk_steps",
-                format!(
-                    "is {}, but {} makes chunks of {}",
-                    config.policy.chunk_steps,
-                    dir.display(),
-                    cfg.chunk_size
-                ),
-            ));
-        }
+        check_fit(
+            config,
+            dir,
+            (cfg.state_dim, cfg.action_dim),
+            cfg.chunk_size,
+            "makes chunks of",
+        )?;
         let takes: Vec<&str> = cfg.cameras.iter().map(String::as_str).collect();
         let cameras = camera_names(config, &takes, dir)?;
         let rtc = match &cfg.rtc {
@@ -106,6 +90,38 @@ impl FlowPolicy {
         let delay = (took.as_secs_f64() * self.rate_hz).ceil() as usize;
         Some((rest.to_vec(), delay))
     }
+}
+
+/// The driven joints are the policy's state and action dimensions (`dims`), and the chunk is
+/// the `chunk_steps` it gives (`gives` says how, in the error).
+pub(crate) fn check_fit(
+    config: &RuntimeConfig,
+    dir: &Path,
+    (state_dim, action_dim): (usize, usize),
+    chunk_steps: usize,
+    gives: &str,
+) -> Result<()> {
+    let joints = config.policy.joints.len();
+    if (state_dim, action_dim) != (joints, joints) {
+        return Err(RuntimeError::config(
+            "policy.joints",
+            format!(
+                "{} drives {joints} joints, but its state has {state_dim} values and its action {action_dim}",
+                dir.display(),
+            ),
+        ));
+    }
+    if config.policy.chunk_steps != chunk_steps {
+        return Err(RuntimeError::config(
+            "policy.chunk_steps",
+            format!(
+                "is {}, but {} {gives} {chunk_steps}",
+                config.policy.chunk_steps,
+                dir.display(),
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The policy's name for each of the robot's cameras: as `policy.cameras` names them, else the
