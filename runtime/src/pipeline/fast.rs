@@ -10,15 +10,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use brainstem_models::action::{FastTokenizer, Normalization};
-use brainstem_models::image::planar::PlanarImage;
 use brainstem_models::pi0fast::{Pi0Fast, SampleOptions, TokenizerFolders};
-use brainstem_models::smolvla::{HubCache, Observation};
+use brainstem_models::smolvla::HubCache;
 use brainstem_models::LoadOptions;
 
 use crate::config::RuntimeConfig;
 use crate::error::Result;
 use crate::kernels::DeviceBackend;
-use crate::pipeline::flow::{camera_names, check_fit};
+use crate::pipeline::flow::{camera_names, check_fit, observation};
 use crate::pipeline::stages::{ActRequest, ActionOutput, ActionPolicy};
 
 /// pi0-FAST as the cerebellum's policy.
@@ -71,17 +70,7 @@ impl FastPolicy {
 
 impl ActionPolicy for FastPolicy {
     fn act(&mut self, request: &ActRequest<'_>, emit: &mut dyn FnMut(ActionOutput)) -> Result<()> {
-        let images = self
-            .cameras
-            .iter()
-            .zip(request.views)
-            .map(|(name, view)| (name.clone(), PlanarImage::from_rgb(view)))
-            .collect();
-        let observation = Observation {
-            images,
-            state: request.state.iter().map(|&v| v as f32).collect(),
-            task: request.subtask.to_string(),
-        };
+        let observation = observation(&self.cameras, request);
         let options = SampleOptions {
             seed: self.seed.wrapping_add(request.chunk_id),
             keep_logits: 0,

@@ -146,19 +146,23 @@ pub(crate) fn camera_names(config: &RuntimeConfig, takes: &[&str], dir: &Path) -
     Ok(names)
 }
 
-impl ActionPolicy for FlowPolicy {
-    fn act(&mut self, request: &ActRequest<'_>, emit: &mut dyn FnMut(ActionOutput)) -> Result<()> {
-        let images = self
-            .cameras
+/// A lerobot policy's observation of a request: the views under the policy's camera names
+/// (`cameras`, in the robot's camera order), the state and the subtask.
+pub(crate) fn observation(cameras: &[String], request: &ActRequest<'_>) -> Observation {
+    Observation {
+        images: cameras
             .iter()
             .zip(request.views)
             .map(|(name, view)| (name.clone(), PlanarImage::from_rgb(view)))
-            .collect();
-        let observation = Observation {
-            images,
-            state: request.state.iter().map(|&v| v as f32).collect(),
-            task: request.subtask.to_string(),
-        };
+            .collect(),
+        state: request.state.iter().map(|&v| v as f32).collect(),
+        task: request.subtask.to_string(),
+    }
+}
+
+impl ActionPolicy for FlowPolicy {
+    fn act(&mut self, request: &ActRequest<'_>, emit: &mut dyn FnMut(ActionOutput)) -> Result<()> {
+        let observation = observation(&self.cameras, request);
         let noise = Noise::Seed(self.seed.wrapping_add(request.chunk_id));
         let started = Instant::now();
         let left_over = self.left_over(request.captured);
