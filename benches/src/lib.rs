@@ -27,7 +27,12 @@ pub fn machine_description() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load = load.split_whitespace().next().unwrap_or("?");
-    format!("{model}, {cpus} logical CPUs, load average {load}")
+    let family = brainstem_runtime::kernels::family::active();
+    let pinned = match std::env::var_os(brainstem_runtime::kernels::family::ENV_VAR) {
+        Some(_) => "pinned",
+        None => "detected",
+    };
+    format!("{model}, {cpus} logical CPUs, load average {load}, kernels {family} ({pinned})")
 }
 
 #[cfg(test)]

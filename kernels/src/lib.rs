@@ -7,6 +7,7 @@ mod checks;
 pub mod cpu;
 pub mod device;
 pub mod error;
+pub mod family;
 pub mod ledger;
 pub mod quant;
 pub mod wgpu;
@@ -15,6 +16,7 @@ pub use backend::{Activation, AttentionMask, AttentionParams, Backend, BinaryOp,
 pub use cpu::{CpuBackend, CpuTensor, CpuWeight};
 pub use device::{Device, DeviceBackend, DeviceTensor, DeviceWeight};
 pub use error::{DeviceFault, KernelError, Result};
+pub use family::KernelFamily;
 pub use ledger::{Cost, Ledger, LedgerSnapshot, OpKind};
 pub use quant::{ActivationPrecision, DType, HostWeight, QMatrix};
 pub use wgpu::{DeviceStats, KernelStyle, WgpuBackend, WgpuTensor, WgpuWeight};

@@ -23,13 +23,22 @@ fn act(args: &[String], hf_home: &Path) -> Output {
 }
 
 fn brainstem(command: &str, args: &[String], hf_home: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_brainstem"))
+    brainstem_with_kernels(command, args, hf_home, None)
+}
+
+/// `brainstem` with `BRAINSTEM_KERNELS` set to `family`, or unset.
+fn brainstem_with_kernels(command: &str, args: &[String], hf_home: &Path, family: Option<&str>) -> Output {
+    let mut brainstem = Command::new(env!("CARGO_BIN_EXE_brainstem"));
+    brainstem
         .arg(command)
         .args(args)
         .env("HF_HOME", hf_home)
         .env_remove("HF_HUB_CACHE")
-        .output()
-        .unwrap()
+        .env_remove("BRAINSTEM_KERNELS");
+    if let Some(family) = family {
+        brainstem.env("BRAINSTEM_KERNELS", family);
+    }
+    brainstem.output().unwrap()
 }
 
 /// The arguments for variant `two-cameras`'s golden observation.
@@ -137,6 +146,50 @@ fn a_pi0_fast_chunk_and_its_tokens_are_lerobots() {
     let tokens: Vec<i64> = serde_json::from_value(report["tokens"].clone()).unwrap();
     assert_eq!(tokens, fast);
     assert_eq!(report["type"], "pi0_fast");
+}
+
+#[test]
+fn every_kernel_family_the_cpu_has_gives_the_same_chunk() {
+    let golden = golden_of("pi0");
+    let hf_home = reference_of("pi0").join("hf-home");
+    let f32_scalar = brainstem_with_kernels("act", &golden_args_of("pi0", &golden), &hf_home, Some("scalar"));
+    assert_matches_lerobot(&f32_scalar, &golden);
+    let mut args = golden_args_of("pi0", &golden);
+    args.extend(["--quantize", "q8_0", "--activations", "int8"].map(String::from));
+    let chunk = |output: &Output| -> Vec<f64> {
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        values(&report["actions"])
+    };
+    let scalar = chunk(&brainstem_with_kernels("act", &args, &hf_home, Some("scalar")));
+    let scale = scalar.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let mut ran = vec!["scalar"];
+    for family in ["avx2", "avx-vnni", "avx512-vnni", "neon"] {
+        let output = brainstem_with_kernels("act", &args, &hf_home, Some(family));
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                stderr.contains(&format!("BRAINSTEM_KERNELS={family} needs")),
+                "{stderr}"
+            );
+            continue;
+        }
+        let error = chunk(&output)
+            .iter()
+            .zip(&scalar)
+            .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            error < 1e-4 * scale,
+            "{family}: Q8_0 chunk off the scalar kernels' by {error}"
+        );
+        ran.push(family);
+    }
+    println!("Q8_0 chunks agree across {ran:?}");
+    let unknown = brainstem_with_kernels("act", &args, &hf_home, Some("sse9"));
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        !unknown.status.success() && stderr.contains("names no kernel family"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -72,6 +72,7 @@ pub struct CpuBackend {
 impl CpuBackend {
     /// A backend with its own pool of `threads` worker threads.
     pub fn new(threads: usize) -> Result<CpuBackend> {
+        crate::family::from_env()?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .thread_name(|i| format!("brainstem-cpu-{i}"))

@@ -4,6 +4,8 @@
 use rayon::prelude::*;
 
 use crate::backend::{Activation, BinaryOp, RopeParams, RopeStyle};
+#[cfg(target_arch = "x86_64")]
+use crate::family::{self, Feature};
 
 /// Rows handed to one rayon task by the row-wise ops.
 const ROWS_PER_TASK: usize = 16;
@@ -102,8 +104,8 @@ pub fn exp_fast(x: f32) -> f32 {
 /// them (the activations are branch-free, so it vectorizes).
 pub fn activate_slice(xs: &mut [f32], act: Activation) {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: the features were detected just above.
+    if family::has(Feature::Avx2) {
+        // SAFETY: the CPU has AVX2 and FMA (`family::has` checks it).
         return unsafe { activate_slice_fma(xs, act) };
     }
     xs.iter_mut().for_each(|x| *x = activate(*x, act));
@@ -122,8 +124,8 @@ fn activate_slice_fma(xs: &mut [f32], act: Activation) {
 /// like [`activate_slice`], the sum kept in eight lanes.
 pub fn exp_sum(xs: &mut [f32], scale: f32, shift: f32) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: the features were detected just above.
+    if family::has(Feature::Avx2) {
+        // SAFETY: the CPU has AVX2 and FMA (`family::has` checks it).
         return unsafe { exp_sum_fma(xs, scale, shift) };
     }
     exp_sum_lanes(xs, scale, shift)
@@ -180,8 +182,8 @@ pub fn binary(a: &[f32], b: &[f32], cols: usize, op: BinaryOp) -> Vec<f32> {
 /// the compiler vectorizes it (and fuses multiply-adds where the CPU has FMA).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: the features were detected just above.
+    if family::has(Feature::Avx2) {
+        // SAFETY: the CPU has AVX2 and FMA (`family::has` checks it).
         return unsafe { dot_fma(a, b) };
     }
     dot_lanes(a, b, |x, y, acc| x * y + acc)

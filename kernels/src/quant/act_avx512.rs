@@ -29,7 +29,7 @@ pub fn quantize_act_q8k(xs: &[f32], out: &mut [ActQ8K]) {
 
 #[cfg(target_arch = "x86_64")]
 fn has_avx512() -> bool {
-    is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+    crate::family::has(crate::family::Feature::Avx512)
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -14,7 +14,7 @@ use super::format::{Dot4F32Fn, Dot4Fn, DotF32Fn, DotFn};
 
 #[cfg(target_arch = "x86_64")]
 fn has_avx2() -> bool {
-    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+    crate::family::has(crate::family::Feature::Avx2)
 }
 
 /// Declares `pub fn $name() -> Option<$ty>`, handing out `$kernel` once the CPU reports
@@ -26,7 +26,7 @@ macro_rules! avx2_kernel {
             #[cfg(target_arch = "x86_64")]
             {
                 $(
-                    if has_avx2() && is_x86_feature_detected!("avxvnni") {
+                    if crate::family::has(crate::family::Feature::AvxVnni) {
                         return Some((|w, a| unsafe { $vnni(w, a) }) as $ty);
                     }
                 )?

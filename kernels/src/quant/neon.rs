@@ -15,7 +15,7 @@ use super::format::{DotF32Fn, DotFn, QuantFormat};
 /// Q4_0 against int8 blocks, on aarch64.
 pub fn dot_q4_0() -> Option<DotFn<BlockQ4_0>> {
     #[cfg(target_arch = "aarch64")]
-    return Some(arm::dot_q4_0);
+    return crate::family::has(crate::family::Feature::Neon).then_some(arm::dot_q4_0 as _);
     #[cfg(not(target_arch = "aarch64"))]
     None
 }
@@ -23,7 +23,7 @@ pub fn dot_q4_0() -> Option<DotFn<BlockQ4_0>> {
 /// Q4_1 against int8 blocks, on aarch64.
 pub fn dot_q4_1() -> Option<DotFn<BlockQ4_1>> {
     #[cfg(target_arch = "aarch64")]
-    return Some(arm::dot_q4_1);
+    return crate::family::has(crate::family::Feature::Neon).then_some(arm::dot_q4_1 as _);
     #[cfg(not(target_arch = "aarch64"))]
     None
 }
@@ -31,7 +31,7 @@ pub fn dot_q4_1() -> Option<DotFn<BlockQ4_1>> {
 /// Q8_0 against int8 blocks, on aarch64.
 pub fn dot_q8_0() -> Option<DotFn<BlockQ8_0>> {
     #[cfg(target_arch = "aarch64")]
-    return Some(arm::dot_q8_0);
+    return crate::family::has(crate::family::Feature::Neon).then_some(arm::dot_q8_0 as _);
     #[cfg(not(target_arch = "aarch64"))]
     None
 }
@@ -39,7 +39,7 @@ pub fn dot_q8_0() -> Option<DotFn<BlockQ8_0>> {
 /// Q4_K against int8 super-blocks, on aarch64.
 pub fn dot_q4k() -> Option<DotFn<BlockQ4K>> {
     #[cfg(target_arch = "aarch64")]
-    return Some(arm::dot_q4k);
+    return crate::family::has(crate::family::Feature::Neon).then_some(arm::dot_q4k as _);
     #[cfg(not(target_arch = "aarch64"))]
     None
 }
@@ -47,7 +47,7 @@ pub fn dot_q4k() -> Option<DotFn<BlockQ4K>> {
 /// Q6_K against int8 super-blocks, on aarch64.
 pub fn dot_q6k() -> Option<DotFn<BlockQ6K>> {
     #[cfg(target_arch = "aarch64")]
-    return Some(arm::dot_q6k);
+    return crate::family::has(crate::family::Feature::Neon).then_some(arm::dot_q6k as _);
     #[cfg(not(target_arch = "aarch64"))]
     None
 }
@@ -56,7 +56,7 @@ pub fn dot_q6k() -> Option<DotFn<BlockQ6K>> {
 /// own reference code, then four FMA chains of four lanes.
 pub fn dot_f32<W: QuantFormat>() -> Option<DotF32Fn<W>> {
     #[cfg(target_arch = "aarch64")]
-    return Some(arm::dot_f32_dequantized::<W>);
+    return crate::family::has(crate::family::Feature::Neon).then_some(arm::dot_f32_dequantized::<W> as _);
     #[cfg(not(target_arch = "aarch64"))]
     None
 }

@@ -75,16 +75,10 @@ struct StripKernels<T, A> {
     eight: Option<StripWideFn<T, A, 8>>,
 }
 
-/// Whether this CPU runs the tiled kernels.
+/// Whether the tiled kernels run: the CPU has AVX-512 VNNI and the active kernel family
+/// includes it.
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vnni")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    crate::family::has(crate::family::Feature::Avx512Vnni)
 }
 
 /// A block's 32 values as unsigned integers in element order, with its scale and offset.
