@@ -20,7 +20,12 @@ cargo test --workspace --no-default-features --features brainstem/video "$@"
 # it cannot be fetched they are skipped, and this says so.
 if rustup target list --installed | grep -qx aarch64-unknown-linux-gnu ||
   rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1; then
-  cargo test -p brainstem-kernels --target aarch64-unknown-linux-gnu --test suite "$@" -- quant_formats::
+  # Once per NEON family: qemu-user's CPU has the dot product, so the first run takes the
+  # `sdot` kernels and the second the baseline ones.
+  for family in neon-dotprod neon; do
+    BRAINSTEM_KERNELS=$family cargo test -p brainstem-kernels --target aarch64-unknown-linux-gnu \
+      --test suite "$@" -- quant_formats::
+  done
 else
   echo "tools/test.sh: NEON tests SKIPPED: rustup could not add aarch64-unknown-linux-gnu" >&2
 fi

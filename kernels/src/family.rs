@@ -1,6 +1,6 @@
 //! Which family of CPU kernels runs: the best one the CPU has, or the one pinned with the
-//! `BRAINSTEM_KERNELS` environment variable (`avx512-vnni`, `avx-vnni`, `avx2`, `neon`,
-//! `scalar`), so every family can be tested and benchmarked on whatever machine is at hand.
+//! `BRAINSTEM_KERNELS` environment variable (`avx512-vnni`, `avx-vnni`, `avx2`,
+//! `neon-dotprod`, `neon`, `scalar`), so every family can be tested and benchmarked on whatever machine is at hand.
 //! A family the CPU lacks is refused with an error that names what it lacks
 //! ([`CpuBackend::new`](crate::CpuBackend::new) checks the variable).
 //!
@@ -28,6 +28,8 @@ pub enum KernelFamily {
     AvxVnni,
     /// AVX2, FMA and F16C.
     Avx2,
+    /// Arm's Advanced SIMD with the ARMv8.2 dot product (`sdot`).
+    NeonDotprod,
     /// Arm's Advanced SIMD.
     Neon,
     /// Plain Rust, whatever the CPU.
@@ -46,13 +48,16 @@ pub enum Feature {
     /// AVX-512 F, BW and VNNI.
     Avx512Vnni,
     Neon,
+    /// The dot product on top of [`Feature::Neon`].
+    NeonDotprod,
 }
 
 impl KernelFamily {
-    pub const ALL: [KernelFamily; 5] = [
+    pub const ALL: [KernelFamily; 6] = [
         KernelFamily::Avx512Vnni,
         KernelFamily::AvxVnni,
         KernelFamily::Avx2,
+        KernelFamily::NeonDotprod,
         KernelFamily::Neon,
         KernelFamily::Scalar,
     ];
@@ -63,6 +68,7 @@ impl KernelFamily {
             KernelFamily::Avx512Vnni => "avx512-vnni",
             KernelFamily::AvxVnni => "avx-vnni",
             KernelFamily::Avx2 => "avx2",
+            KernelFamily::NeonDotprod => "neon-dotprod",
             KernelFamily::Neon => "neon",
             KernelFamily::Scalar => "scalar",
         }
@@ -81,6 +87,7 @@ impl KernelFamily {
             KernelFamily::Avx512Vnni => matches!(feature, F::Avx2 | F::AvxVnni | F::Avx512 | F::Avx512Vnni),
             KernelFamily::AvxVnni => matches!(feature, F::Avx2 | F::AvxVnni),
             KernelFamily::Avx2 => feature == F::Avx2,
+            KernelFamily::NeonDotprod => matches!(feature, F::Neon | F::NeonDotprod),
             KernelFamily::Neon => feature == F::Neon,
             KernelFamily::Scalar => false,
         }
@@ -92,6 +99,7 @@ impl KernelFamily {
             KernelFamily::Avx512Vnni => &[Feature::Avx2, Feature::Avx512Vnni],
             KernelFamily::AvxVnni => &[Feature::Avx2, Feature::AvxVnni],
             KernelFamily::Avx2 => &[Feature::Avx2],
+            KernelFamily::NeonDotprod => &[Feature::Neon, Feature::NeonDotprod],
             KernelFamily::Neon => &[Feature::Neon],
             KernelFamily::Scalar => &[],
         }
@@ -121,12 +129,16 @@ pub fn cpu_has(feature: Feature) -> bool {
             Feature::AvxVnni => avx2() && is_x86_feature_detected!("avxvnni"),
             Feature::Avx512 => avx512(),
             Feature::Avx512Vnni => avx512() && is_x86_feature_detected!("avx512vnni"),
-            Feature::Neon => false,
+            Feature::Neon | Feature::NeonDotprod => false,
         }
     }
     #[cfg(target_arch = "aarch64")]
     {
-        feature == Feature::Neon
+        match feature {
+            Feature::Neon => true,
+            Feature::NeonDotprod => std::arch::is_aarch64_feature_detected!("dotprod"),
+            _ => false,
+        }
     }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
@@ -210,5 +222,7 @@ mod tests {
         assert!(KernelFamily::Avx512Vnni.includes(Feature::Avx2));
         assert!(!KernelFamily::Scalar.includes(Feature::Avx2));
         assert!(!KernelFamily::Neon.includes(Feature::Avx2));
+        assert!(!KernelFamily::Neon.includes(Feature::NeonDotprod));
+        assert!(KernelFamily::NeonDotprod.includes(Feature::Neon));
     }
 }

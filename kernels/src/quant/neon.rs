@@ -4,18 +4,37 @@
 //! always fit) and pairwise-added into 32-bit sums (`sadalp`). Legacy blocks are scaled in
 //! f32 one at a time; k-quant sub-blocks are weighted by their integer scales in int32
 //! (`mla`) and the super-block scaled once, as the scalar reference (`scalar.rs`) does.
-//! NEON is part of every aarch64 CPU, so these need no run-time check; elsewhere each
-//! function returns `None`. Against f32 activations, every format is dequantized block by
-//! block and multiplied with four FMA chains. The `sdot` instruction (ARMv8.2 dot product) would halve the
-//! instruction count; it is left for a CPU that can be measured.
+//! Where the CPU has the ARMv8.2 dot product (`dotprod`) and the kernel family includes it,
+//! one `sdot` takes the place of the widening multiply and the two pairwise adds: four lanes
+//! each sum four byte products (a different grouping, the same integer total). Each format's
+//! kernel is generic over the two ([`arm::ByteDot`]) and compiled once per instruction set.
+//! Elsewhere each function returns `None`. Against f32 activations, every format is
+//! dequantized block by block and multiplied with four FMA chains.
 
 use super::blocks::{BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8_0};
 use super::format::{DotF32Fn, DotFn, QuantFormat};
 
+/// The `sdot` instance of the generic kernel `$kernel` where the family allows the dot
+/// product, its widening instance where it allows NEON, else `None`.
+#[cfg(target_arch = "aarch64")]
+macro_rules! neon_kernel {
+    ($kernel:ident: $ty:ty) => {{
+        use crate::family::{has, Feature};
+        if has(Feature::NeonDotprod) {
+            // SAFETY: the CPU has the dot product (`has` checks it).
+            Some((|w, a| unsafe { arm::with_sdot(|| arm::$kernel::<arm::Sdot>(w, a)) }) as $ty)
+        } else if has(Feature::Neon) {
+            Some((|w, a| arm::$kernel::<arm::Widen>(w, a)) as $ty)
+        } else {
+            None
+        }
+    }};
+}
+
 /// Q4_0 against int8 blocks, on aarch64.
 pub fn dot_q4_0() -> Option<DotFn<BlockQ4_0>> {
     #[cfg(target_arch = "aarch64")]
-    return crate::family::has(crate::family::Feature::Neon).then_some(arm::dot_q4_0 as _);
+    return neon_kernel!(dot_q4_0: DotFn<BlockQ4_0>);
     #[cfg(not(target_arch = "aarch64"))]
     None
 }
@@ -23,7 +42,7 @@ pub fn dot_q4_0() -> Option<DotFn<BlockQ4_0>> {
 /// Q4_1 against int8 blocks, on aarch64.
 pub fn dot_q4_1() -> Option<DotFn<BlockQ4_1>> {
     #[cfg(target_arch = "aarch64")]
-    return crate::family::has(crate::family::Feature::Neon).then_some(arm::dot_q4_1 as _);
+    return neon_kernel!(dot_q4_1: DotFn<BlockQ4_1>);
     #[cfg(not(target_arch = "aarch64"))]
     None
 }
@@ -31,7 +50,7 @@ pub fn dot_q4_1() -> Option<DotFn<BlockQ4_1>> {
 /// Q8_0 against int8 blocks, on aarch64.
 pub fn dot_q8_0() -> Option<DotFn<BlockQ8_0>> {
     #[cfg(target_arch = "aarch64")]
-    return crate::family::has(crate::family::Feature::Neon).then_some(arm::dot_q8_0 as _);
+    return neon_kernel!(dot_q8_0: DotFn<BlockQ8_0>);
     #[cfg(not(target_arch = "aarch64"))]
     None
 }
@@ -39,7 +58,7 @@ pub fn dot_q8_0() -> Option<DotFn<BlockQ8_0>> {
 /// Q4_K against int8 super-blocks, on aarch64.
 pub fn dot_q4k() -> Option<DotFn<BlockQ4K>> {
     #[cfg(target_arch = "aarch64")]
-    return crate::family::has(crate::family::Feature::Neon).then_some(arm::dot_q4k as _);
+    return neon_kernel!(dot_q4k: DotFn<BlockQ4K>);
     #[cfg(not(target_arch = "aarch64"))]
     None
 }
@@ -47,7 +66,7 @@ pub fn dot_q4k() -> Option<DotFn<BlockQ4K>> {
 /// Q6_K against int8 super-blocks, on aarch64.
 pub fn dot_q6k() -> Option<DotFn<BlockQ6K>> {
     #[cfg(target_arch = "aarch64")]
-    return crate::family::has(crate::family::Feature::Neon).then_some(arm::dot_q6k as _);
+    return neon_kernel!(dot_q6k: DotFn<BlockQ6K>);
     #[cfg(not(target_arch = "aarch64"))]
     None
 }
@@ -69,33 +88,83 @@ mod arm {
     use crate::quant::blocks::{ActQ8, ActQ8K, QK_K};
     use crate::quant::scalar::q4k_scale_min;
 
-    /// The four 32-bit lanes of the products of 16 signed weight bytes with the 16
-    /// activation bytes `x[..16]`, pairwise summed.
-    #[inline]
-    fn dot16_lanes(w: int8x16_t, x: &[i8]) -> int32x4_t {
-        let x = &x[..16];
-        // SAFETY: NEON is part of the aarch64 baseline, and `x` holds 16 bytes.
-        unsafe {
-            let x = vld1q_s8(x.as_ptr());
-            vpadalq_s16(
-                vpaddlq_s16(vmull_s8(vget_low_s8(w), vget_low_s8(x))),
-                vmull_high_s8(w, x),
-            )
+    /// Products of 16 signed bytes with 16 signed bytes, summed into four 32-bit lanes
+    /// (which products go to which lane is the implementation's; the kernels only add the
+    /// lanes up, or scale all four alike).
+    pub trait ByteDot {
+        fn dot16(w: int8x16_t, x: int8x16_t) -> int32x4_t;
+    }
+
+    /// Baseline NEON: widening multiplies (`smull`, `smull2`; two int8 products fit 16 bits)
+    /// and pairwise adds into 32 bits (`saddlp`, `sadalp`).
+    pub struct Widen;
+
+    /// ARMv8.2's dot product: one `sdot`, each lane the sum of four byte products.
+    pub struct Sdot;
+
+    impl ByteDot for Widen {
+        #[inline]
+        fn dot16(w: int8x16_t, x: int8x16_t) -> int32x4_t {
+            // SAFETY: NEON is part of the aarch64 baseline.
+            unsafe {
+                vpadalq_s16(
+                    vpaddlq_s16(vmull_s8(vget_low_s8(w), vget_low_s8(x))),
+                    vmull_high_s8(w, x),
+                )
+            }
         }
     }
 
+    impl ByteDot for Sdot {
+        #[inline(always)]
+        fn dot16(w: int8x16_t, x: int8x16_t) -> int32x4_t {
+            // SAFETY: only reached through `with_sdot`, whose caller checked that the CPU has
+            // the dot product; the instruction reads and writes registers only.
+            unsafe {
+                let mut acc = vdupq_n_s32(0);
+                std::arch::asm!(
+                    ".arch_extension dotprod",
+                    "sdot {acc:v}.4s, {w:v}.16b, {x:v}.16b",
+                    acc = inout(vreg) acc,
+                    w = in(vreg) w,
+                    x = in(vreg) x,
+                    options(pure, nomem, nostack, preserves_flags),
+                );
+                acc
+            }
+        }
+    }
+
+    /// Runs `kernel` compiled with the dot product enabled.
+    ///
+    /// # Safety
+    /// The CPU must have the dot product (`dotprod`).
+    #[target_feature(enable = "dotprod")]
+    pub unsafe fn with_sdot<R>(kernel: impl FnOnce() -> R) -> R {
+        kernel()
+    }
+
+    /// The four lanes of the products of 16 signed weight bytes with the 16 activation
+    /// bytes `x[..16]`.
+    #[inline(always)]
+    fn dot16_lanes<D: ByteDot>(w: int8x16_t, x: &[i8]) -> int32x4_t {
+        let x = &x[..16];
+        // SAFETY: NEON is part of the aarch64 baseline, and `x` holds 16 bytes.
+        D::dot16(w, unsafe { vld1q_s8(x.as_ptr()) })
+    }
+
     /// The same for 32 weight bytes (`w0`, `w1`) against `x[..32]`.
-    #[inline]
-    fn dot32_lanes(w0: int8x16_t, w1: int8x16_t, x: &[i8]) -> int32x4_t {
+    #[inline(always)]
+    fn dot32_lanes<D: ByteDot>(w0: int8x16_t, w1: int8x16_t, x: &[i8]) -> int32x4_t {
         // SAFETY: as above.
-        unsafe { vaddq_s32(dot16_lanes(w0, x), dot16_lanes(w1, &x[16..])) }
+        unsafe { vaddq_s32(dot16_lanes::<D>(w0, x), dot16_lanes::<D>(w1, &x[16..])) }
     }
 
     /// Sum of the products of 32 signed weight bytes (`w0`, `w1`) with a block's activations.
-    #[inline]
-    fn dot32(w0: int8x16_t, w1: int8x16_t, a: &ActQ8) -> i32 {
+    #[inline(always)]
+    fn dot32<D: ByteDot>(w0: int8x16_t, w1: int8x16_t, a: &ActQ8) -> i32 {
         // SAFETY: as above.
-        unsafe { vaddvq_s32(dot32_lanes(w0, w1, &a.qs)) }
+        unsafe { vaddvq_s32(dot32_lanes::<D>(w0, w1, &a.qs)) }
     }
 
     /// 16 bytes' nibbles as signed bytes: the low nibbles, then the high ones.
@@ -110,7 +179,8 @@ mod arm {
         }
     }
 
-    pub fn dot_q4_0(w: &[BlockQ4_0], a: &[ActQ8]) -> f32 {
+    #[inline(always)]
+    pub fn dot_q4_0<D: ByteDot>(w: &[BlockQ4_0], a: &[ActQ8]) -> f32 {
         assert!(a.len() >= w.len(), "activation row shorter than the weight row");
         // SAFETY: NEON is part of the aarch64 baseline.
         let eight = unsafe { vdupq_n_s8(8) };
@@ -120,36 +190,39 @@ mod arm {
                 let (lo, hi) = nibbles(&w.qs);
                 // SAFETY: as above.
                 let (lo, hi) = unsafe { (vsubq_s8(lo, eight), vsubq_s8(hi, eight)) };
-                w.d.to_f32() * a.d * dot32(lo, hi, a) as f32
+                w.d.to_f32() * a.d * dot32::<D>(lo, hi, a) as f32
             })
             .sum()
     }
 
-    pub fn dot_q4_1(w: &[BlockQ4_1], a: &[ActQ8]) -> f32 {
+    #[inline(always)]
+    pub fn dot_q4_1<D: ByteDot>(w: &[BlockQ4_1], a: &[ActQ8]) -> f32 {
         assert!(a.len() >= w.len(), "activation row shorter than the weight row");
         w.iter()
             .zip(a)
             .map(|(w, a)| {
                 let (lo, hi) = nibbles(&w.qs);
-                w.d.to_f32() * a.d * dot32(lo, hi, a) as f32 + w.m.to_f32() * a.sum
+                w.d.to_f32() * a.d * dot32::<D>(lo, hi, a) as f32 + w.m.to_f32() * a.sum
             })
             .sum()
     }
 
-    pub fn dot_q8_0(w: &[BlockQ8_0], a: &[ActQ8]) -> f32 {
+    #[inline(always)]
+    pub fn dot_q8_0<D: ByteDot>(w: &[BlockQ8_0], a: &[ActQ8]) -> f32 {
         assert!(a.len() >= w.len(), "activation row shorter than the weight row");
         w.iter()
             .zip(a)
             .map(|(w, a)| {
                 // SAFETY: as above; `w.qs` holds 32 bytes.
                 let (w0, w1) = unsafe { (vld1q_s8(w.qs.as_ptr()), vld1q_s8(w.qs.as_ptr().add(16))) };
-                w.d.to_f32() * a.d * dot32(w0, w1, a) as f32
+                w.d.to_f32() * a.d * dot32::<D>(w0, w1, a) as f32
             })
             .sum()
     }
 
     /// Per 64 values: the low nibbles of 32 bytes are sub-block `2c`, the high ones `2c + 1`.
-    pub fn dot_q4k(w: &[BlockQ4K], a: &[ActQ8K]) -> f32 {
+    #[inline(always)]
+    pub fn dot_q4k<D: ByteDot>(w: &[BlockQ4K], a: &[ActQ8K]) -> f32 {
         assert!(a.len() >= w.len(), "activation row shorter than the weight row");
         w.iter()
             .zip(a)
@@ -163,7 +236,7 @@ mod arm {
                     for (half, (w0, w1)) in [(first.0, second.0), (first.1, second.1)].into_iter().enumerate() {
                         let sub = 2 * chunk + half;
                         let (scale, min) = q4k_scale_min(sub, &w.scales);
-                        let dot = dot32_lanes(w0, w1, &x[32 * half..]);
+                        let dot = dot32_lanes::<D>(w0, w1, &x[32 * half..]);
                         // SAFETY: as above.
                         sumi = unsafe { vmlaq_n_s32(sumi, dot, scale as i32) };
                         summ += min as i32 * (a.bsums[2 * sub] as i32 + a.bsums[2 * sub + 1] as i32);
@@ -178,7 +251,8 @@ mod arm {
 
     /// Per 128 values: byte `l` of `ql` (and `l + 32`) holds two values' low 4 bits, byte `l`
     /// of `qh` the high 2 bits of four; each 16-byte vector built is one group of 16.
-    pub fn dot_q6k(w: &[BlockQ6K], a: &[ActQ8K]) -> f32 {
+    #[inline(always)]
+    pub fn dot_q6k<D: ByteDot>(w: &[BlockQ6K], a: &[ActQ8K]) -> f32 {
         assert!(a.len() >= w.len(), "activation row shorter than the weight row");
         w.iter()
             .zip(a)
@@ -204,7 +278,7 @@ mod arm {
                             for (k, v) in values.into_iter().enumerate() {
                                 let start = 128 * half + 32 * k + l;
                                 let q = vsubq_s8(vreinterpretq_s8_u8(v), offset);
-                                let dot = dot16_lanes(q, &a.qs[start..]);
+                                let dot = dot16_lanes::<D>(q, &a.qs[start..]);
                                 sumi = vmlaq_n_s32(sumi, dot, w.scales[start / 16] as i32);
                             }
                         }
