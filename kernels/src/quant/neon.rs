@@ -1,10 +1,11 @@
 //! NEON row-wise dot products for aarch64: every block format brainstem reads (Q4_0, Q4_1,
 //! Q8_0 against int8 blocks of 32, Q4_K and Q6_K against int8 super-blocks of 256). Signed
 //! bytes are multiplied into 16-bit lanes (`smull`, whose products of two int8 values
-//! always fit) and pairwise-added into 32-bit sums (`sadalp`). Legacy blocks are scaled in
-//! f32 one at a time; k-quant sub-blocks are weighted by their integer scales in int32
-//! (`mla`) and the super-block scaled once, as the scalar reference (`scalar.rs`) does.
-//! Where the CPU has the ARMv8.2 dot product (`dotprod`) and the kernel family includes it,
+//! always fit) and pairwise-added into 32-bit sums (`sadalp`). Legacy blocks' int32 lanes are
+//! scaled into f32 vector accumulators, two blocks a step, reduced once a row; k-quant
+//! sub-blocks are weighted by their integer scales in int32 (`mla`) and the super-block
+//! scaled once, as the scalar reference (`scalar.rs`) does. Scales are converted from f16
+//! with the base instruction set's `fcvt`. Where the CPU has the ARMv8.2 dot product (`dotprod`) and the kernel family includes it,
 //! one `sdot` takes the place of the widening multiply and the two pairwise adds: four lanes
 //! each sum four byte products (a different grouping, the same integer total). Each format's
 //! kernel is generic over the two ([`arm::ByteDot`]) and compiled once per instruction set.
@@ -88,11 +89,11 @@ mod arm {
     use crate::quant::blocks::{ActQ8, ActQ8K, QK_K};
     use crate::quant::scalar::q4k_scale_min;
 
-    /// Products of 16 signed bytes with 16 signed bytes, summed into four 32-bit lanes
-    /// (which products go to which lane is the implementation's; the kernels only add the
-    /// lanes up, or scale all four alike).
+    /// Products of 16 signed bytes with 16 signed bytes, summed into four 32-bit lanes and
+    /// added to `acc` (which products go to which lane is the implementation's; the kernels
+    /// only add the lanes up, or scale all four alike).
     pub trait ByteDot {
-        fn dot16(w: int8x16_t, x: int8x16_t) -> int32x4_t;
+        fn dot16(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t;
     }
 
     /// Baseline NEON: widening multiplies (`smull`, `smull2`; two int8 products fit 16 bits)
@@ -104,24 +105,21 @@ mod arm {
 
     impl ByteDot for Widen {
         #[inline]
-        fn dot16(w: int8x16_t, x: int8x16_t) -> int32x4_t {
+        fn dot16(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
             // SAFETY: NEON is part of the aarch64 baseline.
             unsafe {
-                vpadalq_s16(
-                    vpaddlq_s16(vmull_s8(vget_low_s8(w), vget_low_s8(x))),
-                    vmull_high_s8(w, x),
-                )
+                let pairs = vpaddlq_s16(vmull_s8(vget_low_s8(w), vget_low_s8(x)));
+                vaddq_s32(acc, vpadalq_s16(pairs, vmull_high_s8(w, x)))
             }
         }
     }
 
     impl ByteDot for Sdot {
         #[inline(always)]
-        fn dot16(w: int8x16_t, x: int8x16_t) -> int32x4_t {
+        fn dot16(mut acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
             // SAFETY: only reached through `with_sdot`, whose caller checked that the CPU has
             // the dot product; the instruction reads and writes registers only.
             unsafe {
-                let mut acc = vdupq_n_s32(0);
                 std::arch::asm!(
                     ".arch_extension dotprod",
                     "sdot {acc:v}.4s, {w:v}.16b, {x:v}.16b",
@@ -130,8 +128,8 @@ mod arm {
                     x = in(vreg) x,
                     options(pure, nomem, nostack, preserves_flags),
                 );
-                acc
             }
+            acc
         }
     }
 
@@ -150,21 +148,75 @@ mod arm {
     fn dot16_lanes<D: ByteDot>(w: int8x16_t, x: &[i8]) -> int32x4_t {
         let x = &x[..16];
         // SAFETY: NEON is part of the aarch64 baseline, and `x` holds 16 bytes.
-        D::dot16(w, unsafe { vld1q_s8(x.as_ptr()) })
+        unsafe { D::dot16(vdupq_n_s32(0), w, vld1q_s8(x.as_ptr())) }
     }
 
     /// The same for 32 weight bytes (`w0`, `w1`) against `x[..32]`.
     #[inline(always)]
     fn dot32_lanes<D: ByteDot>(w0: int8x16_t, w1: int8x16_t, x: &[i8]) -> int32x4_t {
         // SAFETY: as above.
-        unsafe { vaddq_s32(dot16_lanes::<D>(w0, x), dot16_lanes::<D>(w1, &x[16..])) }
+        let x = &x[..32];
+        // SAFETY: NEON is part of the aarch64 baseline, and `x` holds 32 bytes.
+        unsafe {
+            let first = D::dot16(vdupq_n_s32(0), w0, vld1q_s8(x.as_ptr()));
+            D::dot16(first, w1, vld1q_s8(x.as_ptr().add(16)))
+        }
     }
 
-    /// Sum of the products of 32 signed weight bytes (`w0`, `w1`) with a block's activations.
+    /// A half-precision scale as f32, with the base instruction set's `fcvt` (the `half`
+    /// crate would detect the FP16 extension at run time and call out for every block).
     #[inline(always)]
-    fn dot32<D: ByteDot>(w0: int8x16_t, w1: int8x16_t, a: &ActQ8) -> i32 {
+    fn f16_to_f32(h: half::f16) -> f32 {
+        let out: f32;
+        // SAFETY: `dup` and `fcvt` between half and single precision are ARMv8.0 base
+        // instructions; they touch registers only.
+        unsafe {
+            std::arch::asm!(
+                "dup {t:v}.4h, {bits:w}",
+                "fcvt {out:s}, {t:h}",
+                bits = in(reg) u32::from(h.to_bits()),
+                t = out(vreg) _,
+                out = lateout(vreg) out,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        out
+    }
+
+    /// The sum over blocks of each block's four int32 lanes times its scale (`block` gives
+    /// both), two blocks a step into two vector accumulators added up once at the end, as the
+    /// AVX2 kernels and llama.cpp do.
+    #[inline(always)]
+    fn sum_blocks<W>(w: &[W], a: &[ActQ8], block: impl Fn(&W, &ActQ8) -> (int32x4_t, f32)) -> f32 {
+        assert!(a.len() >= w.len(), "activation row shorter than the weight row");
+        let add = |acc: float32x4_t, w: &W, a: &ActQ8| {
+            let (lanes, scale) = block(w, a);
+            // SAFETY: NEON is part of the aarch64 baseline.
+            unsafe { vfmaq_n_f32(acc, vcvtq_f32_s32(lanes), scale) }
+        };
+        let (pairs, rest) = w.as_chunks::<2>();
+        let (acts, rest_acts) = a[..w.len()].as_chunks::<2>();
         // SAFETY: as above.
-        unsafe { vaddvq_s32(dot32_lanes::<D>(w0, w1, &a.qs)) }
+        let (mut even, mut odd) = unsafe { (vdupq_n_f32(0.0), vdupq_n_f32(0.0)) };
+        for ([w0, w1], [a0, a1]) in pairs.iter().zip(acts) {
+            even = add(even, w0, a0);
+            odd = add(odd, w1, a1);
+        }
+        if let ([w], [a]) = (rest, rest_acts) {
+            even = add(even, w, a);
+        }
+        // SAFETY: as above.
+        unsafe { vaddvq_f32(vaddq_f32(even, odd)) }
+    }
+
+    /// The four lanes of 32 signed weight bytes (`w0`, `w1`) times a block's activations.
+    #[inline(always)]
+    fn block_lanes<D: ByteDot>(w0: int8x16_t, w1: int8x16_t, a: &ActQ8) -> int32x4_t {
+        // SAFETY: NEON is part of the aarch64 baseline; `a.qs` holds 32 bytes.
+        unsafe {
+            let x = a.qs.as_ptr();
+            D::dot16(D::dot16(vdupq_n_s32(0), w0, vld1q_s8(x)), w1, vld1q_s8(x.add(16)))
+        }
     }
 
     /// 16 bytes' nibbles as signed bytes: the low nibbles, then the high ones.
@@ -181,43 +233,33 @@ mod arm {
 
     #[inline(always)]
     pub fn dot_q4_0<D: ByteDot>(w: &[BlockQ4_0], a: &[ActQ8]) -> f32 {
-        assert!(a.len() >= w.len(), "activation row shorter than the weight row");
         // SAFETY: NEON is part of the aarch64 baseline.
         let eight = unsafe { vdupq_n_s8(8) };
-        w.iter()
-            .zip(a)
-            .map(|(w, a)| {
-                let (lo, hi) = nibbles(&w.qs);
-                // SAFETY: as above.
-                let (lo, hi) = unsafe { (vsubq_s8(lo, eight), vsubq_s8(hi, eight)) };
-                w.d.to_f32() * a.d * dot32::<D>(lo, hi, a) as f32
-            })
-            .sum()
+        sum_blocks(w, a, |w, a| {
+            let (lo, hi) = nibbles(&w.qs);
+            // SAFETY: as above.
+            let (lo, hi) = unsafe { (vsubq_s8(lo, eight), vsubq_s8(hi, eight)) };
+            (block_lanes::<D>(lo, hi, a), f16_to_f32(w.d) * a.d)
+        })
     }
 
     #[inline(always)]
     pub fn dot_q4_1<D: ByteDot>(w: &[BlockQ4_1], a: &[ActQ8]) -> f32 {
-        assert!(a.len() >= w.len(), "activation row shorter than the weight row");
-        w.iter()
-            .zip(a)
-            .map(|(w, a)| {
-                let (lo, hi) = nibbles(&w.qs);
-                w.d.to_f32() * a.d * dot32::<D>(lo, hi, a) as f32 + w.m.to_f32() * a.sum
-            })
-            .sum()
+        let offsets: f32 = w.iter().zip(a).map(|(w, a)| f16_to_f32(w.m) * a.sum).sum();
+        let products = sum_blocks(w, a, |w, a| {
+            let (lo, hi) = nibbles(&w.qs);
+            (block_lanes::<D>(lo, hi, a), f16_to_f32(w.d) * a.d)
+        });
+        products + offsets
     }
 
     #[inline(always)]
     pub fn dot_q8_0<D: ByteDot>(w: &[BlockQ8_0], a: &[ActQ8]) -> f32 {
-        assert!(a.len() >= w.len(), "activation row shorter than the weight row");
-        w.iter()
-            .zip(a)
-            .map(|(w, a)| {
-                // SAFETY: as above; `w.qs` holds 32 bytes.
-                let (w0, w1) = unsafe { (vld1q_s8(w.qs.as_ptr()), vld1q_s8(w.qs.as_ptr().add(16))) };
-                w.d.to_f32() * a.d * dot32::<D>(w0, w1, a) as f32
-            })
-            .sum()
+        sum_blocks(w, a, |w, a| {
+            // SAFETY: NEON is part of the aarch64 baseline; `w.qs` holds 32 bytes.
+            let (w0, w1) = unsafe { (vld1q_s8(w.qs.as_ptr()), vld1q_s8(w.qs.as_ptr().add(16))) };
+            (block_lanes::<D>(w0, w1, a), f16_to_f32(w.d) * a.d)
+        })
     }
 
     /// Per 64 values: the low nibbles of 32 bytes are sub-block `2c`, the high ones `2c + 1`.
@@ -244,7 +286,7 @@ mod arm {
                 }
                 // SAFETY: as above.
                 let sumi = unsafe { vaddvq_s32(sumi) };
-                a.d * (w.d.to_f32() * sumi as f32 - w.dmin.to_f32() * summ as f32)
+                a.d * (f16_to_f32(w.d) * sumi as f32 - f16_to_f32(w.dmin) * summ as f32)
             })
             .sum()
     }
@@ -285,7 +327,7 @@ mod arm {
                     }
                     vaddvq_s32(sumi)
                 };
-                a.d * w.d.to_f32() * sumi as f32
+                a.d * f16_to_f32(w.d) * sumi as f32
             })
             .sum()
     }
