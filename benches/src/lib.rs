@@ -32,7 +32,8 @@ pub fn machine_description() -> String {
         Some(_) => "pinned",
         None => "detected",
     };
-    format!("{model}, {cpus} logical CPUs, load average {load}, kernels {family} ({pinned})")
+    let many_rows = brainstem_runtime::kernels::quant::multi_row_path();
+    format!("{model}, {cpus} logical CPUs, load average {load}, kernels {family} ({pinned}; many-row products: {many_rows})")
 }
 
 #[cfg(test)]

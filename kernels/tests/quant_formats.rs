@@ -196,3 +196,30 @@ fn the_pinned_kernel_family_is_the_one_that_runs() {
         assert!(!lacking.supported() && family::detected() != lacking);
     }
 }
+
+/// The many-row path of the families without int8 tiles (strips dequantized to f32, then f32
+/// GEMM) is the exact product with the dequantized weights, on every format and on strips
+/// that do not divide the rows.
+#[test]
+fn the_dequantized_gemm_path_is_the_f32_product() {
+    let mut rng = SmallRng::seed_from_u64(13);
+    for dtype in BLOCK_FORMATS {
+        let block = dtype.block_elems();
+        for (rows, cols, n) in [(70, 3 * block, 33), (130, 2 * block, 40)] {
+            let host = random_weight(dtype, rows, cols, &mut rng);
+            let w = QMatrix::from_host(&host).unwrap();
+            let xs = random_activations(n * cols, &mut rng);
+            let (mut fast, mut reference) = (vec![0f32; n * rows], vec![0f32; n * rows]);
+            w.matmul_dequantized(&xs, n, &mut fast).unwrap();
+            w.matmul_scalar(&xs, n, &mut reference, ActivationPrecision::F32)
+                .unwrap();
+            let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (i, (a, b)) in fast.iter().zip(&reference).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * scale,
+                    "{dtype} {rows}x{cols} n={n} [{i}]: {a} vs {b}"
+                );
+            }
+        }
+    }
+}

@@ -8,6 +8,7 @@ use bytemuck::Zeroable;
 use rayon::prelude::*;
 
 use super::blocks::*;
+use super::dequant_gemm;
 use super::format::QuantFormat;
 use super::tiles::{self, TiledMatrix};
 use super::{DType, HostWeight};
@@ -148,6 +149,10 @@ impl QMatrix {
             }
         }
         let (rows, cols) = (self.rows, self.cols);
+        if dequant_gemm::applies(n) {
+            with_blocks!(&self.data, b => dequant_gemm::matmul(b, rows, cols, xs, n, out));
+            return Ok(());
+        }
         with_blocks!(&self.data, b => match precision {
             ActivationPrecision::Int8 => {
                 let kernels = Kernels { dot: QuantFormat::dot_kernel(), dot4: QuantFormat::dot4_kernel() };
@@ -158,6 +163,15 @@ impl QMatrix {
                 matmul_f32(b, rows, cols, xs, n, out, kernels)
             }
         });
+        Ok(())
+    }
+
+    /// The product through strips dequantized to f32 and f32 GEMM, whatever the kernel
+    /// family: what `matmul` runs for many activation rows where no int8 tiles do.
+    pub fn matmul_dequantized(&self, xs: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
+        self.check_matmul(xs, n, out)?;
+        let (rows, cols) = (self.rows, self.cols);
+        with_blocks!(&self.data, b => dequant_gemm::matmul(b, rows, cols, xs, n, out));
         Ok(())
     }
 
@@ -192,7 +206,10 @@ impl QMatrix {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ActivationPrecision {
     /// Quantized on the fly to int8 blocks; int8 x int8 -> int32 dot products with per-block
-    /// scales, as an NPU's MAC array (and ggml) computes. The fastest.
+    /// scales, as an NPU's MAC array (and ggml) computes. The fastest, with one exception:
+    /// where no int8 tiles run (kernel families without AVX-512 VNNI), a product of at least
+    /// 32 activation rows goes through f32 GEMM on dequantized strips instead, which is
+    /// faster there ([`multi_row_path`](super::multi_row_path) says which runs).
     #[default]
     Int8,
     /// Kept in f32 and multiplied with each weight block dequantized in registers: the exact

@@ -4,6 +4,7 @@
 mod act_avx512;
 mod avx2;
 pub mod blocks;
+mod dequant_gemm;
 mod format;
 mod matrix;
 mod neon;
@@ -17,6 +18,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::error::{KernelError, Result};
+pub use dequant_gemm::multi_row_path;
 pub use format::QuantFormat;
 pub use matrix::{ActivationPrecision, QData, QMatrix};
 pub use tiles::available as vnni_tiles_available;
