@@ -148,6 +148,9 @@ fn a_pi0_fast_chunk_and_its_tokens_are_lerobots() {
     assert_eq!(report["type"], "pi0_fast");
 }
 
+/// Every kernel family this CPU has gives the Q8_0 chunk: the families without int8 tiles
+/// (whose many-row products go through f32 GEMM) the scalar family's to 1e-4 of its scale,
+/// AVX-512 VNNI's tiles lerobot's f32 chunk within the Q8_0 bound of the parity tests.
 #[test]
 fn every_kernel_family_the_cpu_has_gives_the_same_chunk() {
     let golden = golden_of("pi0");
@@ -160,10 +163,12 @@ fn every_kernel_family_the_cpu_has_gives_the_same_chunk() {
         let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
         values(&report["actions"])
     };
+    let off = |a: &[f64], b: &[f64]| a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((x - y).abs()));
     let scalar = chunk(&brainstem_with_kernels("act", &args, &hf_home, Some("scalar")));
-    let scale = scalar.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let lerobot = values(&golden["actions"]);
+    let scale = lerobot.iter().fold(0f64, |m, v| m.max(v.abs()));
     let mut ran = vec!["scalar"];
-    for family in ["avx2", "avx-vnni", "avx512-vnni", "neon"] {
+    for family in ["avx2", "avx-vnni", "avx512-vnni", "neon-dotprod", "neon"] {
         let output = brainstem_with_kernels("act", &args, &hf_home, Some(family));
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
@@ -173,14 +178,20 @@ fn every_kernel_family_the_cpu_has_gives_the_same_chunk() {
             );
             continue;
         }
-        let error = chunk(&output)
-            .iter()
-            .zip(&scalar)
-            .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
-        assert!(
-            error < 1e-4 * scale,
-            "{family}: Q8_0 chunk off the scalar kernels' by {error}"
-        );
+        let ours = chunk(&output);
+        match family {
+            "avx512-vnni" => {
+                let error = off(&ours, &lerobot);
+                assert!(error < 0.1 * scale, "{family}: Q8_0 chunk off lerobot's by {error}");
+            }
+            _ => {
+                let error = off(&ours, &scalar);
+                assert!(
+                    error < 1e-4 * scale,
+                    "{family}: Q8_0 chunk off the scalar kernels' by {error}"
+                );
+            }
+        }
         ran.push(family);
     }
     println!("Q8_0 chunks agree across {ran:?}");
