@@ -16,8 +16,10 @@ pub fn median(samples: &[Duration]) -> Duration {
     }
 }
 
-/// CPU model, logical CPUs and the 1-minute load average, from /proc where it exists.
-pub fn machine_description() -> String {
+/// CPU model, logical CPUs, the 1-minute load average (from /proc where it exists), and the
+/// kernel family that runs; an invalid `BRAINSTEM_KERNELS` is an error rather than a family
+/// silently detected in its place.
+pub fn machine_description() -> anyhow::Result<String> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
@@ -27,13 +29,16 @@ pub fn machine_description() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load = load.split_whitespace().next().unwrap_or("?");
-    let family = brainstem_runtime::kernels::family::active();
-    let pinned = match std::env::var_os(brainstem_runtime::kernels::family::ENV_VAR) {
+    use brainstem_runtime::kernels::family;
+    let pinned = match family::from_env()? {
         Some(_) => "pinned",
         None => "detected",
     };
+    let family = family::active();
     let many_rows = brainstem_runtime::kernels::quant::multi_row_path();
-    format!("{model}, {cpus} logical CPUs, load average {load}, kernels {family} ({pinned}; many-row products: {many_rows})")
+    Ok(format!(
+        "{model}, {cpus} logical CPUs, load average {load}, kernels {family} ({pinned}; many-row products: {many_rows})"
+    ))
 }
 
 #[cfg(test)]

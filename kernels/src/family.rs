@@ -38,6 +38,7 @@ pub enum KernelFamily {
 
 /// Instructions a kernel may need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
 pub enum Feature {
     /// AVX2, FMA and F16C.
     Avx2,
@@ -50,6 +51,17 @@ pub enum Feature {
     Neon,
     /// The dot product on top of [`Feature::Neon`].
     NeonDotprod,
+}
+
+impl Feature {
+    const ALL: [Feature; 6] = [
+        Feature::Avx2,
+        Feature::AvxVnni,
+        Feature::Avx512,
+        Feature::Avx512Vnni,
+        Feature::Neon,
+        Feature::NeonDotprod,
+    ];
 }
 
 impl KernelFamily {
@@ -181,17 +193,34 @@ pub fn from_env() -> Result<Option<KernelFamily>> {
     Ok(Some(family))
 }
 
-static ACTIVE: OnceLock<KernelFamily> = OnceLock::new();
+/// The process's family and, by [`Feature`], whether its kernels may use each: worked out
+/// once, since kernels ask on every call.
+struct Active {
+    family: KernelFamily,
+    allowed: [bool; Feature::ALL.len()],
+}
+
+static ACTIVE: OnceLock<Active> = OnceLock::new();
+
+fn active_state() -> &'static Active {
+    ACTIVE.get_or_init(|| {
+        let family = from_env().ok().flatten().unwrap_or_else(detected);
+        Active {
+            family,
+            allowed: Feature::ALL.map(|f| family.includes(f) && cpu_has(f)),
+        }
+    })
+}
 
 /// The family every kernel of this process uses: the pinned one, else the detected one (an
 /// invalid pin, which [`from_env`] reports, falls back to the detected family).
 pub fn active() -> KernelFamily {
-    *ACTIVE.get_or_init(|| from_env().ok().flatten().unwrap_or_else(detected))
+    active_state().family
 }
 
 /// Whether kernels may use `feature`: the CPU has it and the active family includes it.
 pub fn has(feature: Feature) -> bool {
-    active().includes(feature) && cpu_has(feature)
+    active_state().allowed[feature as usize]
 }
 
 #[cfg(test)]
@@ -205,6 +234,13 @@ mod tests {
         }
         assert_eq!(KernelFamily::parse(" AVX2 "), Some(KernelFamily::Avx2));
         assert_eq!(KernelFamily::parse("sse4"), None);
+    }
+
+    #[test]
+    fn features_index_their_own_slot() {
+        for (i, feature) in Feature::ALL.into_iter().enumerate() {
+            assert_eq!(feature as usize, i);
+        }
     }
 
     #[test]

@@ -72,7 +72,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(mode) = &args.mode {
         return run(&args, mode);
     }
-    println!("machine: {}", machine_description());
+    println!("machine: {}", machine_description()?);
     println!(
         "| allocator | weights | case | per call (mean of {}) | GFLOP/s |",
         args.reps

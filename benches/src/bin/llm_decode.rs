@@ -180,7 +180,7 @@ fn main() -> anyhow::Result<()> {
         .build_global()?;
     let file = WeightFile::open(&args.model)?;
     let ids = prompt_ids(&file, args.prefill)?;
-    println!("machine: {}", machine_description());
+    println!("machine: {}", machine_description()?);
     println!(
         "model: {}, prompt {} tokens, decode {} tokens, {} threads, median of {} runs\n",
         args.model.display(),
@@ -205,6 +205,6 @@ fn main() -> anyhow::Result<()> {
             Err(e) => println!("| llama.cpp: not measured ({e}) |"),
         }
     }
-    println!("\nmachine after the run: {}", machine_description());
+    println!("\nmachine after the run: {}", machine_description()?);
     Ok(())
 }

@@ -162,12 +162,11 @@ fn main() -> anyhow::Result<()> {
     stop.store(true, Ordering::Relaxed);
     let refused = producer.join().expect("policy thread");
     let model_rate = model.map(|handle| handle.join().expect("model thread")).transpose()?;
-    print_report(&args, &report, refused, model_rate);
-    Ok(())
+    print_report(&args, &report, refused, model_rate)
 }
 
-fn print_report(args: &Args, report: &LoopReport, refused: u64, model_rate: Option<f64>) {
-    println!("machine: {}", machine_description());
+fn print_report(args: &Args, report: &LoopReport, refused: u64, model_rate: Option<f64>) -> anyhow::Result<()> {
+    println!("machine: {}", machine_description()?);
     println!(
         "motion loop: 82 joints at 1000 Hz for {} s; pinned {:?}, SCHED_FIFO {:?}",
         args.seconds, report.realtime.pinned_core, report.realtime.fifo_priority
@@ -195,4 +194,5 @@ fn print_report(args: &Args, report: &LoopReport, refused: u64, model_rate: Opti
         us(jitter, 0.99),
         jitter.max() as f64 / 1000.0,
     );
+    Ok(())
 }

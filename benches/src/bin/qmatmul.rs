@@ -159,7 +159,7 @@ fn main() -> anyhow::Result<()> {
         .num_threads(args.threads)
         .build_global()?;
     let pool = WarmPool::new(rayon::ThreadPoolBuilder::new().num_threads(args.threads).build()?);
-    println!("machine: {}", machine_description());
+    println!("machine: {}", machine_description()?);
     let roof = roofline::measure();
     let int8 = roof.int8_ops.map_or("not probed (no VNNI)".to_string(), |ops| {
         format!("{:.2} TOPS", ops / 1e12)
@@ -209,6 +209,6 @@ fn main() -> anyhow::Result<()> {
             row(name, dtype, &case, ours, candle, &roof);
         }
     }
-    println!("\nmachine after the run: {}", machine_description());
+    println!("\nmachine after the run: {}", machine_description()?);
     Ok(())
 }

@@ -145,7 +145,7 @@ fn latency(report: &TelemetryReport, name: &str) -> String {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    println!("# {}", machine_description());
+    println!("# {}", machine_description()?);
     println!(
         "# {} ({}), 7 joints, {} steps at {} Hz every {} ms, brain {} Hz, camera {} Hz, {} s each",
         args.model.display(),

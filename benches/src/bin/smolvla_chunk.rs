@@ -199,7 +199,7 @@ fn main() -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&run_engine(&args, format)?)?);
         return Ok(());
     }
-    println!("machine: {}", machine_description());
+    println!("machine: {}", machine_description()?);
     let mut results = Vec::new();
     for format in &args.formats {
         let mut command = Command::new(std::env::current_exe()?);

@@ -121,7 +121,7 @@ fn main() -> anyhow::Result<()> {
         "make the model first: python3 benches/peers/vlm_torch.py make {}",
         args.model.display()
     );
-    println!("machine: {}", machine_description());
+    println!("machine: {}", machine_description()?);
     let peak = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .build()?

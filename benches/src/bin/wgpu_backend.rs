@@ -234,7 +234,7 @@ fn argmax(xs: &[f32]) -> Option<u32> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    println!("machine: {}", machine_description());
+    println!("machine: {}", machine_description()?);
     let gpu = WgpuBackend::new(args.adapter.as_deref())?;
     let cpu = CpuBackend::new(args.threads)?;
     println!("wgpu: {}\ncpu: {}", gpu.name(), cpu.name());
