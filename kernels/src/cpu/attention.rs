@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use super::ops::{dot, exp_sum};
+use super::ops::{dot, exp_sum, max_value};
 use super::{CpuKvCache, CpuTensor};
 use crate::backend::AttentionParams;
 use crate::checks;
@@ -203,7 +203,7 @@ fn attend_blocked(
 /// Softmax of `scale * scores[..visible]` in place; the rest (future keys) become zero.
 fn softmax_prefix(scores: &mut [f32], visible: usize, scale: f32) {
     let (seen, hidden) = scores.split_at_mut(visible);
-    let max = seen.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s)) * scale;
+    let max = max_value(seen) * scale;
     let inverse = 1.0 / exp_sum(seen, scale, max);
     seen.iter_mut().for_each(|s| *s *= inverse);
     hidden.fill(0.0);

@@ -307,12 +307,7 @@ impl Backend for CpuBackend {
 
     fn gated(&self, gate: &CpuTensor, up: &CpuTensor, act: Activation) -> Result<CpuTensor> {
         checks::same_shape("gated", (gate.rows, gate.cols), (up.rows, up.cols))?;
-        let out = gate
-            .data
-            .iter()
-            .zip(up.data.iter())
-            .map(|(&g, &u)| ops::activate(g, act) * u)
-            .collect();
+        let out = self.pool.install(|| ops::gated(&gate.data, &up.data, act));
         let mut cost = checks::row_op_cost(gate.rows, gate.cols, 6);
         cost.bytes_read *= 2;
         self.record(OpKind::Activation, cost);
@@ -336,12 +331,10 @@ impl Backend for CpuBackend {
 
     fn columns(&self, x: &CpuTensor, start: usize, len: usize) -> Result<CpuTensor> {
         let end = checks::range_end("columns", start, len, x.cols)?;
-        let out: Vec<f32> = x
-            .data
-            .chunks_exact(x.cols)
-            .flat_map(|row| &row[start..end])
-            .copied()
-            .collect();
+        let mut out = Vec::with_capacity(x.rows * len);
+        for row in x.data.chunks_exact(x.cols) {
+            out.extend_from_slice(&row[start..end]);
+        }
         self.record(OpKind::Copy, checks::copy_cost(out.len()));
         Ok(CpuTensor::new(out, x.rows, len))
     }

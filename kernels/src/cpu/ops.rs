@@ -37,13 +37,28 @@ pub fn rms_norm(xs: &[f32], gamma: &[f32], eps: f32) -> Vec<f32> {
 pub fn layer_norm(xs: &[f32], gamma: &[f32], beta: &[f32], eps: f32) -> Vec<f32> {
     let cols = gamma.len();
     map_rows(xs, cols, |x, o| {
-        let mean = x.iter().sum::<f32>() / cols as f32;
-        let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / cols as f32;
+        let mean = lane_sum(x, |v| v) / cols as f32;
+        let var = lane_sum(x, |v| (v - mean) * (v - mean)) / cols as f32;
         let inv = 1.0 / (var + eps).sqrt();
         for (((o, &v), &g), &b) in o.iter_mut().zip(x).zip(gamma).zip(beta) {
             *o = (v - mean) * inv * g + b;
         }
     })
+}
+
+/// `sum(f(x))` in [`LANES`] partial sums, so that the loop vectorizes (a plain `sum` of f32
+/// must add in order).
+#[inline(always)]
+fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut lanes = [0f32; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().map(|&x| f(x)).sum();
+    for chunk in chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane += f(x);
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// Rotates feature pairs of each head by `position * theta^(-2i / head_dim)`.
@@ -77,7 +92,7 @@ pub fn rope(xs: &[f32], cols: usize, p: RopeParams) -> Vec<f32> {
 
 pub fn activate(x: f32, act: Activation) -> f32 {
     match act {
-        Activation::Silu => x / (1.0 + (-x).exp()),
+        Activation::Silu => x / (1.0 + exp_fast(-x)),
         Activation::GeluTanh => {
             const SQRT_2_OVER_PI: f32 = 0.797_884_6;
             0.5 * x * (1.0 + tanh_fast(SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)))
@@ -94,35 +109,110 @@ pub fn exp_fast(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
     const LN2: f32 = std::f32::consts::LN_2;
     let t = x.clamp(-87.0, 88.0) * std::f32::consts::LOG2_E;
-    let n = (t + ROUND) - ROUND;
+    let rounded = t + ROUND;
+    let n = rounded - ROUND;
     let f = (t - n) * LN2;
     let p = 1.0 + f * (1.0 + f * (0.5 + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0))))));
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // `rounded`'s low mantissa bits hold n (two's complement), so shifting `bits + 127` left by
+    // 23 writes 2^n's exponent without a float-to-int conversion, which does not vectorize as
+    // cheaply.
+    p * f32::from_bits(rounded.to_bits().wrapping_add(127) << 23)
 }
 
 /// Applies `act` to every element, with the loop compiled for AVX2 + FMA where the CPU has
 /// them (the activations are branch-free, so it vectorizes).
 pub fn activate_slice(xs: &mut [f32], act: Activation) {
     #[cfg(target_arch = "x86_64")]
+    if family::has(Feature::Avx512) {
+        // SAFETY: the CPU has AVX-512 F and BW (`family::has` checks it).
+        return unsafe { activate_slice_avx512(xs, act) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if family::has(Feature::Avx2) {
         // SAFETY: the CPU has AVX2 and FMA (`family::has` checks it).
         return unsafe { activate_slice_fma(xs, act) };
     }
-    xs.iter_mut().for_each(|x| *x = activate(*x, act));
+    activate_slice_lanes(xs, act)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn activate_slice_fma(xs: &mut [f32], act: Activation) {
+    activate_slice_lanes(xs, act)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,fma")]
+fn activate_slice_avx512(xs: &mut [f32], act: Activation) {
+    activate_slice_lanes(xs, act)
+}
+
+#[inline(always)]
+fn activate_slice_lanes(xs: &mut [f32], act: Activation) {
     match act {
         Activation::Silu => xs.iter_mut().for_each(|x| *x = activate(*x, Activation::Silu)),
         Activation::GeluTanh => xs.iter_mut().for_each(|x| *x = activate(*x, Activation::GeluTanh)),
     }
 }
 
+/// `act(gate) * up` elementwise (a gated MLP's hidden layer), vectorized like
+/// [`activate_slice`].
+pub fn gated(gate: &[f32], up: &[f32], act: Activation) -> Vec<f32> {
+    let mut out = gate.to_vec();
+    out.par_chunks_mut(4096)
+        .zip(up.par_chunks(4096))
+        .for_each(|(xs, up)| gate_slice(xs, up, act));
+    out
+}
+
+fn gate_slice(xs: &mut [f32], up: &[f32], act: Activation) {
+    #[cfg(target_arch = "x86_64")]
+    if family::has(Feature::Avx512) {
+        // SAFETY: the CPU has AVX-512 F and BW (`family::has` checks it).
+        return unsafe { gate_slice_avx512(xs, up, act) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if family::has(Feature::Avx2) {
+        // SAFETY: the CPU has AVX2 and FMA (`family::has` checks it).
+        return unsafe { gate_slice_fma(xs, up, act) };
+    }
+    gate_slice_lanes(xs, up, act)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn gate_slice_fma(xs: &mut [f32], up: &[f32], act: Activation) {
+    gate_slice_lanes(xs, up, act)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,fma")]
+fn gate_slice_avx512(xs: &mut [f32], up: &[f32], act: Activation) {
+    gate_slice_lanes(xs, up, act)
+}
+
+#[inline(always)]
+fn gate_slice_lanes(xs: &mut [f32], up: &[f32], act: Activation) {
+    match act {
+        Activation::Silu => xs
+            .iter_mut()
+            .zip(up)
+            .for_each(|(x, &u)| *x = activate(*x, Activation::Silu) * u),
+        Activation::GeluTanh => xs
+            .iter_mut()
+            .zip(up)
+            .for_each(|(x, &u)| *x = activate(*x, Activation::GeluTanh) * u),
+    }
+}
+
 /// `xs[i] = e^(scale xs[i] - shift)` for every element, returning their sum; vectorized
 /// like [`activate_slice`], the sum kept in eight lanes.
 pub fn exp_sum(xs: &mut [f32], scale: f32, shift: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if family::has(Feature::Avx512) {
+        // SAFETY: the CPU has AVX-512 F and BW (`family::has` checks it).
+        return unsafe { exp_sum_avx512(xs, scale, shift) };
+    }
     #[cfg(target_arch = "x86_64")]
     if family::has(Feature::Avx2) {
         // SAFETY: the CPU has AVX2 and FMA (`family::has` checks it).
@@ -137,18 +227,50 @@ fn exp_sum_fma(xs: &mut [f32], scale: f32, shift: f32) -> f32 {
     exp_sum_lanes(xs, scale, shift)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,fma")]
+fn exp_sum_avx512(xs: &mut [f32], scale: f32, shift: f32) -> f32 {
+    exp_sum_lanes(xs, scale, shift)
+}
+
+/// Lanes of the partial sums and maxima: one 512-bit register.
+const LANES: usize = 16;
+
 #[inline(always)]
 fn exp_sum_lanes(xs: &mut [f32], scale: f32, shift: f32) -> f32 {
     xs.iter_mut().for_each(|x| *x = exp_fast(*x * scale - shift));
-    let mut lanes = [0f32; 8];
-    let chunks = xs.chunks_exact(8);
-    let tail: f32 = chunks.remainder().iter().sum();
+    lane_sum(xs, |x| x)
+}
+
+/// The largest element (negative infinity for none), in [`LANES`] running maxima so that it
+/// vectorizes; NaNs are skipped.
+pub fn max_value(xs: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if family::has(Feature::Avx512) {
+        // SAFETY: the CPU has AVX-512 F and BW (`family::has` checks it).
+        return unsafe { max_value_avx512(xs) };
+    }
+    max_value_lanes(xs)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn max_value_avx512(xs: &[f32]) -> f32 {
+    max_value_lanes(xs)
+}
+
+#[inline(always)]
+fn max_value_lanes(xs: &[f32]) -> f32 {
+    let larger = |m: f32, x: f32| if x > m { x } else { m };
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &x| larger(m, x));
     for chunk in chunks {
         for (lane, &x) in lanes.iter_mut().zip(chunk) {
-            *lane += x;
+            *lane = larger(*lane, x);
         }
     }
-    lanes.iter().sum::<f32>() + tail
+    lanes.iter().fold(tail, |m, &x| larger(m, x))
 }
 
 /// `tanh(x) = 1 - 2 / (e^{2x} + 1)` on [`exp_fast`].
@@ -224,6 +346,53 @@ mod tests {
         }
         assert_eq!(super::exp_fast(-1000.0), super::exp_fast(-87.0));
         assert!(super::exp_fast(-87.0) < 2e-38);
+    }
+
+    /// The vectorized reductions (AVX-512, AVX2 or plain, as the family allows) against
+    /// plain loops, on lengths around the lane count.
+    #[test]
+    fn max_and_exp_sum_match_plain_loops_on_odd_lengths() {
+        for len in [0, 1, 7, 15, 16, 17, 33, 1024, 1031] {
+            let xs: Vec<f32> = (0..len).map(|i| (i as f32 * 0.73).sin() * 9.0).collect();
+            let plain_max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(super::max_value(&xs), plain_max, "length {len}");
+            let (scale, shift) = (0.125, plain_max * 0.125);
+            let mut fast = xs.clone();
+            let sum = super::exp_sum(&mut fast, scale, shift);
+            let exact: Vec<f32> = xs.iter().map(|x| (x * scale - shift).exp()).collect();
+            for (f, e) in fast.iter().zip(&exact) {
+                assert!((f - e).abs() <= 1e-6 * e.max(1.0), "length {len}: {f} vs {e}");
+            }
+            assert!(
+                (sum - exact.iter().sum::<f32>()).abs() <= 1e-5 * len.max(1) as f32,
+                "length {len}"
+            );
+        }
+        assert_eq!(super::max_value(&[f32::NAN, 2.0, -1.0]), 2.0);
+    }
+
+    /// The gated activations (vectorized as the family allows) against their definitions
+    /// with the C library's `exp` and `tanh`.
+    #[test]
+    fn gated_activations_match_their_definitions() {
+        use crate::backend::Activation;
+        let gate: Vec<f32> = (0..5000).map(|i| (i as f32 - 2500.0) * 0.013).collect();
+        let up: Vec<f32> = (0..5000).map(|i| (i as f32 * 0.37).cos()).collect();
+        let silu = super::gated(&gate, &up, Activation::Silu);
+        let gelu = super::gated(&gate, &up, Activation::GeluTanh);
+        for (i, (&g, &u)) in gate.iter().zip(&up).enumerate() {
+            let exact_silu = g / (1.0 + (-g).exp()) * u;
+            let inner = 0.797_884_6 * (g + 0.044_715 * g * g * g);
+            let exact_gelu = 0.5 * g * (1.0 + inner.tanh()) * u;
+            assert!(
+                (silu[i] - exact_silu).abs() <= 1e-5 * exact_silu.abs().max(1.0),
+                "silu({g})"
+            );
+            assert!(
+                (gelu[i] - exact_gelu).abs() <= 1e-5 * exact_gelu.abs().max(1.0),
+                "gelu({g})"
+            );
+        }
     }
 
     #[test]
