@@ -49,7 +49,7 @@ fn attend_rows(
     visible: impl Fn(usize) -> usize + Sync,
 ) -> Vec<f32> {
     let (hd, kv_dim, group) = (p.head_dim, p.kv_heads * p.head_dim, p.heads / p.kv_heads);
-    let mut out = vec![0f32; q.rows * q.cols];
+    let mut out = super::memory::written_zeros(q.rows * q.cols);
     out.par_chunks_mut(hd).enumerate().for_each(|(task, out)| {
         let (row, head) = (task / p.heads, task % p.heads);
         let kv_off = (head / group) * hd;

@@ -6,7 +6,8 @@
 //! (`backend_matmul` in BENCHMARKS.md).
 //! [`retain_freed_memory`] tells glibc to keep freed blocks in the process. It is
 //! process-wide, so the program that embeds the backend decides; `brainstem` and the SmolVLA
-//! benchmark call it at start.
+//! benchmark call it at start. [`written_zeros`] is the zeroed buffer for kernels that add into
+//! their output.
 
 /// Keeps freed memory in the process (glibc's mmap and trim thresholds raised to 1 GiB), so
 /// that large per-op buffers are reused instead of faulted in again. Returns whether the
@@ -23,4 +24,16 @@ pub fn retain_freed_memory() -> bool {
     {
         false
     }
+}
+
+/// `len` zeros written into memory now. A zeroed allocation (`vec![0.0; len]`, calloc) of
+/// fresh pages maps the kernel's shared zero page; a kernel that reads such a buffer before it
+/// writes it (accumulating into its output) then takes a copy-on-write fault per page, and
+/// each one flushes the TLB of every core running the process (an interprocessor interrupt):
+/// 8% of a SmolVLA chunk's samples on the 2-vCPU AMD VM of 2026-12-07. Writing the zeros
+/// first faults each page in once, without copies or flushes.
+pub(crate) fn written_zeros(len: usize) -> Vec<f32> {
+    let mut zeros = Vec::with_capacity(len);
+    zeros.resize(len, 0.0);
+    zeros
 }

@@ -6,7 +6,7 @@
 
 pub mod affinity;
 mod attention;
-mod memory;
+pub(crate) mod memory;
 mod ops;
 mod warm;
 

@@ -322,7 +322,8 @@ impl TiledMatrix {
                 });
             return;
         }
-        let mut sums = vec![0f32; strips * n * TILE_ROWS];
+        // The kernels add into `sums`, so its pages must be written before they are read.
+        let mut sums = crate::cpu::memory::written_zeros(strips * n * TILE_ROWS);
         sums.par_chunks_mut(per_task * n * TILE_ROWS)
             .enumerate()
             .for_each(|(task, sums)| {
