@@ -9,8 +9,9 @@
 //! cannot change under loaded weights. Every kernel asks [`has`] for the instructions it
 //! needs, which is true only where the CPU has them *and* the active family includes them.
 //!
-//! Dense f32 matrix products go through candle's `gemm`, which picks its own code path (AVX2
-//! and FMA at most, as built here); pinning `scalar` leaves it as it is.
+//! Dense f32 matrix products (dense weights, attention's two products) go through the `gemm`
+//! crate, which picks its own code path from the CPU (AVX-512 where present, with its `x86-v4`
+//! feature on); pinning a family leaves it as it is.
 
 use std::sync::OnceLock;
 

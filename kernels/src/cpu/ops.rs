@@ -119,32 +119,54 @@ pub fn exp_fast(x: f32) -> f32 {
     p * f32::from_bits(rounded.to_bits().wrapping_add(127) << 23)
 }
 
-/// Applies `act` to every element, with the loop compiled for AVX2 + FMA where the CPU has
-/// them (the activations are branch-free, so it vectorizes).
-pub fn activate_slice(xs: &mut [f32], act: Activation) {
-    #[cfg(target_arch = "x86_64")]
-    if family::has(Feature::Avx512) {
-        // SAFETY: the CPU has AVX-512 F and BW (`family::has` checks it).
-        return unsafe { activate_slice_avx512(xs, act) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if family::has(Feature::Avx2) {
-        // SAFETY: the CPU has AVX2 and FMA (`family::has` checks it).
-        return unsafe { activate_slice_fma(xs, act) };
-    }
-    activate_slice_lanes(xs, act)
+/// Defines `$name` to run the `#[inline(always)]` loop `$lanes` compiled for AVX-512 F and BW,
+/// or for AVX2 and FMA, as far as the kernel family allows, and as it is elsewhere: plain
+/// loops in [`LANES`] lanes that the compiler vectorizes for whatever it is compiled for.
+macro_rules! vectorized {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? = $lanes:ident;) => {
+        $(#[$doc])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,fma")]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    $lanes($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $lanes($($arg),*)
+                }
+                if family::has(Feature::Avx512) {
+                    // SAFETY: the CPU has AVX-512 F and BW (`family::has` checks it).
+                    return unsafe { avx512($($arg),*) };
+                }
+                if family::has(Feature::Avx2) {
+                    // SAFETY: the CPU has AVX2 and FMA (`family::has` checks it).
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $lanes($($arg),*)
+        }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn activate_slice_fma(xs: &mut [f32], act: Activation) {
-    activate_slice_lanes(xs, act)
+vectorized! {
+    /// Applies `act` to every element (the activations are branch-free, so the loop vectorizes).
+    pub fn activate_slice(xs: &mut [f32], act: Activation) = activate_slice_lanes;
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,fma")]
-fn activate_slice_avx512(xs: &mut [f32], act: Activation) {
-    activate_slice_lanes(xs, act)
+vectorized! {
+    fn gate_slice(xs: &mut [f32], up: &[f32], act: Activation) = gate_slice_lanes;
+}
+
+vectorized! {
+    /// `xs[i] = e^(scale xs[i] - shift)` for every element, returning their sum.
+    pub fn exp_sum(xs: &mut [f32], scale: f32, shift: f32) -> f32 = exp_sum_lanes;
+}
+
+vectorized! {
+    /// The largest element (negative infinity for none); NaNs are skipped.
+    pub fn max_value(xs: &[f32]) -> f32 = max_value_lanes;
 }
 
 #[inline(always)]
@@ -165,32 +187,6 @@ pub fn gated(gate: &[f32], up: &[f32], act: Activation) -> Vec<f32> {
     out
 }
 
-fn gate_slice(xs: &mut [f32], up: &[f32], act: Activation) {
-    #[cfg(target_arch = "x86_64")]
-    if family::has(Feature::Avx512) {
-        // SAFETY: the CPU has AVX-512 F and BW (`family::has` checks it).
-        return unsafe { gate_slice_avx512(xs, up, act) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if family::has(Feature::Avx2) {
-        // SAFETY: the CPU has AVX2 and FMA (`family::has` checks it).
-        return unsafe { gate_slice_fma(xs, up, act) };
-    }
-    gate_slice_lanes(xs, up, act)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn gate_slice_fma(xs: &mut [f32], up: &[f32], act: Activation) {
-    gate_slice_lanes(xs, up, act)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,fma")]
-fn gate_slice_avx512(xs: &mut [f32], up: &[f32], act: Activation) {
-    gate_slice_lanes(xs, up, act)
-}
-
 #[inline(always)]
 fn gate_slice_lanes(xs: &mut [f32], up: &[f32], act: Activation) {
     match act {
@@ -205,34 +201,6 @@ fn gate_slice_lanes(xs: &mut [f32], up: &[f32], act: Activation) {
     }
 }
 
-/// `xs[i] = e^(scale xs[i] - shift)` for every element, returning their sum; vectorized
-/// like [`activate_slice`], the sum kept in eight lanes.
-pub fn exp_sum(xs: &mut [f32], scale: f32, shift: f32) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if family::has(Feature::Avx512) {
-        // SAFETY: the CPU has AVX-512 F and BW (`family::has` checks it).
-        return unsafe { exp_sum_avx512(xs, scale, shift) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if family::has(Feature::Avx2) {
-        // SAFETY: the CPU has AVX2 and FMA (`family::has` checks it).
-        return unsafe { exp_sum_fma(xs, scale, shift) };
-    }
-    exp_sum_lanes(xs, scale, shift)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn exp_sum_fma(xs: &mut [f32], scale: f32, shift: f32) -> f32 {
-    exp_sum_lanes(xs, scale, shift)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,fma")]
-fn exp_sum_avx512(xs: &mut [f32], scale: f32, shift: f32) -> f32 {
-    exp_sum_lanes(xs, scale, shift)
-}
-
 /// Lanes of the partial sums and maxima: one 512-bit register.
 const LANES: usize = 16;
 
@@ -240,23 +208,6 @@ const LANES: usize = 16;
 fn exp_sum_lanes(xs: &mut [f32], scale: f32, shift: f32) -> f32 {
     xs.iter_mut().for_each(|x| *x = exp_fast(*x * scale - shift));
     lane_sum(xs, |x| x)
-}
-
-/// The largest element (negative infinity for none), in [`LANES`] running maxima so that it
-/// vectorizes; NaNs are skipped.
-pub fn max_value(xs: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if family::has(Feature::Avx512) {
-        // SAFETY: the CPU has AVX-512 F and BW (`family::has` checks it).
-        return unsafe { max_value_avx512(xs) };
-    }
-    max_value_lanes(xs)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw")]
-fn max_value_avx512(xs: &[f32]) -> f32 {
-    max_value_lanes(xs)
 }
 
 #[inline(always)]
