@@ -136,8 +136,8 @@ macro_rules! vectorized {
                 fn avx2($($arg: $ty),*) $(-> $ret)? {
                     $lanes($($arg),*)
                 }
-                if family::has(Feature::Avx512) {
-                    // SAFETY: the CPU has AVX-512 F and BW (`family::has` checks it).
+                if family::has(Feature::Avx512) && family::has(Feature::Avx2) {
+                    // SAFETY: the CPU has AVX-512 F and BW, and FMA (`family::has` checks it).
                     return unsafe { avx512($($arg),*) };
                 }
                 if family::has(Feature::Avx2) {
