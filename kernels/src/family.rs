@@ -1,6 +1,7 @@
 //! Which family of CPU kernels runs: the best one the CPU has, or the one pinned with the
 //! `BRAINSTEM_KERNELS` environment variable (`avx512-vnni`, `avx-vnni`, `avx2`,
-//! `neon-dotprod`, `neon`, `scalar`), so every family can be tested and benchmarked on whatever machine is at hand.
+//! `neon-dotprod`, `neon`, `scalar`), so every family can be tested and benchmarked on
+//! whatever machine is at hand.
 //! A family the CPU lacks is refused with an error that names what it lacks
 //! ([`CpuBackend::new`](crate::CpuBackend::new) checks the variable).
 //!

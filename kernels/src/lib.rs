@@ -10,6 +10,7 @@ pub mod error;
 pub mod family;
 pub mod ledger;
 pub mod quant;
+mod strided;
 pub mod wgpu;
 
 pub use backend::{Activation, AttentionMask, AttentionParams, Backend, BinaryOp, KvCacheSpec, RopeParams, RopeStyle};

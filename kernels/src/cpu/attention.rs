@@ -1,7 +1,8 @@
 //! Grouped-query attention over a growing key/value cache on the CPU, scores in f32 with a
 //! max-subtracted softmax. A few query rows (decode) run as one task per (row, head); many
 //! (prefill, a vision tile) run heads in parallel, each as two matrix products with the
-//! `gemm` crate's microkernels reading Q, K and V in place, a vectorized softmax between them.
+//! `gemm` crate's microkernels reading Q, K and V in place (`strided.rs`), a vectorized
+//! softmax between them.
 
 use rayon::prelude::*;
 
@@ -11,6 +12,7 @@ use crate::backend::AttentionParams;
 use crate::checks;
 use crate::error::Result;
 use crate::ledger::Cost;
+use crate::strided::{gemm_into, View};
 
 /// Appends `k`, `v` to the cache and attends from every row of `q`.
 pub fn attend(
@@ -71,57 +73,6 @@ fn attend_rows(
         }
     });
     out
-}
-
-/// A row-major view into a slice: element (r, c) at `offset + r * row_stride + c * col_stride`.
-#[derive(Clone, Copy)]
-struct View<'a> {
-    data: &'a [f32],
-    offset: usize,
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
-}
-
-impl View<'_> {
-    /// True when every element of the view lies inside the slice.
-    fn in_bounds(&self) -> bool {
-        let last = self.offset + (self.rows.max(1) - 1) * self.row_stride + (self.cols.max(1) - 1) * self.col_stride;
-        self.rows == 0 || self.cols == 0 || last < self.data.len()
-    }
-}
-
-/// `dst[m x n] = scale * lhs[m x k] . rhs[k x n]` on one thread with the `gemm` crate's
-/// microkernels, reading both operands in place through their strides.
-fn gemm_into(dst: &mut [f32], lhs: View, rhs: View, scale: f32) {
-    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-    assert!(rhs.rows == k && dst.len() == m * n && lhs.in_bounds() && rhs.in_bounds());
-    // SAFETY: both views were checked to lie inside their slices, `dst` holds exactly
-    // m x n elements written row-major, and nothing else aliases `dst`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.data.as_ptr().add(lhs.offset),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
-            rhs.data.as_ptr().add(rhs.offset),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            0.0,
-            scale,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
 }
 
 /// Query rows per task of the blocked path. Each task packs its head's keys for the gemm

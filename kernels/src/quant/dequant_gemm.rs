@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use super::format::QuantFormat;
 use crate::family::{self, Feature};
+use crate::strided::{gemm_into, scatter_transposed, View};
 
 /// Activation rows from which the product goes through f32 GEMM.
 pub const MIN_ROWS: usize = 32;
@@ -45,43 +46,9 @@ pub fn matmul<W: QuantFormat>(blocks: &[W], rows: usize, cols: usize, xs: &[f32]
             let first = task * STRIP_ROWS;
             let strip = &mut strip[..strip_rows * cols];
             W::dequantize(&blocks[first * per_row..(first + strip_rows) * per_row], strip);
-            strip_times_rows(strip, strip_rows, cols, xs, n, out);
+            let xs_t = View::matrix(xs, n, cols).transposed();
+            gemm_into(out, View::matrix(strip, strip_rows, cols), xs_t, 1.0);
         },
     );
-    for (row, values) in transposed.chunks_exact(n).enumerate() {
-        for (t, &v) in values.iter().enumerate() {
-            out[t * rows + row] = v;
-        }
-    }
-}
-
-/// `out[strip_rows, n] = strip[strip_rows, cols] . xs[n, cols]^T` on this thread.
-fn strip_times_rows(strip: &[f32], strip_rows: usize, cols: usize, xs: &[f32], n: usize, out: &mut [f32]) {
-    assert!(strip.len() == strip_rows * cols && xs.len() == n * cols && out.len() == strip_rows * n);
-    // SAFETY: `strip` is [strip_rows, cols] row-major, `xs` read as its transpose [cols, n]
-    // (column stride `cols`, row stride 1) lies inside `xs`, and `out` holds exactly
-    // strip_rows x n elements written row-major; nothing else aliases `out`.
-    unsafe {
-        gemm::gemm(
-            strip_rows,
-            n,
-            cols,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            strip.as_ptr(),
-            1,
-            cols as isize,
-            xs.as_ptr(),
-            cols as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    scatter_transposed(&transposed, rows, n, out);
 }

@@ -13,6 +13,7 @@ use super::format::QuantFormat;
 use super::tiles::{self, TiledMatrix};
 use super::{DType, HostWeight};
 use crate::error::{shape_err, KernelError, Result};
+use crate::strided::scatter_transposed;
 
 /// Blocks of a quantized matrix, row-major: each row is `cols / ELEMS` whole blocks.
 #[derive(Clone, Debug)]
@@ -327,9 +328,5 @@ fn matmul_rows<W: Sync, A: Sync>(
                 dot_all(&blocks[row * per_row..(row + 1) * per_row], acts, out_row, kernels);
             }
         });
-    for (row, values) in transposed.chunks_exact(n).enumerate() {
-        for (t, &v) in values.iter().enumerate() {
-            out[t * rows + row] = v;
-        }
-    }
+    scatter_transposed(&transposed, rows, n, out);
 }
