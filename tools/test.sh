@@ -16,6 +16,9 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/brainstem-xdg-$UID}"
 mkdir -p -m 700 "$XDG_RUNTIME_DIR"
 # No default features: the only default is the benches' candle peer, which no test uses.
 cargo test --workspace --no-default-features --features brainstem/video "$@"
+# The Python package (python/), built as `pip install ./python` builds it, and its tests
+# against lerobot in a cached Python 3.12 environment.
+tools/test-python.sh
 # The NEON kernels' tests need Rust's aarch64 standard library, which rustup fetches; where
 # it cannot be fetched they are skipped, and this says so.
 if rustup target list --installed | grep -qx aarch64-unknown-linux-gnu ||

@@ -1,0 +1,12 @@
+"""brainstem from Python: lerobot policies (SmolVLA, pi0, pi0.5, pi0-FAST) on brainstem's
+kernels, the runtime that streams their actions into the motion decoder, and offline
+evaluation.
+
+    import brainstem
+    policy = brainstem.Policy.load("path/to/smolvla", quantize="q8_0")
+    chunk = policy.predict_action_chunk(observation, task="pick up the cube")
+"""
+
+from ._brainstem import BrainstemError, Policy, Runtime, __version__
+
+__all__ = ["BrainstemError", "Policy", "Runtime", "__version__"]

@@ -1,0 +1,21 @@
+//! The `brainstem._brainstem` extension module: Python's way into brainstem. It owns nothing of
+//! the runtime's logic; each class wraps the Rust type a robot stack would use ([`Policy`] a
+//! lerobot checkpoint, [`Runtime`] the whole brain-cerebellum stack) and converts at the
+//! boundary: numpy arrays or torch tensors in, numpy arrays and dicts out, Rust errors as
+//! Python exceptions. Long calls release the GIL.
+
+mod error;
+mod observation;
+mod policy;
+mod runtime;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _brainstem(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("BrainstemError", m.py().get_type::<error::BrainstemError>())?;
+    m.add_class::<policy::Policy>()?;
+    m.add_class::<runtime::Runtime>()?;
+    Ok(())
+}
