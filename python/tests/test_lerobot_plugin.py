@@ -1,0 +1,112 @@
+"""The lerobot plugin (python/lerobot_policy_brainstem) inside lerobot's own code: discovered
+by lerobot's plugin mechanism, loaded by its factory with its processors, and served by its
+async-inference PolicyServer to its RobotClient over gRPC on localhost."""
+
+import socket
+import threading
+import time
+from concurrent import futures
+
+import numpy as np
+import pytest
+import torch
+
+import brainstem
+from conftest import relative_error
+
+grpc = pytest.importorskip("grpc")
+from lerobot.async_inference.configs import PolicyServerConfig, RobotClientConfig  # noqa: E402
+from lerobot.async_inference.policy_server import PolicyServer  # noqa: E402
+from lerobot.async_inference.robot_client import RobotClient  # noqa: E402
+from lerobot.policies import get_policy_class, make_pre_post_processors  # noqa: E402
+from lerobot.transport import services_pb2_grpc  # noqa: E402
+from lerobot.utils.import_utils import register_third_party_plugins  # noqa: E402
+
+
+@pytest.fixture
+def exported(golden, tmp_path):
+    """The SmolVLA reference checkpoint as a brainstem policy folder, found the way
+    lerobot's tools find plugins."""
+    register_third_party_plugins()
+    from lerobot_policy_brainstem import export
+
+    case = golden("smolvla", "two-cameras")
+    return case, export(case.dir, tmp_path / "brainstem-smolvla")
+
+
+def lerobot_batch(case) -> dict:
+    """The observation as lerobot's tools hand it to a policy's preprocessor."""
+    observation = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in case.observation().items()}
+    observation["task"] = case.task
+    return observation
+
+
+def test_lerobots_factory_runs_the_checkpoint_through_brainstem(exported):
+    case, folder = exported
+    policy_class = get_policy_class("brainstem")
+    policy = policy_class.from_pretrained(folder)
+    preprocessor, postprocessor = make_pre_post_processors(policy.config, pretrained_path=str(folder))
+    batch = preprocessor(lerobot_batch(case))
+    chunk = policy.predict_action_chunk(batch, noise=torch.from_numpy(case.noise[None]))
+    actions = postprocessor(chunk)
+    assert tuple(actions.shape) == (1, *case.tensors["actions"].shape)
+    assert relative_error(actions[0].numpy(), case.tensors["actions"]) < 1e-4
+    # select_action pops the same chunk's first n_action_steps, then makes another.
+    policy.reset()
+    first = policy.select_action(preprocessor(lerobot_batch(case)), noise=torch.from_numpy(case.noise[None]))
+    np.testing.assert_array_equal(first[0].numpy(), chunk[0, 0].numpy())
+
+
+def test_a_lerobot_checkpoint_folder_is_refused_with_the_way_out(golden):
+    register_third_party_plugins()
+    case = golden("smolvla", "two-cameras")
+    with pytest.raises(ValueError, match="export"):
+        get_policy_class("brainstem").from_pretrained(case.dir)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_lerobots_policy_server_serves_it_to_lerobots_robot_client(exported):
+    import toy_arm
+
+    case, folder = exported
+    port = free_port()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    policy_server = PolicyServer(PolicyServerConfig(host="127.0.0.1", port=port, fps=30))
+    services_pb2_grpc.add_AsyncInferenceServicer_to_server(policy_server, server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    robot_config = toy_arm.ToyArmConfig(frames=case.frames, state=case.text["state"])
+    client = RobotClient(
+        RobotClientConfig(
+            policy_type="brainstem",
+            pretrained_name_or_path=str(folder),
+            robot=robot_config,
+            actions_per_chunk=case.tensors["actions"].shape[0],
+            task=case.task,
+            server_address=f"127.0.0.1:{port}",
+            fps=30,
+        )
+    )
+    try:
+        assert client.start()
+        receiver = threading.Thread(target=client.receive_actions, daemon=True)
+        loop = threading.Thread(target=client.control_loop, args=(case.task,), daemon=True)
+        receiver.start()
+        loop.start()
+        deadline = time.monotonic() + 120
+        while len(client.robot.actions) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        client.stop()
+        server.stop(grace=1)
+    performed = client.robot.actions
+    assert len(performed) >= 3, "the robot received no actions in time"
+    # The server's first chunk is drawn from seed 0, as brainstem's own policy draws it.
+    expected = brainstem.Policy.load(case.dir, seed=0).predict_action_chunk(case.observation(uint8=True), task=case.task)
+    first = np.array([performed[0][joint] for joint in toy_arm.JOINTS], dtype=np.float32)
+    assert relative_error(first, expected[0]) < 1e-4
