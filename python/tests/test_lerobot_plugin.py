@@ -2,7 +2,11 @@
 by lerobot's plugin mechanism, loaded by its factory with its processors, and served by its
 async-inference PolicyServer to its RobotClient over gRPC on localhost."""
 
+import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent import futures
@@ -15,6 +19,8 @@ import brainstem
 from conftest import relative_error
 
 grpc = pytest.importorskip("grpc")
+from pathlib import Path  # noqa: E402
+
 from lerobot.async_inference.configs import PolicyServerConfig, RobotClientConfig  # noqa: E402
 from lerobot.async_inference.policy_server import PolicyServer  # noqa: E402
 from lerobot.async_inference.robot_client import RobotClient  # noqa: E402
@@ -110,3 +116,33 @@ def test_lerobots_policy_server_serves_it_to_lerobots_robot_client(exported):
     expected = brainstem.Policy.load(case.dir, seed=0).predict_action_chunk(case.observation(uint8=True), task=case.task)
     first = np.array([performed[0][joint] for joint in toy_arm.JOINTS], dtype=np.float32)
     assert relative_error(first, expected[0]) < 1e-4
+
+
+def test_lerobot_eval_runs_it_in_an_env(exported, tmp_path):
+    case, folder = exported
+    record = tmp_path / "actions.jsonl"
+    frames = ", ".join(f"{camera}: {case.dir / 'golden' / f'{camera}.png'}" for camera in case.frames)
+    tests = Path(__file__).resolve().parent
+    command = [
+        str(Path(sys.executable).with_name("lerobot-eval")),
+        f"--policy.path={folder}",
+        "--env.type=brainstem_toy",
+        "--env.discover_packages_path=gym_brainstem_toy",
+        f"--env.frames={{{frames}}}",
+        f"--env.state={json.dumps(case.text['state'])}",
+        f"--env.instruction={case.task}",
+        f"--env.record={record}",
+        "--eval.n_episodes=2",
+        "--eval.batch_size=1",
+        f"--output_dir={tmp_path / 'eval'}",
+    ]
+    env = dict(os.environ, PYTHONPATH=str(tests))
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    info = json.loads((tmp_path / "eval" / "eval_info.json").read_text())
+    assert info["overall"]["n_episodes"] == 2
+    actions = [json.loads(line) for line in record.read_text().splitlines()]
+    assert len(actions) == 8  # two episodes of four steps
+    # The first action is the first row of brainstem's first chunk, drawn from seed 0.
+    expected = brainstem.Policy.load(case.dir, seed=0).predict_action_chunk(case.observation(), task=case.task)
+    assert relative_error(np.asarray(actions[0], dtype=np.float32), expected[0]) < 1e-4
