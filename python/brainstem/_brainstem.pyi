@@ -132,3 +132,22 @@ class Runtime:
     def stop(self) -> dict[str, Any] | None: ...
     def __enter__(self) -> Runtime: ...
     def __exit__(self, *args: object) -> bool: ...
+
+def evaluate(
+    dataset: str | PathLike[str],
+    *,
+    config: str | PathLike[str] | None = None,
+    vlm: str | PathLike[str] | None = None,
+    vla: str | PathLike[str] | None = None,
+    quantize: str | None = None,
+    placement: Literal["split", "vla-with-brain", "two-chips", "one-chip"] | None = None,
+    device: str | None = None,
+    episodes: Sequence[int] | None = None,
+    shard: str | None = None,
+    cache: str | PathLike[str] = "weights",
+) -> dict[str, Any]:
+    """Replays a LeRobotDataset's episodes (all, or `episodes`, then the shard "i/n") through
+    the runtime the robot uses and returns the report `brainstem eval` writes as report.json."""
+
+def merge_reports(reports: Sequence[dict[str, Any] | str]) -> dict[str, Any]:
+    """One report from the reports of an evaluation's shards, as `brainstem eval merge`."""

@@ -212,8 +212,8 @@ impl Runtime {
     }
 
     /// The motion decoder's commands since the last call, as arrays: `tick`, `time_ns` and
-    /// `mode` ([n]; mode 0 idle, 1 following, 2 stopping, 3 holding), `positions`,
-    /// `velocities` and `accelerations` ([n, joints]), and `dropped` (commands the ring had
+    /// `mode` (`[n]`; mode 0 idle, 1 following, 2 stopping, 3 holding), `positions`,
+    /// `velocities` and `accelerations` (`[n, joints]`), and `dropped` (commands the ring had
     /// no room for since the runtime started).
     fn commands<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let mut commands = lock(&self.commands);

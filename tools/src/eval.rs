@@ -12,7 +12,8 @@ use anyhow::{bail, Context};
 use brainstem_runtime::compute::partition::available_cores;
 use brainstem_runtime::offline::dataset::Dataset;
 use brainstem_runtime::offline::eval::report::{EvalReport, Parity, Shard, CHUNKS_COMPLETED};
-use brainstem_runtime::offline::eval::{dataset_config, fit_lerobot_policy, Evaluator};
+use brainstem_runtime::offline::eval::setup::{select_episodes, stem, EvalSetup};
+use brainstem_runtime::offline::eval::Evaluator;
 use brainstem_runtime::simulate::sweep::Layout;
 use brainstem_runtime::RuntimeConfig;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -95,8 +96,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         bail!("--dataset is required");
     };
     let dataset = Dataset::open(root)?;
-    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
-    let positions = select(&dataset, &args.episodes, shard)?;
+    let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
+    let positions = select_episodes(&dataset, &args.episodes, shard)?;
     println!(
         "{}: LeRobotDataset {}, {} episodes, {} fps, {} action entries, cameras {:?}; evaluating {}",
         root.display(),
@@ -151,38 +152,16 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
 }
 
 fn configuration(args: &EvalArgs, dataset: &Dataset) -> anyhow::Result<(String, RuntimeConfig)> {
-    let (name, mut config) = match &args.config {
-        Some(path) => (stem(path), RuntimeConfig::from_file(path)?),
-        None => {
-            std::fs::create_dir_all(&args.cache).with_context(|| format!("creating {}", args.cache.display()))?;
-            let mut config = dataset_config(dataset, &args.cache)?;
-            let mut name = "demo".to_string();
-            if let Some(vlm) = &args.vlm {
-                config.models.vlm = vlm.clone();
-                name = stem(vlm);
-            }
-            if let Some(vla) = &args.vla {
-                config.models.vla = Some(vla.clone());
-                name = format!("{name}+{}", stem(vla));
-            }
-            (name, config)
-        }
+    let setup = EvalSetup {
+        config: args.config.clone(),
+        vlm: args.vlm.clone(),
+        vla: args.vla.clone(),
+        quantize: args.quantize.clone(),
+        placement: args.placement.clone(),
+        device: args.device.clone(),
+        cache: args.cache.clone(),
     };
-    fit_lerobot_policy(&mut config, dataset)?;
-    let mut name = name;
-    if let Some(device) = &args.device {
-        config.device = Some(device.clone());
-        name = format!("{name} on {device}");
-    }
-    if let Some(layout) = &args.placement {
-        config.compute = Some(Layout::parse(layout)?.compute(available_cores()));
-        name = format!("{name} {layout}");
-    }
-    if let Some(format) = &args.quantize {
-        config.models.quantize = Some(format.clone());
-        name = format!("{name} {format}");
-    }
-    Ok((name, config))
+    Ok(setup.configuration(dataset)?)
 }
 
 fn evaluate(
@@ -204,43 +183,6 @@ fn evaluate(
     });
     bar.finish_and_clear();
     Ok(report)
-}
-
-/// The positions (in the dataset's episode order) of the episodes asked for, then the shard's.
-fn select(dataset: &Dataset, episodes: &[u64], shard: Option<Shard>) -> anyhow::Result<Vec<usize>> {
-    let mut positions: Vec<usize> = if episodes.is_empty() {
-        (0..dataset.episodes.len()).collect()
-    } else {
-        episodes
-            .iter()
-            .map(|&index| {
-                dataset
-                    .episodes
-                    .iter()
-                    .position(|e| e.index == index)
-                    .with_context(|| format!("the dataset has no episode {index}"))
-            })
-            .collect::<anyhow::Result<_>>()?
-    };
-    if let Some(shard) = shard {
-        positions = positions
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| i % shard.count == shard.index)
-            .map(|(_, p)| p)
-            .collect();
-    }
-    Ok(positions)
-}
-
-fn parse_shard(text: &str) -> anyhow::Result<Shard> {
-    let parsed = text
-        .split_once('/')
-        .and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
-    match parsed {
-        Some((index, count)) if index < count => Ok(Shard { index, count }),
-        _ => bail!("--shard takes i/n with 0 <= i < n, found {text:?}"),
-    }
 }
 
 fn merge(paths: &[PathBuf], out: &Path) -> anyhow::Result<()> {
@@ -370,11 +312,6 @@ fn print_episodes(report: &EvalReport) {
             report.episodes.len() - PRINTED_EPISODES
         );
     }
-}
-
-fn stem(path: &Path) -> String {
-    path.file_stem()
-        .map_or("config".into(), |s| s.to_string_lossy().into_owned())
 }
 
 fn file_safe(name: &str) -> String {

@@ -12,6 +12,7 @@
 
 pub mod metrics;
 pub mod report;
+pub mod setup;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
