@@ -84,6 +84,10 @@ class Policy:
     def n_action_steps(self) -> int: ...
     @property
     def max_action_dim(self) -> int: ...
+    @property
+    def last_inference_ms(self) -> float:
+        """Milliseconds the last chunk-making call spent in the model; its wall time less
+        this is what Python added."""
 
 class Runtime:
     """A running brainstem runtime: the robot's brain (VLM, VLT, VLA on their partitions)

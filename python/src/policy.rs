@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use brainstem_runtime::kernels::{ActivationPrecision, DType, Device, DeviceBackend};
 use brainstem_runtime::models::flow::{policy_type, FlowVla, PolicySpec};
@@ -44,6 +45,9 @@ pub struct Policy {
     quantize: Option<String>,
     /// The seed of the next chunk drawn without given noise.
     next_seed: AtomicU64,
+    /// Nanoseconds the last call spent in the model, GIL released, for measuring what the
+    /// Python side adds.
+    last_inference_ns: AtomicU64,
     queue: Mutex<ActionQueue>,
 }
 
@@ -117,6 +121,7 @@ impl Policy {
                 device: device.to_string(),
                 quantize: quantize.map(str::to_lowercase),
                 next_seed: AtomicU64::new(seed),
+                last_inference_ns: AtomicU64::new(0),
                 queue: Mutex::new(ActionQueue {
                     rows: VecDeque::new(),
                     batch: 0,
@@ -138,7 +143,7 @@ impl Policy {
     ) -> PyResult<Bound<'py, PyAny>> {
         let batch = parse(observation, task)?;
         let noises = self.noises(noise, &batch)?;
-        let chunks = py.detach(|| self.chunks(&batch.items, &noises))?;
+        let chunks = py.detach(|| self.timed_chunks(&batch.items, &noises))?;
         let steps = self.spec.chunk_steps;
         let mut shape = vec![steps, self.spec.action_dim];
         if batch.batched {
@@ -163,7 +168,7 @@ impl Policy {
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         if queue.rows.is_empty() {
             let noises = self.noises(noise, &batch)?;
-            let chunks = py.detach(|| self.chunks(&batch.items, &noises))?;
+            let chunks = py.detach(|| self.timed_chunks(&batch.items, &noises))?;
             queue.batch = chunks.len();
             queue.rows = self.queued_rows(&chunks).into();
         } else if queue.batch != batch.items.len() {
@@ -182,6 +187,13 @@ impl Policy {
         } else {
             Ok(array.into_any())
         }
+    }
+
+    /// Milliseconds the last call that made chunks spent in the model (its wall time less
+    /// this is what the Python side added: converting the observation and the result).
+    #[getter]
+    fn last_inference_ms(&self) -> f64 {
+        self.last_inference_ns.load(Ordering::Relaxed) as f64 / 1e6
     }
 
     /// Empties the action queue, as lerobot's `reset` does at an episode's start.
@@ -295,6 +307,15 @@ impl Policy {
             .chunks_exact(steps * dims)
             .map(|item| Noise::Values(item.to_vec()))
             .collect())
+    }
+
+    /// [`Self::chunks`], its time kept for `last_inference_ms`.
+    fn timed_chunks(&self, items: &[Observation], noises: &[Noise]) -> PyResult<Vec<ActionChunk>> {
+        let started = Instant::now();
+        let chunks = self.chunks(items, noises);
+        let spent = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_inference_ns.store(spent, Ordering::Relaxed);
+        chunks
     }
 
     /// One chunk per observation, without the GIL.

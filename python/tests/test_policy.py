@@ -187,3 +187,15 @@ def test_any_image_size_is_resized_as_lerobot_does(golden):
     observation["observation.images.top"] = np.random.default_rng(0).integers(0, 255, (37, 101, 3), dtype=np.uint8)
     chunk = policy.predict_action_chunk(observation, task=case.task, noise=case.noise)
     assert np.isfinite(chunk).all()
+
+
+def test_the_time_in_the_model_is_reported(golden):
+    import time
+
+    case = golden("smolvla", "two-cameras")
+    policy = brainstem.Policy.load(case.dir)
+    assert policy.last_inference_ms == 0.0
+    started = time.perf_counter()
+    policy.predict_action_chunk(case.observation(), task=case.task, noise=case.noise)
+    wall_ms = (time.perf_counter() - started) * 1e3
+    assert 0.0 < policy.last_inference_ms <= wall_ms
