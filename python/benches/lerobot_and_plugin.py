@@ -62,8 +62,8 @@ def main():
     lerobot = SmolVLAPolicy.from_pretrained(str(args.policy)).eval()
     noise = torch.randn(1, lerobot.config.chunk_size, lerobot.config.max_action_dim,
                         generator=torch.Generator().manual_seed(0))
-    reference_s, reference = timed(lerobot, args.policy, noise)
-    rows.append((f"lerobot {__import__('lerobot').__version__}, PyTorch {torch.__version__}", reference_s, 0.0))
+    reference_s, _ = timed(lerobot, args.policy, noise)
+    rows.append((f"lerobot {__import__('lerobot').__version__}, PyTorch {torch.__version__}", reference_s))
     del lerobot
     with tempfile.TemporaryDirectory() as scratch:
         for fmt in args.formats.split(","):
@@ -72,15 +72,17 @@ def main():
                 options.update(quantize=fmt, activations="int8")
             folder = export(args.policy, pathlib.Path(scratch) / fmt, **options)
             plugin = BrainstemPolicy.from_pretrained(folder)
-            seconds, chunk = timed(plugin, folder, noise)
-            error = float((chunk - reference).abs().max() / reference.abs().max())
-            rows.append((f"brainstem plugin, {fmt}" + (", int8 activations" if fmt != "f32" else ""), seconds, error))
+            seconds, _ = timed(plugin, folder, noise)
+            rows.append((f"brainstem plugin, {fmt}" + (", int8 activations" if fmt != "f32" else ""), seconds))
             del plugin
 
-    print(f"| engine (one process, {args.threads} threads) | chunk (median of {args.reps}) | vs lerobot | max error / scale |")
-    print("|---|---:|---:|---:|")
-    for name, seconds, error in rows:
-        print(f"| {name} | {seconds * 1e3:.0f} ms | {reference_s / seconds:.2f}x | {error:.1e} |")
+    # No chunk comparison here: these seeded random weights (std 0.1 at width 960) make the
+    # model chaotic, so lerobot differs from itself by a third of the chunk's scale between
+    # 1 and 2 threads; parity is the tiny reference checkpoints' (python/tests).
+    print(f"| engine (one process, {args.threads} threads) | chunk (median of {args.reps}) | vs lerobot |")
+    print("|---|---:|---:|")
+    for name, seconds in rows:
+        print(f"| {name} | {seconds * 1e3:.0f} ms | {reference_s / seconds:.2f}x |")
 
     # What Python adds: wall time less the time in the model, per call, on the tiny reference
     # checkpoint (where the model's own time is smallest, so the overhead shows most).

@@ -1,6 +1,7 @@
 """The lerobot plugin (python/lerobot_policy_brainstem) inside lerobot's own code: discovered
 by lerobot's plugin mechanism, loaded by its factory with its processors, and served by its
-async-inference PolicyServer to its RobotClient over gRPC on localhost."""
+async-inference PolicyServer (in its own process) to its RobotClient over gRPC on localhost,
+and run by lerobot-eval."""
 
 import json
 import os
@@ -9,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent import futures
 
 import numpy as np
 import pytest
@@ -18,14 +18,11 @@ import torch
 import brainstem
 from conftest import relative_error
 
-grpc = pytest.importorskip("grpc")
 from pathlib import Path  # noqa: E402
 
-from lerobot.async_inference.configs import PolicyServerConfig, RobotClientConfig  # noqa: E402
-from lerobot.async_inference.policy_server import PolicyServer  # noqa: E402
+from lerobot.async_inference.configs import RobotClientConfig  # noqa: E402
 from lerobot.async_inference.robot_client import RobotClient  # noqa: E402
 from lerobot.policies import get_policy_class, make_pre_post_processors  # noqa: E402
-from lerobot.transport import services_pb2_grpc  # noqa: E402
 from lerobot.utils.import_utils import register_third_party_plugins  # noqa: E402
 
 
@@ -76,29 +73,46 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(port: int, server: subprocess.Popen, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert server.poll() is None, server.communicate()[1][-4000:]
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"the policy server did not listen on {port} in {seconds} s")
+
+
 def test_lerobots_policy_server_serves_it_to_lerobots_robot_client(exported):
     import toy_arm
 
     case, folder = exported
     port = free_port()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    policy_server = PolicyServer(PolicyServerConfig(host="127.0.0.1", port=port, fps=30))
-    services_pb2_grpc.add_AsyncInferenceServicer_to_server(policy_server, server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    server.start()
-    robot_config = toy_arm.ToyArmConfig(frames=case.frames, state=case.text["state"])
-    client = RobotClient(
-        RobotClientConfig(
-            policy_type="brainstem",
-            pretrained_name_or_path=str(folder),
-            robot=robot_config,
-            actions_per_chunk=case.tensors["actions"].shape[0],
-            task=case.task,
-            server_address=f"127.0.0.1:{port}",
-            fps=30,
-        )
+    # lerobot's own server, started as docs/python.md says: the plugin's `serve` imports the
+    # plugin, then hands its options to lerobot's PolicyServer.
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lerobot_policy_brainstem", "serve", "--host=127.0.0.1", f"--port={port}", "--fps=30"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
     )
+    client = None
     try:
+        wait_for_port(port, server, 120)
+        robot_config = toy_arm.ToyArmConfig(frames=case.frames, state=case.text["state"])
+        client = RobotClient(
+            RobotClientConfig(
+                policy_type="brainstem",
+                pretrained_name_or_path=str(folder),
+                robot=robot_config,
+                actions_per_chunk=case.tensors["actions"].shape[0],
+                task=case.task,
+                server_address=f"127.0.0.1:{port}",
+                fps=30,
+            )
+        )
         assert client.start()
         receiver = threading.Thread(target=client.receive_actions, daemon=True)
         loop = threading.Thread(target=client.control_loop, args=(case.task,), daemon=True)
@@ -108,8 +122,10 @@ def test_lerobots_policy_server_serves_it_to_lerobots_robot_client(exported):
         while len(client.robot.actions) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
-        client.stop()
-        server.stop(grace=1)
+        if client is not None:
+            client.stop()
+        server.terminate()
+        server.wait(timeout=30)
     performed = client.robot.actions
     assert len(performed) >= 3, "the robot received no actions in time"
     # The server's first chunk is drawn from seed 0, as brainstem's own policy draws it.
