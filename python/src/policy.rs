@@ -40,8 +40,14 @@ struct ActionQueue {
 pub struct Policy {
     model: Model,
     spec: PolicySpec,
+    /// The policy folder it was loaded from.
+    #[pyo3(get)]
     path: PathBuf,
+    /// Where it runs: `cpu`, `wgpu` or `wgpu:ADAPTER`.
+    #[pyo3(get)]
     device: String,
+    /// The block format its float weights were quantized to, if any.
+    #[pyo3(get)]
     quantize: Option<String>,
     /// The seed of the next chunk drawn without given noise.
     next_seed: AtomicU64,
@@ -205,21 +211,6 @@ impl Policy {
     #[getter(r#type)]
     fn kind(&self) -> &str {
         &self.spec.kind
-    }
-
-    #[getter]
-    fn path(&self) -> PathBuf {
-        self.path.clone()
-    }
-
-    #[getter]
-    fn device(&self) -> &str {
-        &self.device
-    }
-
-    #[getter]
-    fn quantize(&self) -> Option<&str> {
-        self.quantize.as_deref()
     }
 
     /// Camera names: the image features without `observation.images.`.
