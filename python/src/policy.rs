@@ -171,20 +171,33 @@ impl Policy {
         noise: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let batch = parse(observation, task)?;
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        if queue.rows.is_empty() {
-            let noises = self.noises(noise, &batch)?;
-            let chunks = py.detach(|| self.timed_chunks(&batch.items, &noises))?;
-            queue.batch = chunks.len();
-            queue.rows = self.queued_rows(&chunks).into();
-        } else if queue.batch != batch.items.len() {
-            return Err(PyValueError::new_err(format!(
-                "the queued actions are for a batch of {}, this observation has {}; call reset() between episodes",
-                queue.batch,
-                batch.items.len()
-            )));
-        }
-        let row = queue.rows.pop_front().unwrap_or_default();
+        // The queue's lock is never held while the GIL is released or taken again: a thread
+        // holding it never waits, so threads that block on it while holding the GIL cannot
+        // deadlock with one that is predicting.
+        let queued = {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if !queue.rows.is_empty() && queue.batch != batch.items.len() {
+                return Err(PyValueError::new_err(format!(
+                    "the queued actions are for a batch of {}, this observation has {}; call reset() between episodes",
+                    queue.batch,
+                    batch.items.len()
+                )));
+            }
+            queue.rows.pop_front()
+        };
+        let row = match queued {
+            Some(row) => row,
+            None => {
+                let noises = self.noises(noise, &batch)?;
+                let chunks = py.detach(|| self.timed_chunks(&batch.items, &noises))?;
+                let mut rows: VecDeque<Vec<f32>> = self.queued_rows(&chunks).into();
+                let first = rows.pop_front().unwrap_or_default();
+                let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                queue.batch = chunks.len();
+                queue.rows = rows;
+                first
+            }
+        };
         let array = PyArray1::from_vec(py, row);
         if batch.batched {
             array

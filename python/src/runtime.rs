@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use brainstem_runtime::cerebellum::motion::{JointCommand, JointSink};
 use brainstem_runtime::demo::demo_config;
@@ -27,7 +27,11 @@ fn record_len(joints: usize) -> usize {
     3 + 3 * joints
 }
 
-/// Commands the ring holds before the oldest unread are dropped: ten seconds at 1 kHz.
+/// How often `next_event` looks for an event while it waits.
+const EVENT_POLL: Duration = Duration::from_millis(2);
+
+/// Commands the ring holds: ten seconds at 1 kHz. When it is full (nobody reads), each new
+/// command is dropped and counted.
 const RING_COMMANDS: usize = 10_000;
 
 /// The motion loop's end of the ring. Real-time: writes into the ring's free slots or, when
@@ -62,6 +66,9 @@ struct Commands {
 /// A running brainstem runtime.
 #[pyclass(module = "brainstem", frozen)]
 pub struct Runtime {
+    /// Held only for the length of one runtime call, never while waiting or while taking
+    /// the GIL: `next_event` polls instead of blocking inside, so a thread waiting for an
+    /// event does not hold up one pushing frames.
     stack: Mutex<Option<Stack>>,
     commands: Mutex<Commands>,
     dropped: Arc<AtomicU64>,
@@ -199,14 +206,14 @@ impl Runtime {
                 "timeout_s must be 0 or more, found {timeout_s}"
             )));
         }
-        let event = py.detach(|| {
-            self.with(|s| {
-                Ok(if timeout_s == 0.0 {
-                    s.try_event()
-                } else {
-                    s.wait_event(Duration::from_secs_f64(timeout_s))
-                })
-            })
+        let deadline = Instant::now() + Duration::from_secs_f64(timeout_s);
+        let event = py.detach(|| loop {
+            let event = self.with(|s| Ok(s.try_event()))?;
+            let now = Instant::now();
+            if event.is_some() || now >= deadline {
+                return Ok::<_, PyErr>(event);
+            }
+            std::thread::sleep(EVENT_POLL.min(deadline - now));
         })?;
         event.map(|e| event_dict(py, &e)).transpose()
     }

@@ -133,6 +133,26 @@ def test_threads_share_a_policy(golden):
         np.testing.assert_array_equal(result, expected)
 
 
+def test_select_action_and_reset_from_two_threads_finish(golden):
+    case = golden("smolvla", "two-cameras")
+    policy = brainstem.Policy.load(case.dir)
+    stop = threading.Event()
+
+    def keep_resetting():
+        while not stop.is_set():
+            policy.reset()
+
+    resetter = threading.Thread(target=keep_resetting)
+    resetter.start()
+    try:
+        for _ in range(50):
+            assert policy.select_action(case.observation(), task=case.task).shape == (policy.action_dim,)
+    finally:
+        stop.set()
+        resetter.join(timeout=10)
+    assert not resetter.is_alive()
+
+
 def test_the_policy_describes_itself(golden):
     case = golden("smolvla", "two-cameras")
     policy = brainstem.Policy.load(case.dir)

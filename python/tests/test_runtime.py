@@ -76,3 +76,17 @@ def test_frames_and_configurations_are_checked(tmp_path):
             runtime.push_frame([frame(0), frame(1)])
         with pytest.raises(ValueError, match="timeout"):
             runtime.next_event(timeout_s=-1)
+
+
+def test_a_thread_waiting_for_events_does_not_hold_up_frames(tmp_path):
+    import threading
+
+    with brainstem.Runtime(cache_dir=tmp_path) as runtime:
+        waiter = threading.Thread(target=lambda: runtime.next_event(timeout_s=3.0))
+        waiter.start()
+        time.sleep(0.1)
+        started = time.monotonic()
+        for i in range(5):
+            runtime.push_frame(frame(i))
+        assert time.monotonic() - started < 1.0
+        waiter.join()
