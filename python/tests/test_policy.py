@@ -219,3 +219,13 @@ def test_the_time_in_the_model_is_reported(golden):
     policy.predict_action_chunk(case.observation(), task=case.task, noise=case.noise)
     wall_ms = (time.perf_counter() - started) * 1e3
     assert 0.0 < policy.last_inference_ms <= wall_ms
+
+
+def test_the_wgpu_device_gives_lerobots_chunk(golden):
+    case = golden("smolvla", "two-cameras")
+    policy = brainstem.Policy.load(case.dir, device="wgpu")
+    assert policy.device == "wgpu"
+    chunk = policy.predict_action_chunk(case.observation(), task=case.task, noise=case.noise)
+    assert relative_error(chunk, case.tensors["actions"]) < 1e-4
+    with pytest.raises(ValueError, match="cpu, wgpu"):
+        brainstem.Policy.load(case.dir, device="tpu")
