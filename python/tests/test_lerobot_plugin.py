@@ -20,8 +20,6 @@ from conftest import relative_error
 
 from pathlib import Path  # noqa: E402
 
-from lerobot.async_inference.configs import RobotClientConfig  # noqa: E402
-from lerobot.async_inference.robot_client import RobotClient  # noqa: E402
 from lerobot.policies import get_policy_class, make_pre_post_processors  # noqa: E402
 from lerobot.utils.import_utils import register_third_party_plugins  # noqa: E402
 
@@ -84,8 +82,13 @@ def wait_for_port(port: int, server: subprocess.Popen, seconds: float) -> None:
     raise AssertionError(f"the policy server did not listen on {port} in {seconds} s")
 
 
-def test_lerobots_policy_server_serves_it_to_lerobots_robot_client(exported):
+def test_lerobots_policy_server_serves_it_to_lerobots_robot_client(exported, tmp_path, monkeypatch):
+    # lerobot's async-inference modules open log files under ./logs when they are imported:
+    # here, not in the clone.
+    monkeypatch.chdir(tmp_path)
     import toy_arm
+    from lerobot.async_inference.configs import RobotClientConfig
+    from lerobot.async_inference.robot_client import RobotClient
 
     case, folder = exported
     port = free_port()
@@ -97,6 +100,7 @@ def test_lerobots_policy_server_serves_it_to_lerobots_robot_client(exported):
         stderr=subprocess.PIPE,
         text=True,
         env=dict(os.environ),
+        cwd=tmp_path,
     )
     client = None
     try:
@@ -153,7 +157,7 @@ def test_lerobot_eval_runs_it_in_an_env(exported, tmp_path):
         f"--output_dir={tmp_path / 'eval'}",
     ]
     env = dict(os.environ, PYTHONPATH=str(tests))
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-4000:]
     info = json.loads((tmp_path / "eval" / "eval_info.json").read_text())
     assert info["overall"]["n_episodes"] == 2
