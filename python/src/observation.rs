@@ -8,11 +8,14 @@
 use std::collections::BTreeMap;
 
 use brainstem_runtime::models::image::planar::PlanarImage;
+use brainstem_runtime::models::image::RgbImage;
 use brainstem_runtime::models::smolvla::Observation;
-use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{Element, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+use crate::error::to_py;
 
 /// The key of the joint state.
 pub const STATE_KEY: &str = "observation.state";
@@ -49,8 +52,15 @@ fn dtype_name(array: &Bound<'_, PyAny>) -> PyResult<String> {
     array.getattr("dtype")?.getattr("name")?.extract()
 }
 
-/// `value` as f32 values in C order; a copy only where the dtype or layout needs one.
-pub fn f32_values(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Values> {
+/// Hands `value`'s shape and values to `read`, as a C-ordered array of `dtype` (`"float32"`
+/// or `"uint8"`): read in place where the array already is one, converted by numpy where its
+/// dtype or layout is not. Anything but numbers is a `TypeError`.
+fn with_array<T: Element, R>(
+    value: &Bound<'_, PyAny>,
+    what: &str,
+    dtype: &str,
+    read: impl FnOnce(&[usize], &[T]) -> PyResult<R>,
+) -> PyResult<R> {
     let py = value.py();
     let array = as_numpy(value).map_err(|e| PyTypeError::new_err(format!("{what}: not an array: {e}")))?;
     let kind: String = array.getattr("dtype")?.getattr("kind")?.extract()?;
@@ -63,12 +73,19 @@ pub fn f32_values(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Values> {
     let contiguous = py
         .import("numpy")?
         .getattr("ascontiguousarray")?
-        .call1((array, "float32"))?;
-    let array = contiguous.cast_into::<PyArrayDyn<f32>>()?;
+        .call1((array, dtype))?;
+    let array = contiguous.cast_into::<PyArrayDyn<T>>()?;
     let readonly = array.readonly();
-    Ok(Values {
-        shape: readonly.shape().to_vec(),
-        data: readonly.as_slice()?.to_vec(),
+    read(readonly.shape(), readonly.as_slice()?)
+}
+
+/// `value` as owned f32 values in C order, with its shape.
+pub fn f32_values(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Values> {
+    with_array(value, what, "float32", |shape, data: &[f32]| {
+        Ok(Values {
+            shape: shape.to_vec(),
+            data: data.to_vec(),
+        })
     })
 }
 
@@ -89,21 +106,24 @@ pub fn parse(observation: &Bound<'_, PyDict>, task: Option<&Bound<'_, PyAny>>) -
     };
     let state_dim = *state.shape.last().unwrap_or(&0);
     let tasks = tasks(observation, task, batch)?;
-    let mut cameras: Vec<(String, Vec<PlanarImage>)> = Vec::new();
+    let mut cameras = Vec::new();
     for (key, value) in observation.iter() {
         let Ok(key) = key.extract::<String>() else { continue };
         if let Some(camera) = key.strip_prefix(IMAGE_PREFIX) {
-            cameras.push((camera.to_string(), images(&value, &key, batch, batched)?));
+            cameras.push((camera.to_string(), images(&value, &key, batch, batched)?.into_iter()));
         }
     }
-    let items = (0..batch)
-        .map(|b| Observation {
+    // Each camera's frames were checked to number `batch`: item b takes each camera's next.
+    let items = tasks
+        .into_iter()
+        .enumerate()
+        .map(|(b, task)| Observation {
             images: cameras
-                .iter()
-                .map(|(camera, frames)| (camera.clone(), frames[b].clone()))
+                .iter_mut()
+                .filter_map(|(camera, frames)| Some((camera.clone(), frames.next()?)))
                 .collect::<BTreeMap<_, _>>(),
             state: state.data[b * state_dim..(b + 1) * state_dim].to_vec(),
-            task: tasks[b].clone(),
+            task,
         })
         .collect();
     Ok(Batch { items, batched })
@@ -138,70 +158,83 @@ fn tasks(observation: &Bound<'_, PyDict>, task: Option<&Bound<'_, PyAny>>, batch
     Ok(list)
 }
 
-/// A camera's frames, one per batch item.
+/// A camera's frames, one per batch item: `[3, H, W]` floats copied once into the model's
+/// planar frames, or `[H, W, 3]` bytes turned into them as a camera's frames are.
 fn images(value: &Bound<'_, PyAny>, key: &str, batch: usize, batched: bool) -> PyResult<Vec<PlanarImage>> {
     let array = as_numpy(value).map_err(|e| PyTypeError::new_err(format!("{key}: not an array: {e}")))?;
     let dtype = dtype_name(&array)?;
-    let bytes = dtype == "uint8";
-    let values = f32_values(&array, key)?;
-    let expected = if bytes {
-        "[H, W, 3] uint8"
-    } else {
-        "[3, H, W] float in [0, 1]"
+    let layout = FrameLayout {
+        key,
+        dtype: &dtype,
+        batch,
+        batched,
     };
-    let frame_shape = match (values.shape.as_slice(), batched) {
-        ([a, b, c], false) => [*a, *b, *c],
-        ([n, a, b, c], true) if *n == batch => [*a, *b, *c],
-        (shape, _) => {
-            let batch_note = if batched {
-                format!(" with a leading batch of {batch}")
+    if dtype == "uint8" {
+        return with_array(&array, key, "uint8", |shape, data: &[u8]| {
+            let (height, width) = layout.dims(shape, true)?;
+            let side =
+                |n: usize| u32::try_from(n).map_err(|_| PyValueError::new_err(format!("{key}: a side of {n} pixels")));
+            let (w, h) = (side(width)?, side(height)?);
+            data.chunks_exact(3 * height * width)
+                .map(|frame| {
+                    let rgb = RgbImage::new(w, h, frame.to_vec()).map_err(to_py)?;
+                    Ok(PlanarImage::from_rgb(&rgb))
+                })
+                .collect()
+        });
+    }
+    with_array(&array, key, "float32", |shape, data: &[f32]| {
+        let (height, width) = layout.dims(shape, false)?;
+        if let Some(bad) = data.iter().find(|v| !v.is_finite()) {
+            return Err(PyValueError::new_err(format!("{key}: the image holds {bad}")));
+        }
+        Ok(data
+            .chunks_exact(3 * height * width)
+            .map(|frame| PlanarImage {
+                width,
+                height,
+                data: frame.to_vec(),
+            })
+            .collect())
+    })
+}
+
+/// What a camera's array must look like, for checking its shape.
+struct FrameLayout<'a> {
+    key: &'a str,
+    dtype: &'a str,
+    batch: usize,
+    batched: bool,
+}
+
+impl FrameLayout<'_> {
+    /// The frames' height and width from the array's shape: `[H, W, 3]` for bytes, `[3, H,
+    /// W]` for floats, with a leading batch when the observation is batched.
+    fn dims(&self, shape: &[usize], bytes: bool) -> PyResult<(usize, usize)> {
+        let frame = match (shape, self.batched) {
+            ([a, b, c], false) => Some([*a, *b, *c]),
+            ([n, a, b, c], true) if *n == self.batch => Some([*a, *b, *c]),
+            _ => None,
+        };
+        let dims = match (frame, bytes) {
+            (Some([h, w, 3]), true) | (Some([3, h, w]), false) if h > 0 && w > 0 => Some((h, w)),
+            _ => None,
+        };
+        dims.ok_or_else(|| {
+            let expected = if bytes {
+                "[H, W, 3] uint8"
+            } else {
+                "[3, H, W] float in [0, 1]"
+            };
+            let batch_note = if self.batched {
+                format!(" with a leading batch of {}", self.batch)
             } else {
                 String::new()
             };
-            return Err(PyValueError::new_err(format!(
-                "{key}: expected {expected}{batch_note}, found shape {shape:?} ({dtype})"
-            )));
-        }
-    };
-    let (height, width) = if bytes {
-        (frame_shape[0], frame_shape[1])
-    } else {
-        (frame_shape[1], frame_shape[2])
-    };
-    let channels = if bytes { frame_shape[2] } else { frame_shape[0] };
-    if channels != 3 || height == 0 || width == 0 {
-        return Err(PyValueError::new_err(format!(
-            "{key}: expected {expected}, found shape {:?} ({dtype})",
-            values.shape
-        )));
-    }
-    if let Some(bad) = values.data.iter().find(|v| !v.is_finite()) {
-        return Err(PyValueError::new_err(format!("{key}: the image holds {bad}")));
-    }
-    let plane = height * width;
-    Ok(values
-        .data
-        .chunks_exact(3 * plane)
-        .map(|frame| PlanarImage {
-            width,
-            height,
-            data: if bytes {
-                planar_from_bytes(frame, plane)
-            } else {
-                frame.to_vec()
-            },
+            PyValueError::new_err(format!(
+                "{}: expected {expected}{batch_note}, found shape {shape:?} ({})",
+                self.key, self.dtype
+            ))
         })
-        .collect())
-}
-
-/// `[H, W, 3]` values of 0 to 255 as `[3, H, W]` values in [0, 1], as lerobot's camera
-/// pipeline makes them.
-fn planar_from_bytes(frame: &[f32], plane: usize) -> Vec<f32> {
-    let mut data = vec![0f32; 3 * plane];
-    for (i, pixel) in frame.chunks_exact(3).enumerate() {
-        for (c, &value) in pixel.iter().enumerate() {
-            data[c * plane + i] = value / 255.0;
-        }
     }
-    data
 }
