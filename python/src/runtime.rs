@@ -35,18 +35,27 @@ const EVENT_POLL: Duration = Duration::from_millis(2);
 const RING_COMMANDS: usize = 10_000;
 
 /// The motion loop's end of the ring. Real-time: writes into the ring's free slots or, when
-/// it is full, counts a drop; never allocates, locks or blocks.
+/// it is full (or the command is not the robot's length), counts a drop; never allocates,
+/// locks or blocks.
 struct RingSink {
     producer: Producer<f64>,
+    /// The robot's joints: the length of every record the reader splits the ring into.
+    joints: usize,
     dropped: Arc<AtomicU64>,
 }
 
 impl JointSink for RingSink {
     fn send(&mut self, command: &JointCommand<'_>) {
-        let joints = command.positions.len();
-        let Ok(chunk) = self.producer.write_chunk_uninit(record_len(joints)) else {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
+        let sized = [command.positions, command.velocities, command.accelerations]
+            .iter()
+            .all(|values| values.len() == self.joints);
+        // A command of another length would misalign every record after it: dropped too.
+        let chunk = match self.producer.write_chunk_uninit(record_len(self.joints)) {
+            Ok(chunk) if sized => chunk,
+            _ => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
         };
         let header = [command.tick as f64, command.time as f64, f64::from(command.mode.code())];
         let values = header
@@ -127,6 +136,7 @@ impl Runtime {
             let dropped = Arc::new(AtomicU64::new(0));
             let sink = Box::new(RingSink {
                 producer,
+                joints,
                 dropped: dropped.clone(),
             });
             let stack = Stack::from_config(&config, sink, RuntimeOptions::default()).map_err(to_py)?;
