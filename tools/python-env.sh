@@ -10,23 +10,27 @@ env_dir="${BRAINSTEM_PYTHON_ENV:-${XDG_CACHE_HOME:-$HOME/.cache}/brainstem/pytho
 stamp="$env_dir/.brainstem-requirements"
 wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
 
-find_python312() {
-  local candidate
-  for candidate in python3.12 "$(pyenv root 2>/dev/null)"/versions/3.12*/bin/python3.12 \
-    "$HOME"/.pyenv/versions/3.12*/bin/python3.12; do
-    if [ -n "$candidate" ] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
-      echo "$candidate"
-      return
-    fi
+# lerobot 0.6.1 needs Python 3.12 or later: 3.12 (what it is tested on) where there is one,
+# else 3.13, from PATH or pyenv.
+find_python() {
+  local version candidate
+  for version in 3.12 3.13; do
+    for candidate in "python$version" "$(pyenv root 2>/dev/null)"/versions/"$version"*/bin/python"$version" \
+      "$HOME"/.pyenv/versions/"$version"*/bin/python"$version"; do
+      if "$candidate" -c "import sys; assert '%d.%d' % sys.version_info[:2] == '$version'" 2>/dev/null; then
+        echo "$candidate"
+        return
+      fi
+    done
   done
-  echo "tools/python-env.sh: no Python 3.12 found (lerobot 0.6.1 needs it); install one, for example with pyenv" >&2
+  echo "tools/python-env.sh: no Python 3.12 or 3.13 found (lerobot 0.6.1 needs 3.12+); install one, for example with pyenv" >&2
   return 1
 }
 
 if [ ! -x "$env_dir/bin/python" ]; then
-  python312="$(find_python312)"
+  python="$(find_python)"
   mkdir -p "$(dirname "$env_dir")"
-  "$python312" -m venv "$env_dir" >&2
+  "$python" -m venv "$env_dir" >&2
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   echo "tools/python-env.sh: installing $requirements into $env_dir" >&2
