@@ -27,7 +27,7 @@ if rustup target list --installed | grep -qx aarch64-unknown-linux-gnu ||
   # `sdot` kernels and the second the baseline ones.
   for family in neon-dotprod neon; do
     BRAINSTEM_KERNELS=$family cargo test -p brainstem-kernels --target aarch64-unknown-linux-gnu \
-      --test suite "$@" -- quant_formats::
+      --lib --test suite "$@" -- quant_formats:: cpu::dense::
   done
 else
   echo "tools/test.sh: NEON tests SKIPPED: rustup could not add aarch64-unknown-linux-gnu" >&2

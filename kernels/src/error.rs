@@ -29,8 +29,6 @@ pub enum KernelError {
     KvCacheFull { needed: usize, capacity: usize },
     #[error("{op}: {message}")]
     InvalidArgument { op: &'static str, message: String },
-    #[error("dense math: {0}")]
-    Candle(#[from] candle_core::Error),
     #[error("wgpu: no adapter: {0}")]
     NoAdapter(String),
     #[error("wgpu on {adapter}: {fault}: {message}")]

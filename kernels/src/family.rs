@@ -10,9 +10,10 @@
 //! cannot change under loaded weights. Every kernel asks [`has`] for the instructions it
 //! needs, which is true only where the CPU has them *and* the active family includes them.
 //!
-//! Dense f32 matrix products (dense weights, attention's two products) go through the `gemm`
-//! crate, which picks its own code path from the CPU (AVX-512 where present, with its `x86-v4`
-//! feature on); pinning a family leaves it as it is.
+//! Dense f32 weights go through our own microkernels (`cpu::dense`), which follow the family
+//! (AVX-512, AVX2 with FMA, NEON or plain Rust). Attention's two products go through the
+//! `gemm` crate, which picks its own code path from the CPU (AVX-512 where present, with its
+//! `x86-v4` feature on); pinning a family leaves those as they are.
 
 use std::sync::OnceLock;
 

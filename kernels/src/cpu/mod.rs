@@ -1,18 +1,18 @@
-//! The CPU backend: activations are host `Vec<f32>` matrices, dense weights are candle
-//! tensors multiplied by candle's gemm, block-format weights stay quantized and go through
-//! our int8 kernels. Every op runs inside the backend's own rayon pool, so a partition's
+//! The CPU backend: activations are host `Vec<f32>` matrices, dense weights are packed
+//! into panels for our f32 microkernels (`dense`), block-format weights stay quantized and go
+//! through our int8 kernels. Every op runs inside the backend's own rayon pool, so a partition's
 //! threads never spill into another partition's; a `scope` (a forward pass) keeps that
 //! pool's workers awake between its ops (`warm`).
 
 pub mod affinity;
 mod attention;
+pub mod dense;
 pub(crate) mod memory;
 mod ops;
 mod warm;
 
 use std::sync::Arc;
 
-use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use crate::backend::*;
@@ -20,6 +20,7 @@ use crate::checks;
 use crate::error::{shape_err, KernelError, Result};
 use crate::ledger::{Cost, Ledger, OpKind};
 use crate::quant::{ActivationPrecision, DType, HostWeight, QMatrix};
+pub use dense::DenseMatrix;
 pub use memory::retain_freed_memory;
 pub use warm::{WarmPool, WARM_IDLE_LIMIT};
 
@@ -49,7 +50,7 @@ impl CpuTensor {
 /// A weight on the CPU: dense f32 (f16 and bf16 are widened on upload) or block-quantized.
 #[derive(Debug)]
 pub enum CpuWeight {
-    Dense { matrix: Tensor, rows: usize, cols: usize },
+    Dense(DenseMatrix),
     Quantized(QMatrix),
 }
 
@@ -164,8 +165,7 @@ impl Backend for CpuBackend {
         let (rows, cols) = weight.matrix_dims();
         match weight.dtype {
             DType::F32 | DType::F16 | DType::BF16 => {
-                let matrix = Tensor::from_vec(weight.to_f32()?, (rows, cols), &Device::Cpu)?;
-                Ok(CpuWeight::Dense { matrix, rows, cols })
+                Ok(CpuWeight::Dense(DenseMatrix::new(&weight.to_f32()?, rows, cols)))
             }
             _ => Ok(CpuWeight::Quantized(QMatrix::from_host(weight)?)),
         }
@@ -181,7 +181,7 @@ impl Backend for CpuBackend {
 
     fn weight_dims(&self, w: &CpuWeight) -> (usize, usize) {
         match w {
-            CpuWeight::Dense { rows, cols, .. } => (*rows, *cols),
+            CpuWeight::Dense(d) => (d.rows(), d.cols()),
             CpuWeight::Quantized(q) => (q.rows(), q.cols()),
         }
     }
@@ -224,11 +224,9 @@ impl Backend for CpuBackend {
                 self.record(OpKind::QuantMatmul, cost);
                 out
             }
-            CpuWeight::Dense { matrix, .. } => {
-                let xs = Tensor::from_slice(x.data.as_slice(), (n, cols), &Device::Cpu)?;
-                let out = self
-                    .pool
-                    .install(|| xs.matmul(&matrix.t()?)?.flatten_all()?.to_vec1::<f32>())?;
+            CpuWeight::Dense(d) => {
+                let mut out = vec![0f32; n * rows];
+                self.pool.install(|| d.matmul(&x.data, n, &mut out));
                 let cost = checks::matmul_cost(n, rows, cols, 4 * rows * cols, false);
                 self.record(OpKind::DenseMatmul, cost);
                 out
@@ -247,12 +245,12 @@ impl Backend for CpuBackend {
             }
             match table {
                 CpuWeight::Quantized(q) => q.dequantize_row(r, row)?,
-                CpuWeight::Dense { matrix, .. } => row.copy_from_slice(&matrix.get(r)?.to_vec1::<f32>()?),
+                CpuWeight::Dense(d) => d.copy_row(r, row),
             }
         }
         let row_bytes = match table {
             CpuWeight::Quantized(q) => q.byte_len() / rows,
-            CpuWeight::Dense { .. } => 4 * cols,
+            CpuWeight::Dense(_) => 4 * cols,
         };
         self.record(OpKind::Embedding, checks::embedding_cost(ids.len(), cols, row_bytes));
         Ok(CpuTensor::new(out, ids.len(), cols))
