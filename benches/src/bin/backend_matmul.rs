@@ -24,6 +24,9 @@ struct Args {
     threads: usize,
     #[arg(long, default_value_t = 20)]
     reps: usize,
+    /// Run only the cases whose name contains this.
+    #[arg(long, default_value = "")]
+    only: String,
     /// Run one allocator mode here ("default" or "retain") instead of both in children.
     #[arg(long, hide = true)]
     mode: Option<String>,
@@ -47,7 +50,7 @@ fn run(args: &Args, mode: &str) -> anyhow::Result<()> {
         (DType::Q8_0, ActivationPrecision::Int8),
     ] {
         let b = CpuBackend::new(args.threads)?.with_activation_precision(precision);
-        for (name, n, m, k) in CASES {
+        for (name, n, m, k) in CASES.into_iter().filter(|c| c.0.contains(&args.only)) {
             let values: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
             let host = HostWeight {
                 dtype,
@@ -65,7 +68,10 @@ fn run(args: &Args, mode: &str) -> anyhow::Result<()> {
             println!("| {mode} | {dtype} | {name} | {:.2} ms | {gflops:.0} |", s * 1e3);
         }
     }
-    attention(args, mode)
+    match "siglip attention".contains(&args.only) {
+        true => attention(args, mode),
+        false => Ok(()),
+    }
 }
 
 /// The median of `reps` timed calls, in seconds: this machine's neighbours slow single calls
@@ -137,6 +143,8 @@ fn main() -> anyhow::Result<()> {
                 &args.threads.to_string(),
                 "--reps",
                 &args.reps.to_string(),
+                "--only",
+                &args.only,
             ])
             .output()?;
         anyhow::ensure!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
