@@ -50,6 +50,8 @@ struct Tile {
     out_stride: usize,
     cols: usize,
     accumulate: bool,
+    /// Whether to prefetch the next slice of weights into L2 as this one is read.
+    prefetch: bool,
 }
 
 /// A microkernel for `rows` activation rows (at most its family's [`Microkernel::max_rows`]).
@@ -190,7 +192,7 @@ impl DenseMatrix {
         let out_cols = PANEL.min(self.rows - p * PANEL);
         for k0 in (0..cols).step_by(DEPTH_BLOCK) {
             let depth = DEPTH_BLOCK.min(cols - k0);
-            for (start, len) in row_groups(rows, kernel.max_rows) {
+            for (group, (start, len)) in row_groups(rows, kernel.max_rows).enumerate() {
                 let row = first_row + start;
                 let tile = Tile {
                     x: xs[row * cols + k0..].as_ptr(),
@@ -201,6 +203,7 @@ impl DenseMatrix {
                     out_stride: self.rows,
                     cols: out_cols,
                     accumulate: k0 > 0,
+                    prefetch: group == 0,
                 };
                 (kernel.call)(&tile, len);
             }
