@@ -1,7 +1,7 @@
 //! Dense f32 matrix products on one thread with the `gemm` crate's microkernels (which pick
 //! AVX-512, AVX2 or NEON from the CPU), reading both operands in place through their strides:
-//! attention's two products per head, and the dequantized weight strips of the many-row path
-//! without int8 tiles. Also the transposing scatter both many-row quantized paths end with.
+//! attention's two products per head. Also the transposing scatter the int8 tiles' many-row
+//! path ends with.
 
 /// A row-major view into a slice: element (r, c) at `offset + r * row_stride + c * col_stride`.
 #[derive(Clone, Copy)]
@@ -14,30 +14,7 @@ pub(crate) struct View<'a> {
     pub col_stride: usize,
 }
 
-impl<'a> View<'a> {
-    /// A whole `[rows, cols]` row-major matrix.
-    pub fn matrix(data: &'a [f32], rows: usize, cols: usize) -> View<'a> {
-        View {
-            data,
-            offset: 0,
-            rows,
-            cols,
-            row_stride: cols,
-            col_stride: 1,
-        }
-    }
-
-    /// The same elements read as the transpose (no data moves).
-    pub fn transposed(self) -> View<'a> {
-        View {
-            rows: self.cols,
-            cols: self.rows,
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-            ..self
-        }
-    }
-
+impl View<'_> {
     /// True when every element of the view lies inside the slice.
     fn in_bounds(&self) -> bool {
         let last = self.offset + (self.rows.max(1) - 1) * self.row_stride + (self.cols.max(1) - 1) * self.col_stride;

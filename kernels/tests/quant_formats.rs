@@ -204,7 +204,7 @@ fn the_dequantized_gemm_path_is_the_f32_product() {
     let mut rng = SmallRng::seed_from_u64(13);
     for dtype in BLOCK_FORMATS {
         let block = dtype.block_elems();
-        for (rows, cols, n) in [(70, 3 * block, 33), (130, 2 * block, 40)] {
+        for (rows, cols, n) in [(70, 3 * block, 33), (130, 2 * block, 40), (40, 2 * block, 200)] {
             let host = random_weight(dtype, rows, cols, &mut rng);
             let w = QMatrix::from_host(&host).unwrap();
             let xs = random_activations(n * cols, &mut rng);

@@ -119,8 +119,22 @@ pub struct DenseMatrix {
 impl DenseMatrix {
     /// Packs the row-major `data` (`rows * cols` values) into panels.
     pub fn new(data: &[f32], rows: usize, cols: usize) -> DenseMatrix {
+        let mut matrix = DenseMatrix {
+            panels: Vec::new(),
+            rows: 0,
+            cols: 0,
+        };
+        matrix.repack(data, rows, cols);
+        matrix
+    }
+
+    /// Packs `data` in place of what the matrix held, reusing its memory (a strip of
+    /// dequantized weights at a time, `quant::dequant_gemm`).
+    pub(crate) fn repack(&mut self, data: &[f32], rows: usize, cols: usize) {
         assert_eq!(data.len(), rows * cols, "a dense matrix holds rows x cols values");
-        let mut panels = vec![0f32; rows.div_ceil(PANEL) * PANEL * cols];
+        let panels = &mut self.panels;
+        panels.clear();
+        panels.resize(rows.div_ceil(PANEL) * PANEL * cols, 0.0);
         for (p, panel) in panels.chunks_exact_mut(PANEL * cols.max(1)).enumerate() {
             for j in 0..PANEL.min(rows - p * PANEL) {
                 let row = &data[(p * PANEL + j) * cols..][..cols];
@@ -129,7 +143,7 @@ impl DenseMatrix {
                 }
             }
         }
-        DenseMatrix { panels, rows, cols }
+        (self.rows, self.cols) = (rows, cols);
     }
 
     pub fn rows(&self) -> usize {
@@ -164,7 +178,10 @@ impl DenseMatrix {
             return;
         }
         let panels = self.rows.div_ceil(PANEL);
-        let out = SharedOut(out.as_mut_ptr());
+        let out = OutBlock {
+            base: out.as_mut_ptr(),
+            stride: self.rows,
+        };
         (0..n.div_ceil(ROW_BLOCK) * panels).into_par_iter().for_each(|task| {
             let first_row = (task / panels) * ROW_BLOCK;
             let rows = ROW_BLOCK.min(n - first_row);
@@ -173,11 +190,28 @@ impl DenseMatrix {
         });
     }
 
+    /// `out[t][c] = (xs[n, cols] . W^T)[t][c]` for every activation row `t` and feature `c`
+    /// of this matrix, on the calling thread alone, where `out` is a block of a wider output
+    /// (`out.stride` values a row).
+    ///
+    /// # Safety
+    /// `out` must hold `n` rows of `self.rows` values at `out.stride`, written by no one else
+    /// meanwhile; `xs` must hold `n * self.cols` values.
+    pub(crate) unsafe fn matmul_serial_into(&self, xs: &[f32], n: usize, out: &OutBlock) {
+        assert!(xs.len() == n * self.cols && self.cols > 0);
+        let kernel = Microkernel::for_active_family();
+        for first_row in (0..n).step_by(ROW_BLOCK) {
+            for p in 0..self.rows.div_ceil(PANEL) {
+                self.run_task(kernel, xs, first_row, ROW_BLOCK.min(n - first_row), p, out);
+            }
+        }
+    }
+
     /// Output rows `first_row..first_row + rows` of panel `p`, depth slice by depth slice.
     ///
     /// # Safety
-    /// No other thread may touch that block of `out` meanwhile; `out` holds `n * self.rows`
-    /// values and `xs` `n * self.cols`, with `first_row + rows <= n`.
+    /// No other thread may touch that block of `out` meanwhile; `out` holds `n` rows of
+    /// `self.rows` values and `xs` `n * self.cols` values, with `first_row + rows <= n`.
     unsafe fn run_task(
         &self,
         kernel: Microkernel,
@@ -185,7 +219,7 @@ impl DenseMatrix {
         first_row: usize,
         rows: usize,
         p: usize,
-        out: &SharedOut,
+        out: &OutBlock,
     ) {
         let cols = self.cols;
         let panel = &self.panels[p * PANEL * cols..(p + 1) * PANEL * cols];
@@ -199,8 +233,8 @@ impl DenseMatrix {
                     x_stride: cols,
                     panel: panel[k0 * PANEL..].as_ptr(),
                     depth,
-                    out: out.0.add(row * self.rows + p * PANEL),
-                    out_stride: self.rows,
+                    out: out.base.add(row * out.stride + p * PANEL),
+                    out_stride: out.stride,
                     cols: out_cols,
                     accumulate: k0 > 0,
                     prefetch: group == 0,
@@ -211,11 +245,16 @@ impl DenseMatrix {
     }
 }
 
-/// The output's base pointer, shared by tasks that write disjoint blocks of it.
-struct SharedOut(*mut f32);
+/// Where a product's output goes: row `t`'s first value at `base + t * stride`. Tasks share
+/// it and write disjoint blocks through it.
+pub(crate) struct OutBlock {
+    pub base: *mut f32,
+    pub stride: usize,
+}
 
-// SAFETY: tasks write disjoint elements through the pointer (see `DenseMatrix::matmul`).
-unsafe impl Sync for SharedOut {}
+// SAFETY: tasks write disjoint elements through the pointer (see `DenseMatrix::matmul` and
+// `DenseMatrix::matmul_serial_into`).
+unsafe impl Sync for OutBlock {}
 
 /// `rows` split into the fewest groups of at most `max_rows`, as equal as they can be:
 /// (first row, length) of each.
