@@ -1,6 +1,7 @@
 //! The aarch64 microkernel for dense f32 panels: up to 6 activation rows against 16 features
 //! (four 4-lane accumulators a row, 24 of the 32 registers), once for each half of the
-//! panel, each activation value fused by lane-broadcast FMA (`fmla` by element).
+//! panel, each activation value fused by lane-broadcast FMA (`fmla` by element). The first
+//! row group of a depth slice prefetches the next slice into L2, as on x86.
 
 use std::arch::aarch64::*;
 
@@ -25,6 +26,13 @@ unsafe fn neon(tile: &Tile, rows: usize) {
     }
 }
 
+/// Asks for the cache line at `address` in L2 (`prfm pldl2keep`); it never faults.
+#[inline(always)]
+fn prefetch_l2(address: *const f32) {
+    // SAFETY: a prefetch reads nothing architecturally and cannot fault, whatever the address.
+    unsafe { std::arch::asm!("prfm pldl2keep, [{0}]", in(reg) address, options(nostack, readonly, preserves_flags)) };
+}
+
 #[target_feature(enable = "neon")]
 unsafe fn neon_rows<const R: usize>(tile: &Tile) {
     for half in 0..2 {
@@ -35,6 +43,11 @@ unsafe fn neon_rows<const R: usize>(tile: &Tile) {
         let mut acc = [[vdupq_n_f32(0.0); 4]; R];
         for k in 0..tile.depth {
             let w = tile.panel.add(k * PANEL + 16 * half);
+            if tile.prefetch && half == 0 {
+                let ahead = w.wrapping_add(tile.depth * PANEL);
+                prefetch_l2(ahead);
+                prefetch_l2(ahead.wrapping_add(16));
+            }
             let weights = [
                 vld1q_f32(w),
                 vld1q_f32(w.add(4)),
