@@ -36,8 +36,8 @@ pub const PANEL: usize = 32;
 /// Depth (input columns) per slice of a task.
 const DEPTH_BLOCK: usize = 256;
 
-/// Activation rows per task: a 192 x 256 slice of activations (192 KiB) stays in L2 while
-/// the task's worker passes every panel over it.
+/// Activation rows per task: a 192 x 256 slice of activations (192 KiB) stays in each
+/// worker's L2 while the workers pass the block's panels over it.
 const ROW_BLOCK: usize = 192;
 
 /// One call of a microkernel: `out[r][c] (+)= sum over k < depth of x[r][k] * panel[k][c]`

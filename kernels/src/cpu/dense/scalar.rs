@@ -1,5 +1,6 @@
-//! The plain-Rust microkernel, for CPUs without a vector family: four rows at a time against
-//! a whole panel, in the order the vector kernels sum (depth-major per output).
+//! The plain-Rust microkernel, for CPUs without a vector family: groups of up to four rows,
+//! each row against a whole panel in turn, summed in the order the vector kernels sum
+//! (depth-major per output).
 
 use super::{Microkernel, Tile, PANEL};
 
