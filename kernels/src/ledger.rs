@@ -1,7 +1,10 @@
 //! The cost ledger: every op a backend runs reports its multiply-accumulates by precision
-//! and the bytes it reads and writes. Counting is lock-free (relaxed atomics), so any thread
-//! may record and any thread may read a snapshot; TOPS, utilisation and energy are computed
-//! from these counts.
+//! and the bytes it reads and writes, and the host-side work around the ops (sampling and
+//! constraints over a vocabulary, image preparation, tokenization, decoding actions) reports
+//! its operations and bytes in the same units under kinds of its own
+//! ([`OpKind::is_host`]), so that a chip profile can say where that work runs. Counting is
+//! lock-free (relaxed atomics), so any thread may record and any thread may read a snapshot;
+//! TOPS, utilisation and energy are computed from these counts.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -17,10 +20,20 @@ pub enum OpKind {
     Activation,
     Elementwise,
     Copy,
+    /// Host work: choosing a token from logits (argmax, or temperature and nucleus).
+    Sample,
+    /// Host work: deciding which tokens may come next (a plan grammar, an action vocabulary).
+    Constrain,
+    /// Host work: decoding, resizing, tiling and normalizing camera images.
+    ImagePrep,
+    /// Host work: text to token ids.
+    Tokenize,
+    /// Host work: turning a model's output into actions (FAST's inverse DCT, unnormalizing).
+    ActionDecode,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 9] = [
+    pub const ALL: [OpKind; 14] = [
         OpKind::QuantMatmul,
         OpKind::DenseMatmul,
         OpKind::Embedding,
@@ -30,7 +43,21 @@ impl OpKind {
         OpKind::Activation,
         OpKind::Elementwise,
         OpKind::Copy,
+        OpKind::Sample,
+        OpKind::Constrain,
+        OpKind::ImagePrep,
+        OpKind::Tokenize,
+        OpKind::ActionDecode,
     ];
+
+    /// Whether this is host-side work around the model's ops rather than an op a backend
+    /// runs: a chip profile may charge it to the robot's host CPU instead of the chip.
+    pub fn is_host(self) -> bool {
+        matches!(
+            self,
+            OpKind::Sample | OpKind::Constrain | OpKind::ImagePrep | OpKind::Tokenize | OpKind::ActionDecode
+        )
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -43,6 +70,11 @@ impl OpKind {
             OpKind::Activation => "activation",
             OpKind::Elementwise => "elementwise",
             OpKind::Copy => "copy",
+            OpKind::Sample => "sample",
+            OpKind::Constrain => "constrain",
+            OpKind::ImagePrep => "image_prep",
+            OpKind::Tokenize => "tokenize",
+            OpKind::ActionDecode => "action_decode",
         }
     }
 }
@@ -63,6 +95,17 @@ pub struct Cost {
 }
 
 impl Cost {
+    /// Host-side work: `ops` scalar operations (each comparison, branch and arithmetic step
+    /// of the host code counted as one) reading and writing the given bytes.
+    pub fn host(ops: u64, bytes_read: u64, bytes_written: u64) -> Cost {
+        Cost {
+            float_ops: ops,
+            bytes_read,
+            bytes_written,
+            ..Cost::default()
+        }
+    }
+
     /// Total operations as TOPS counts them: two per multiply-accumulate, plus the rest.
     pub fn ops(&self) -> u64 {
         2 * (self.int8_macs + self.f16_macs + self.f32_macs) + self.float_ops

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use brainstem_kernels::Backend;
+use brainstem_kernels::{Backend, Cost, OpKind};
 
 use crate::error::{ModelError, Result};
 use crate::llama::{Llama, LlamaCache, Logits};
@@ -43,8 +43,9 @@ impl GenerationStats {
 /// Restricts which tokens may come next: constrained decoding.
 pub trait TokenConstraint {
     /// Sets the logits of tokens that may not come next to -inf. `remaining` is how many
-    /// tokens generation may still emit, this one included.
-    fn restrict(&mut self, logits: &mut [f32], remaining: usize);
+    /// tokens generation may still emit, this one included. Returns the host work it did,
+    /// which generation records in the backend's ledger.
+    fn restrict(&mut self, logits: &mut [f32], remaining: usize) -> Cost;
     /// Takes the token that was sampled.
     fn advance(&mut self, token: u32) -> Result<()>;
     /// True when the output is complete and generation should stop.
@@ -94,10 +95,15 @@ pub fn generate_after<B: Backend>(
     let mut step_started = started;
     while out.len() < opts.max_tokens {
         let mut values = model.backend().read(&logits)?;
+        let ledger = model.backend().ledger();
         if let Some(constraint) = constraint.as_deref_mut() {
-            constraint.restrict(&mut values, opts.max_tokens - out.len());
+            ledger.record(
+                OpKind::Constrain,
+                constraint.restrict(&mut values, opts.max_tokens - out.len()),
+            );
         }
-        let token = sampler.sample(&values)?;
+        let (token, work) = sampler.sample_counted(&values)?;
+        ledger.record(OpKind::Sample, work);
         if out.is_empty() {
             stats.prefill += step_started.elapsed();
         } else {

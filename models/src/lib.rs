@@ -6,6 +6,7 @@ pub mod action;
 pub mod error;
 pub mod flow;
 pub mod generate;
+pub mod host_work;
 pub mod idefics3;
 pub mod image;
 pub mod llama;

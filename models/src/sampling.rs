@@ -5,6 +5,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::error::{ModelError, Result};
+use crate::kernels::Cost;
 
 /// How the next token is chosen.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -49,6 +50,30 @@ impl Sampler {
 
     /// The next token; an error if no logit is finite.
     pub fn sample(&mut self, logits: &[f32]) -> Result<u32> {
+        Ok(self.sample_counted(logits)?.0)
+    }
+
+    /// The next token and the host work choosing it took: a pass over the logits for the
+    /// largest, and at a temperature the exponential of each finite logit (about 16
+    /// operations), their sort (about 4 per comparison) and two passes for the nucleus.
+    pub fn sample_counted(&mut self, logits: &[f32]) -> Result<(u32, Cost)> {
+        let scan = Cost::host(3 * logits.len() as u64, 4 * logits.len() as u64, 0);
+        let token = self.choose(logits)?;
+        if self.params.temperature == 0.0 {
+            return Ok((token, scan));
+        }
+        let finite = logits.iter().filter(|l| l.is_finite()).count() as u64;
+        let comparisons = finite * (64 - finite.leading_zeros() as u64);
+        let mut work = scan;
+        work += Cost::host(
+            2 * logits.len() as u64 + 20 * finite + 4 * comparisons,
+            8 * finite,
+            8 * finite,
+        );
+        Ok((token, work))
+    }
+
+    fn choose(&mut self, logits: &[f32]) -> Result<u32> {
         let best = argmax(logits).ok_or_else(|| ModelError::Generation("no finite logit to sample from".into()))?;
         if self.params.temperature == 0.0 {
             return Ok(best);

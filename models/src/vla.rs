@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use brainstem_kernels::Backend;
+use brainstem_kernels::{Backend, Cost};
 
 use crate::action::{BinTokenizer, FastTokenizer, Normalization};
 use crate::error::{ModelError, Result};
@@ -137,7 +137,7 @@ impl ActionConstraint {
 }
 
 impl TokenConstraint for ActionConstraint {
-    fn restrict(&mut self, logits: &mut [f32], remaining: usize) {
+    fn restrict(&mut self, logits: &mut [f32], remaining: usize) -> Cost {
         let must_end = self.end.is_some() && self.emitted > 0 && remaining <= 1;
         for (id, logit) in logits.iter_mut().enumerate() {
             let id = id as u32;
@@ -147,6 +147,9 @@ impl TokenConstraint for ActionConstraint {
                 *logit = f32::NEG_INFINITY;
             }
         }
+        // Two range checks and a store per logit.
+        let n = logits.len() as u64;
+        Cost::host(6 * n, 4 * n, 4 * n)
     }
 
     fn advance(&mut self, token: u32) -> Result<()> {

@@ -10,9 +10,11 @@ use brainstem_kernels::Backend;
 
 use crate::error::{ModelError, Result};
 use crate::generate::{generate_after, GenerateOptions, GenerationStats, TokenConstraint};
+use crate::host_work;
 use crate::idefics3::{Idefics3, ImageEmbedding};
 use crate::image::idefics3::Idefics3Processor;
 use crate::image::RgbImage;
+use crate::kernels::OpKind;
 use crate::llama::{LoadOptions, Logits};
 use crate::plan::{Plan, PlanConstraint, PlanSchema};
 use crate::tokenizer::Tokenizer;
@@ -113,6 +115,8 @@ impl<B: Backend> Vlm<B> {
         let (mut shapes, mut values, mut rows) = (Vec::new(), Vec::new(), 0);
         for view in views {
             let tiles = self.processor.preprocess(view);
+            let prep = host_work::resized(view.pixels().len(), tiles.pixels.len());
+            host_work::record(self.model.text().backend().as_ref(), OpKind::ImagePrep, prep);
             let embedding = self.model.encode_image(&tiles)?;
             shapes.push((tiles.rows, tiles.cols));
             rows += embedding.rows;
@@ -138,7 +142,9 @@ impl<B: Backend> Vlm<B> {
             .map(|&(rows, cols)| self.processor.image_prompt(rows, cols))
             .collect();
         let text = format!("<|im_start|>User:{image}{user}<end_of_utterance>\nAssistant:{answer}");
-        self.tokenizer.encode(&text)
+        let ids = self.tokenizer.encode(&text)?;
+        host_work::tokenized(self.model.text().backend().ledger(), &text, ids.len());
+        Ok(ids)
     }
 
     /// Ids that end the assistant's turn.

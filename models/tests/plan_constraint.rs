@@ -7,6 +7,7 @@ use crate::common;
 
 use brainstem_models::generate::{GenerateOptions, TokenConstraint};
 use brainstem_models::image::RgbImage;
+use brainstem_models::kernels::{Backend, OpKind};
 use brainstem_models::plan::grammar::State;
 use brainstem_models::plan::{Plan, PlanConstraint, PlanSchema};
 use brainstem_models::sampling::{Sampler, SamplingParams};
@@ -44,7 +45,7 @@ fn decode_with_random_logits(vocabulary: &[String], seed: u64, budget: usize, te
     .unwrap();
     for step in 0..budget {
         let mut logits: Vec<f32> = (0..vocabulary.len()).map(|_| rng.random_range(-8.0..8.0)).collect();
-        constraint.restrict(&mut logits, budget - step);
+        let _work = constraint.restrict(&mut logits, budget - step);
         let token = sampler.sample(&logits).expect("some token is always allowed");
         constraint.advance(token).unwrap();
         if constraint.is_complete() {
@@ -78,6 +79,56 @@ fn smollm2_vocabulary_gives_plans_too() {
         let text = decode_with_random_logits(&vocabulary, seed, 120, 1.0);
         Plan::parse(&text, &schema()).unwrap();
     }
+}
+
+/// The tokens a plain check of every vocabulary entry allows after `text`, with `remaining`
+/// tokens of budget: what the constraint's sorted scan must agree with.
+fn allowed_by_brute_force(vocabulary: &[String], text: &str, remaining: usize) -> Vec<bool> {
+    let schema = schema();
+    let state = text
+        .chars()
+        .try_fold(State::start(), |state, c| state.step(c, &schema))
+        .unwrap();
+    vocabulary
+        .iter()
+        .map(|token| {
+            let next = token.chars().try_fold(state.clone(), |state, c| state.step(c, &schema));
+            !token.is_empty() && next.is_some_and(|next| next.min_completion(&schema) < remaining)
+        })
+        .collect()
+}
+
+#[test]
+fn the_sorted_scan_allows_exactly_what_a_check_of_every_token_allows() {
+    let file = WeightFile::open(&common::smollm2_gguf()).unwrap();
+    let tokenizer = Tokenizer::from_gguf(&file.gguf_metadata().unwrap()).unwrap();
+    let vocabulary: Vec<String> = (0..tokenizer.vocab_size() as u32)
+        .map(|id| tokenizer.decode(&[id]).unwrap())
+        .collect();
+    let mut constraint = PlanConstraint::with_token_texts(schema(), vocabulary.clone());
+    let mut sampler = Sampler::new(SamplingParams {
+        temperature: 1.0,
+        top_p: 1.0,
+        seed: 11,
+    })
+    .unwrap();
+    let budget = 90;
+    let mut checked = 0;
+    for step in 0..budget {
+        let mut logits = vec![0f32; vocabulary.len() + 3];
+        let work = constraint.restrict(&mut logits, budget - step);
+        assert!(work.float_ops > 0 && work.bytes_read > 0);
+        let expected = allowed_by_brute_force(&vocabulary, constraint.text(), budget - step);
+        let allowed: Vec<bool> = logits[..vocabulary.len()].iter().map(|l| l.is_finite()).collect();
+        assert_eq!(allowed, expected, "after {:?}", constraint.text());
+        assert!(logits[vocabulary.len()..].iter().all(|l| *l == f32::NEG_INFINITY));
+        checked += 1;
+        constraint.advance(sampler.sample(&logits).unwrap()).unwrap();
+        if constraint.is_complete() {
+            break;
+        }
+    }
+    assert!(checked > 5, "the plan ended after {checked} steps");
 }
 
 #[test]
@@ -125,6 +176,43 @@ fn the_tiny_vlm_plans_from_an_image_with_any_seed() {
         stop_ids: vec![],
     };
     assert!(vlm.plan("anything", &frame, &schema(), &tight).is_err());
+}
+
+#[test]
+fn a_plan_records_its_host_work_in_the_ledger() {
+    let dir = common::reference_dir().join("tiny-idefics3");
+    let backend = common::backend();
+    let vlm = Vlm::load(backend.clone(), &dir, LoadOptions::default()).unwrap();
+    let before = backend.ledger().snapshot();
+    let frame = vlm
+        .encode_frame(&RgbImage::open(&dir.join("image.png")).unwrap())
+        .unwrap();
+    let opts = GenerateOptions {
+        max_tokens: 96,
+        sampling: SamplingParams::default(),
+        stop_ids: vec![],
+    };
+    let (_, stats) = vlm.plan("tidy the table", &frame, &schema(), &opts).unwrap();
+    let work = backend.ledger().snapshot().since(&before);
+    let calls = |kind| {
+        work.by_kind
+            .iter()
+            .find(|(k, _, _)| *k == kind)
+            .map(|(_, calls, cost)| (*calls, *cost))
+    };
+    let tokens = stats.generated_tokens as u64;
+    assert_eq!(calls(OpKind::ImagePrep).map(|c| c.0), Some(1));
+    assert_eq!(calls(OpKind::Tokenize).map(|c| c.0), Some(1));
+    assert_eq!(calls(OpKind::Constrain).map(|c| c.0), Some(tokens));
+    assert_eq!(calls(OpKind::Sample).map(|c| c.0), Some(tokens));
+    for kind in [OpKind::ImagePrep, OpKind::Tokenize, OpKind::Constrain, OpKind::Sample] {
+        let cost = calls(kind).unwrap().1;
+        assert!(
+            kind.is_host() && cost.float_ops > 0 && cost.bytes_read > 0,
+            "{kind:?}: {cost:?}"
+        );
+    }
+    assert!(!OpKind::QuantMatmul.is_host() && !OpKind::Attention.is_host());
 }
 
 #[test]

@@ -134,7 +134,7 @@ fn fast_action_tokens_end_within_budget_whatever_the_logits() {
         for step in 0..budget {
             let mut logits: Vec<f32> = (0..lm_vocab).map(|_| rng.random_range(-5.0..5.0)).collect();
             logits[end as usize] = -2.0;
-            constraint.restrict(&mut logits, budget - step);
+            let _work = constraint.restrict(&mut logits, budget - step);
             let token = sampler.sample(&logits).unwrap();
             constraint.advance(token).unwrap();
             emitted.push(token);

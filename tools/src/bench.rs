@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use brainstem_runtime::cerebellum::motion::NoHardware;
+use brainstem_runtime::clock::Nanos;
 use brainstem_runtime::compute::chip::ChipProfile;
 use brainstem_runtime::compute::host::host_profile;
-use brainstem_runtime::compute::partition::available_cores;
+use brainstem_runtime::compute::partition::{available_cores, Partition};
 use brainstem_runtime::config::MotionSettings;
 use brainstem_runtime::demo::{demo_config, SyntheticCamera, DEMO_INSTRUCTION};
 use brainstem_runtime::pipeline::stages::Pipeline;
@@ -73,6 +74,13 @@ pub struct BenchArgs {
     /// the same with their measured host profiles, and compare.
     #[arg(long)]
     measure: Option<f64>,
+    /// With --measure: ask the VLM this question every --ask-every seconds, so that answers
+    /// are measured too.
+    #[arg(long, default_value = "What is on the table?")]
+    question: String,
+    /// Seconds between questions with --measure (0: none).
+    #[arg(long, default_value_t = 5.0)]
+    ask_every: f64,
     /// Run every partition on this device: cpu, wgpu (the best Vulkan, Metal or DX12
     /// adapter) or wgpu:ADAPTER (default: as the configuration says, else the CPU).
     #[arg(long)]
@@ -229,25 +237,63 @@ fn write_outputs(out: &std::path::Path, points: &[SweepPoint]) -> anyhow::Result
 fn measure(args: &BenchArgs, config: &RuntimeConfig, seconds: f64) -> anyhow::Result<()> {
     let measured = run_wall_clock(args, config, seconds)?;
     let pipeline = Pipeline::load(config)?;
-    let chips = pipeline
-        .partitions
-        .all()
-        .iter()
-        .map(|p| host_profile(&p.backend))
-        .collect::<Result<Vec<_>, _>>()?;
-    for chip in &chips {
+    let partitions = pipeline.partitions.all();
+    let mut chips = Vec::new();
+    for (partition, share) in partitions.iter().zip(core_shares(partitions)) {
+        let chip = host_profile(&partition.backend)?.time_share(share);
+        let host = chip.host_cpu.as_ref().map_or(0.0, |cpu| cpu.gops);
         println!(
-            "host profile: {} int8 {:.3} TOPS, f32 {:.3} TFLOP/s, {:.1} GB/s, {:.1} us per op",
-            chip.name, chip.int8_tops, chip.f32_tflops, chip.memory_gbps, chip.dispatch_us
+            "host profile: {}: int8 {:.3} TOPS, f32 {:.3} TFLOP/s, {:.1} GB/s, {:.1} us per op, host code {:.2} Gops/s",
+            chip.name, chip.int8_tops, chip.f32_tflops, chip.memory_gbps, chip.dispatch_us, host
         );
+        chips.push(chip);
     }
     let camera = Box::new(SyntheticCamera::with_views(config.cameras));
     let mut sim = Simulation::new(pipeline, Box::new(NoHardware), camera, args.camera_hz)?.replaying();
     sim.restart(chips)?;
     sim.board().set_instruction(&args.instruction)?;
-    sim.run_until((seconds * 1e9) as u64);
+    let end = (seconds * 1e9) as u64;
+    for asked in question_times(args, seconds) {
+        sim.run_until(asked);
+        sim.board().ask(&args.question)?;
+    }
+    sim.run_until(end);
     print_fidelity(&sim.telemetry(), &measured);
     Ok(())
+}
+
+/// The share of its pinned cores each partition gets while every partition on them is busy:
+/// Linux's scheduler weighs a thread at nice n by 1024 / 1.25^n.
+fn core_shares(partitions: &[Partition]) -> Vec<f64> {
+    let cores = |p: &Partition| -> Vec<usize> { p.pinning.iter().filter_map(|c| c.as_ref().ok().copied()).collect() };
+    let weight = |p: &Partition| {
+        let nice = p.priority.iter().find_map(|n| n.as_ref().ok().copied()).unwrap_or(0);
+        1024.0 / 1.25f64.powi(nice)
+    };
+    partitions
+        .iter()
+        .map(|p| {
+            let mine = cores(p);
+            let sharing: f64 = partitions
+                .iter()
+                .filter(|q| cores(q).iter().any(|c| mine.contains(c)))
+                .map(weight)
+                .sum();
+            (weight(p) / sharing).min(1.0)
+        })
+        .collect()
+}
+
+/// When the measured run asks its questions, nanoseconds from the start.
+fn question_times(args: &BenchArgs, seconds: f64) -> Vec<Nanos> {
+    if args.ask_every <= 0.0 {
+        return Vec::new();
+    }
+    let count = (seconds / args.ask_every).floor() as u64;
+    (1..=count)
+        .map(|k| (k as f64 * args.ask_every * 1e9) as Nanos)
+        .filter(|&t| t < (seconds * 1e9) as Nanos)
+        .collect()
 }
 
 fn run_wall_clock(args: &BenchArgs, config: &RuntimeConfig, seconds: f64) -> anyhow::Result<TelemetryReport> {
@@ -261,7 +307,14 @@ fn run_wall_clock(args: &BenchArgs, config: &RuntimeConfig, seconds: f64) -> any
     let mut camera = SyntheticCamera::with_views(config.cameras);
     let period = Duration::from_secs_f64(1.0 / args.camera_hz);
     let started = Instant::now();
+    let mut questions = question_times(args, seconds).into_iter().peekable();
     while started.elapsed().as_secs_f64() < seconds {
+        if questions
+            .next_if(|&t| started.elapsed().as_nanos() as Nanos >= t)
+            .is_some()
+        {
+            runtime.ask(&args.question)?;
+        }
         runtime.push_views(camera.capture(runtime.now()))?;
         std::thread::sleep(period);
         while runtime.try_event().is_some() {}

@@ -16,7 +16,9 @@ pub use head::time_embedding;
 pub use policy::{is_flow_policy, is_lerobot_policy, policy_type, FlowVla, PolicySpec};
 
 use crate::error::{ModelError, Result};
+use crate::host_work;
 use crate::image::planar::PlanarImage;
+use crate::kernels::{Ledger, OpKind};
 use crate::smolvla::processor::Processors;
 use crate::tokenizer::Tokenizer;
 
@@ -122,12 +124,13 @@ pub fn prepare_state(raw: &[f32], state_dim: usize, max_state_dim: usize, proces
 
 /// The task's token ids as the preprocessor makes them: with its trailing newline when the
 /// pipeline adds one, the tokenizer's special tokens, truncated to its maximum length.
-pub fn task_tokens(task: &str, tokenizer: &Tokenizer, processors: &Processors) -> Result<Vec<u32>> {
+pub fn task_tokens(task: &str, tokenizer: &Tokenizer, processors: &Processors, ledger: &Ledger) -> Result<Vec<u32>> {
     let text = match processors.newline_task && !task.ends_with('\n') {
         true => format!("{task}\n"),
         false => task.to_string(),
     };
     let mut ids = tokenizer.encode_with_special_tokens(&text)?;
+    host_work::tokenized(ledger, &text, ids.len());
     if processors.tokenizer.truncation {
         ids.truncate(processors.tokenizer.max_length);
     }
@@ -170,7 +173,9 @@ pub fn unnormalize_chunk(
     max_action_dim: usize,
     dims: usize,
     processors: &Processors,
+    ledger: &Ledger,
 ) -> ActionChunk {
+    ledger.record(OpKind::ActionDecode, host_work::elementwise(normalized.len(), 3));
     let mut values = Vec::with_capacity(normalized.len() / max_action_dim.max(1) * dims);
     for row in normalized.chunks_exact(max_action_dim) {
         let mut action = row[..dims].to_vec();

@@ -39,6 +39,8 @@ use crate::flow::{
     noise_values, prepare_state, task_tokens, unnormalize_chunk, ActionChunk, ChunkTimings, ChunkTrace, Noise,
     Observation,
 };
+use crate::host_work;
+use crate::kernels::OpKind;
 use crate::llama::{LoadOptions, Loader, Naming};
 use crate::smolvla::backbone::{resolve, HubCache};
 use crate::smolvla::{ChunkPrefix, Processors, RealTimeChunking};
@@ -201,7 +203,7 @@ impl<B: Backend> Pi0<B> {
             Pi0Kind::Pi0 => obs.task.clone(),
             Pi0Kind::Pi05 => pi05_prompt(&obs.task, &state[..cfg.state_dim]),
         };
-        let token_ids = task_tokens(&prompt, &self.tokenizer, &self.processors)?;
+        let token_ids = task_tokens(&prompt, &self.tokenizer, &self.processors, self.backend.ledger())?;
         let b = self.backend.as_ref();
         let mut timings = ChunkTimings::default();
         let vision_started = Instant::now();
@@ -229,7 +231,13 @@ impl<B: Backend> Pi0<B> {
         timings.denoise = denoise_started.elapsed();
         trace.timings = timings;
         trace.normalized = normalized.clone();
-        let chunk = unnormalize_chunk(&normalized, cfg.max_action_dim, cfg.action_dim, &self.processors);
+        let chunk = unnormalize_chunk(
+            &normalized,
+            cfg.max_action_dim,
+            cfg.action_dim,
+            &self.processors,
+            self.backend.ledger(),
+        );
         Ok((chunk, trace))
     }
 
@@ -267,6 +275,7 @@ impl<B: Backend> Pi0<B> {
             trace.samples.push(x_t.clone());
             let dt = dt as f32;
             x_t.iter_mut().zip(&velocity).for_each(|(x, v)| *x += dt * v);
+            host_work::record(b, OpKind::ActionDecode, host_work::elementwise(x_t.len(), 2));
             trace.velocities.push(velocity);
         }
         Ok(x_t)

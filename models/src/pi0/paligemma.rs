@@ -12,8 +12,10 @@ use super::shape::{PaliGemmaShape, BACKBONE, PALIGEMMA, VISION};
 use crate::error::Result;
 use crate::flow::head::linear;
 use crate::flow::{present_frames, Observation};
+use crate::host_work;
 use crate::idefics3::{load_vision_tower, Linear, VisionTower};
 use crate::image::planar::{resize_with_pad, PadPlacement};
+use crate::kernels::OpKind;
 use crate::llama::{Llama, LlamaCache, LoadOptions, Loader, Naming};
 use crate::weights::WeightFile;
 
@@ -89,6 +91,11 @@ impl<B: Backend> PaliGemma<B> {
         for frame in present_frames(obs, cameras)? {
             let pixels = resize_with_pad(frame, side, side, PadPlacement::Centered, 0.0);
             let pixels: Vec<f32> = pixels.data.iter().map(|v| v * 2.0 - 1.0).collect();
+            host_work::record(
+                b,
+                OpKind::ImagePrep,
+                host_work::resized(4 * frame.data.len(), pixels.len()),
+            );
             let features = self.vision.forward(b, &pixels)?;
             rows.extend(b.read(&self.projector.forward(b, &features)?)?);
         }

@@ -188,7 +188,12 @@ impl<B: Backend> Pi0Fast<B> {
         let cfg = &self.cfg;
         let state = prepare_state(&obs.state, cfg.state_dim, cfg.state_dim, &self.processors)?;
         let state: Vec<f64> = state.iter().map(|&v| f64::from(v)).collect();
-        let mut prompt_ids = task_tokens(&state_prompt(&obs.task, &state), &self.tokenizer, &self.processors)?;
+        let mut prompt_ids = task_tokens(
+            &state_prompt(&obs.task, &state),
+            &self.tokenizer,
+            &self.processors,
+            self.backend.ledger(),
+        )?;
         prompt_ids.push(self.action_tokens.bos);
         let b = self.backend.as_ref();
         let mut trace = FastTrace::default();
@@ -211,7 +216,13 @@ impl<B: Backend> Pi0Fast<B> {
             .decode_relaxed(&trace.fast_tokens)
             .map_err(|e| ModelError::Generation(format!("FAST decoding of {:?}: {e}", trace.fast_tokens)))?;
         trace.normalized = normalized.iter().map(|&v| v as f32).collect();
-        let chunk = unnormalize_chunk(&trace.normalized, cfg.action_dim, cfg.action_dim, &self.processors);
+        let chunk = unnormalize_chunk(
+            &trace.normalized,
+            cfg.action_dim,
+            cfg.action_dim,
+            &self.processors,
+            self.backend.ledger(),
+        );
         Ok((chunk, trace))
     }
 

@@ -2,7 +2,10 @@
 //! configured list with string arguments. [`PlanConstraint`] makes a language model's output
 //! a plan whatever its weights: at every step only tokens that keep the text a valid prefix of
 //! the plan grammar ([`grammar`]) may be sampled, and only those that still leave room to
-//! finish within the token budget.
+//! finish within the token budget. The vocabulary is scanned in sorted order, so a prefix
+//! shared by neighbouring tokens is stepped through the grammar once, and every token under a
+//! prefix the grammar rejects is skipped without stepping: a plan step walks a trie of the
+//! vocabulary, not each of its 49k entries.
 
 pub mod grammar;
 
@@ -12,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 use crate::generate::TokenConstraint;
+use crate::kernels::Cost;
 use crate::tokenizer::Tokenizer;
 use grammar::State;
 
@@ -88,6 +92,11 @@ pub struct PlanConstraint {
     schema: PlanSchema,
     /// The text of every token id (empty for special tokens, which are never allowed).
     token_texts: Vec<String>,
+    /// Token ids in the order of their texts, each with the number of leading characters its
+    /// text shares with the text before it.
+    sorted: Vec<(u32, usize)>,
+    /// The vocabulary's text, bytes (what a scan reads).
+    text_bytes: u64,
     state: State,
     text: String,
 }
@@ -102,9 +111,22 @@ impl PlanConstraint {
 
     /// A constraint over a vocabulary given as the text of each token id.
     pub fn with_token_texts(schema: PlanSchema, token_texts: Vec<String>) -> Self {
+        let mut ids: Vec<u32> = (0..token_texts.len() as u32).collect();
+        ids.sort_by(|&a, &b| token_texts[a as usize].cmp(&token_texts[b as usize]));
+        let mut sorted = Vec::with_capacity(ids.len());
+        let mut previous = "";
+        for id in ids {
+            let text = token_texts[id as usize].as_str();
+            let shared = previous.chars().zip(text.chars()).take_while(|(a, b)| a == b).count();
+            sorted.push((id, shared));
+            previous = text;
+        }
+        let text_bytes = token_texts.iter().map(|t| t.len() as u64).sum();
         Self {
             schema,
             token_texts,
+            sorted,
+            text_bytes,
             state: State::start(),
             text: String::new(),
         }
@@ -131,17 +153,51 @@ impl PlanConstraint {
 }
 
 impl TokenConstraint for PlanConstraint {
-    fn restrict(&mut self, logits: &mut [f32], remaining: usize) {
-        for (id, logit) in logits.iter_mut().enumerate() {
-            let allowed = self
-                .token_texts
-                .get(id)
-                .and_then(|text| self.after(text))
-                .is_some_and(|next| next.min_completion(&self.schema) < remaining);
+    fn restrict(&mut self, logits: &mut [f32], remaining: usize) -> Cost {
+        let mut allowed = vec![false; logits.len()];
+        // `path[d]` is the state after the first d characters of the current token's text.
+        let mut path = vec![self.state.clone()];
+        // The character count at which the grammar rejected the last stepped text: every
+        // following text sharing more characters than that is rejected too.
+        let mut rejected_at: Option<usize> = None;
+        let mut steps = 0u64;
+        for &(id, shared) in &self.sorted {
+            if rejected_at.is_some_and(|at| shared > at) {
+                continue;
+            }
+            rejected_at = None;
+            path.truncate(shared + 1);
+            let text = &self.token_texts[id as usize];
+            for c in text.chars().skip(shared) {
+                steps += 1;
+                match path[path.len() - 1].step(c, &self.schema) {
+                    Some(next) => path.push(next),
+                    None => {
+                        rejected_at = Some(path.len() - 1);
+                        break;
+                    }
+                }
+            }
+            let fits = path[path.len() - 1].min_completion(&self.schema) < remaining;
+            if rejected_at.is_none() && !text.is_empty() && fits {
+                if let Some(slot) = allowed.get_mut(id as usize) {
+                    *slot = true;
+                }
+            }
+        }
+        for (logit, allowed) in logits.iter_mut().zip(&allowed) {
             if !allowed {
                 *logit = f32::NEG_INFINITY;
             }
         }
+        let entries = self.sorted.len() as u64;
+        // A grammar step matches on the state and may clone it (about 20 operations); each
+        // entry costs a comparison and a branch, each logit a store.
+        Cost::host(
+            20 * steps + 4 * entries + 2 * logits.len() as u64,
+            self.text_bytes + 8 * entries,
+            4 * logits.len() as u64,
+        )
     }
 
     fn advance(&mut self, token: u32) -> Result<()> {

@@ -34,8 +34,10 @@ pub use rtc::{ChunkPrefix, RealTimeChunking};
 
 use crate::error::{ModelError, Result};
 use crate::flow::{noise_values, prepare_state, present_frames, task_tokens, unnormalize_chunk};
+use crate::host_work;
 use crate::idefics3::{Idefics3Config, ImageEncoder};
 use crate::image::planar::{resize_with_pad, PadPlacement};
+use crate::kernels::OpKind;
 use crate::llama::{Llama, LoadOptions, Loader, Naming};
 use crate::tokenizer::Tokenizer;
 use crate::weights::{read_text, WeightFile};
@@ -192,7 +194,7 @@ impl<B: Backend> SmolVla<B> {
     }
 
     fn task_tokens(&self, task: &str) -> Result<Vec<u32>> {
-        task_tokens(task, &self.tokenizer, &self.processors)
+        task_tokens(task, &self.tokenizer, &self.processors, self.backend.ledger())
     }
 
     fn prefix(
@@ -217,6 +219,11 @@ impl<B: Backend> SmolVla<B> {
                 let (width, height) = self.image_side;
                 let pixels = resize_with_pad(frame, width, height, PadPlacement::BottomRight, 0.0);
                 let pixels: Vec<f32> = pixels.data.iter().map(|v| v * 2.0 - 1.0).collect();
+                host_work::record(
+                    b,
+                    OpKind::ImagePrep,
+                    host_work::resized(4 * frame.data.len(), pixels.len()),
+                );
                 segments.push(Segment::Image(self.backbone.encode_camera(b, &pixels)?));
             }
             if let Some((_, end)) = &special {
@@ -258,6 +265,7 @@ impl<B: Backend> SmolVla<B> {
             trace.samples.push(x_t.clone());
             let dt = dt as f32;
             x_t.iter_mut().zip(&velocity).for_each(|(x, v)| *x += dt * v);
+            host_work::record(b, OpKind::ActionDecode, host_work::elementwise(x_t.len(), 2));
             trace.velocities.push(velocity);
         }
         Ok(x_t)
@@ -270,6 +278,7 @@ impl<B: Backend> SmolVla<B> {
             self.cfg.max_action_dim,
             self.cfg.action_dim,
             &self.processors,
+            self.backend.ledger(),
         )
     }
 

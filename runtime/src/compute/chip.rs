@@ -6,6 +6,11 @@
 //! operation and per byte of DRAM traffic). With the virtual clock this simulates a robot at
 //! any TOPS budget deterministically.
 //!
+//! Host-side work (sampling, constraints, image preparation, tokenization, turning outputs
+//! into actions: the ledger's [`OpKind::is_host`] kinds) runs where the profile says: on the
+//! robot's host CPU, a roofline of its own ([`HostCpu`]) that does not grow with the chip's
+//! TOPS, or, with no host CPU named, on the chip at its float rate.
+//!
 //! Built-in profiles ([`ChipProfile::builtin`]) come from public figures where they exist,
 //! and say which of their numbers are assumptions of the model.
 
@@ -14,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RuntimeError};
-use crate::kernels::{Cost, LedgerSnapshot};
+use crate::kernels::{Cost, LedgerSnapshot, OpKind};
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +46,46 @@ pub struct ChipProfile {
     pub dram_byte_pj: f64,
     /// Fixed cost of dispatching one op, microseconds.
     pub dispatch_us: f64,
+    /// Where host-side work runs: this CPU, or the chip itself when none is named.
+    #[serde(default)]
+    pub host_cpu: Option<HostCpu>,
+}
+
+/// One core of the robot's host CPU, which runs the host-side work of the stage on its chip
+/// (one thread per stage).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostCpu {
+    pub name: String,
+    /// Host-code operations per second, giga (the ledger counts a comparison, a branch or an
+    /// arithmetic step of host code as one).
+    pub gops: f64,
+    /// Memory bandwidth one core reaches, GB/s.
+    pub memory_gbps: f64,
+    /// Energy of one host-code operation, picojoules (instruction fetch and scheduling
+    /// included).
+    pub op_pj: f64,
+}
+
+impl HostCpu {
+    /// A host CPU core like the Arm Cortex-A78AE and Neoverse cores of Jetson Orin and Thor:
+    /// 2.2 to 2.6 GHz retiring about two host-code operations per cycle, 20 GB/s for one core,
+    /// about 100 pJ per operation. Assumptions of the model, not measurements.
+    pub fn arm_core(name: &str, ghz: f64) -> Self {
+        Self {
+            name: name.into(),
+            gops: 2.0 * ghz,
+            memory_gbps: 20.0,
+            op_pj: 100.0,
+        }
+    }
+
+    fn seconds(&self, calls: u64, cost: &Cost) -> f64 {
+        let compute = cost.float_ops as f64 / (self.gops * 1e9);
+        let memory = (cost.bytes_read + cost.bytes_written) as f64 / (self.memory_gbps * 1e9);
+        // A host call is a function call, not a dispatch to a device: 50 ns.
+        compute.max(memory) + calls as f64 * 50e-9
+    }
 }
 
 /// Energies per operation the built-in profiles share, picojoules: assumptions of the model
@@ -74,6 +119,7 @@ impl ChipProfile {
             float_op_pj: FLOAT_OP_PJ,
             dram_byte_pj: DRAM_BYTE_PJ,
             dispatch_us: 5.0,
+            host_cpu: None,
         }
     }
 
@@ -92,8 +138,12 @@ impl ChipProfile {
     ///   (258 TFLOPS), 40 W idle (its lowest power mode).
     ///
     /// All three use the model's energies per operation (0.2 pJ per int8 MAC, 0.6 pJ per
-    /// float operation, 32 pJ per DRAM byte) and 5 us per dispatched op.
+    /// float operation, 32 pJ per DRAM byte) and 5 us per dispatched op, and run host-side
+    /// work on the board's CPU ([`HostCpu::arm_core`]: Orin's Cortex-A78AE at 2.2 GHz, Thor's
+    /// Neoverse V3AE at 2.6 GHz; `turing-like` takes Thor's).
     pub fn builtin(name: &str) -> Option<Self> {
+        let ghz = if name == "orin-like" { 2.2 } else { 2.6 };
+        let host_cpu = Some(HostCpu::arm_core(&format!("{name} host core"), ghz));
         let chip = |name: &str, tops: f64, fp16: f64, f32: f64, gbps: f64, scratch: f64, idle: f64| Self {
             name: name.into(),
             int8_tops: tops,
@@ -106,6 +156,7 @@ impl ChipProfile {
             float_op_pj: FLOAT_OP_PJ,
             dram_byte_pj: DRAM_BYTE_PJ,
             dispatch_us: 5.0,
+            host_cpu: host_cpu.clone(),
         };
         match name {
             "orin-like" => Some(chip("orin-like", 138.0, 42.5, 5.3, 204.8, 4.0, 15.0)),
@@ -135,6 +186,27 @@ impl ChipProfile {
             memory_gbps: self.memory_gbps * k,
             scratchpad_mib: self.scratchpad_mib * k,
             idle_watts: self.idle_watts * k,
+            ..self.clone()
+        }
+    }
+
+    /// This chip when a stage gets only `share` (0 to 1] of it, as partitions pinned to the
+    /// same cores of a measured host do while they are all busy: every rate, its host core's
+    /// included, times `share`, every op's dispatch divided by it.
+    pub fn time_share(&self, share: f64) -> Self {
+        let k = 1.0 / share.clamp(1e-3, 1.0);
+        Self {
+            name: format!("{} at {:.0}%", self.name, 100.0 / k),
+            int8_tops: self.int8_tops / k,
+            fp16_tflops: self.fp16_tflops / k,
+            f32_tflops: self.f32_tflops / k,
+            memory_gbps: self.memory_gbps / k,
+            dispatch_us: self.dispatch_us * k,
+            host_cpu: self.host_cpu.as_ref().map(|cpu| HostCpu {
+                gops: cpu.gops / k,
+                memory_gbps: cpu.memory_gbps / k,
+                ..cpu.clone()
+            }),
             ..self.clone()
         }
     }
@@ -170,6 +242,20 @@ impl ChipProfile {
                 ));
             }
         }
+        if let Some(cpu) = &self.host_cpu {
+            for (field, value) in [
+                ("gops", cpu.gops),
+                ("memory_gbps", cpu.memory_gbps),
+                ("op_pj", cpu.op_pj),
+            ] {
+                if !(value.is_finite() && value > 0.0) {
+                    return Err(RuntimeError::config(
+                        format!("{key}.host_cpu.{field}"),
+                        format!("must be positive, found {value}"),
+                    ));
+                }
+            }
+        }
         if !(self.dispatch_us.is_finite() && self.dispatch_us >= 0.0) {
             return Err(RuntimeError::config(
                 format!("{key}.dispatch_us"),
@@ -179,9 +265,12 @@ impl ChipProfile {
         Ok(())
     }
 
-    /// Seconds for `calls` ops costing `cost` in total: the slower of compute and memory,
-    /// plus dispatch.
-    fn op_seconds(&self, calls: u64, cost: &Cost) -> f64 {
+    /// Seconds for `calls` ops of `kind` costing `cost` in total: the slower of compute and
+    /// memory, plus dispatch; host work on the host CPU when the profile names one.
+    fn op_seconds(&self, kind: OpKind, calls: u64, cost: &Cost) -> f64 {
+        if let (true, Some(cpu)) = (kind.is_host(), &self.host_cpu) {
+            return cpu.seconds(calls, cost);
+        }
         let compute = 2.0 * cost.int8_macs as f64 / (self.int8_tops * 1e12)
             + 2.0 * cost.f16_macs as f64 / (self.fp16_tflops * 1e12)
             + (2.0 * cost.f32_macs as f64 + cost.float_ops as f64) / (self.f32_tflops * 1e12);
@@ -194,19 +283,28 @@ impl ChipProfile {
         let seconds: f64 = work
             .by_kind
             .iter()
-            .map(|(_, calls, cost)| self.op_seconds(*calls, cost))
+            .map(|(kind, calls, cost)| self.op_seconds(*kind, *calls, cost))
             .sum();
         Duration::from_secs_f64(seconds)
     }
 
-    /// Joules the operations in `work` take, idle power aside.
+    /// Joules the operations in `work` take, idle power aside (host work on the host CPU at
+    /// its energy per operation).
     pub fn dynamic_joules(&self, work: &LedgerSnapshot) -> f64 {
-        let total = work.total();
-        let float_ops = 2 * (total.f16_macs + total.f32_macs) + total.float_ops;
-        let bytes = total.bytes_read + total.bytes_written;
+        let (mut chip, mut host) = (Cost::default(), Cost::default());
+        for (kind, _, cost) in &work.by_kind {
+            match kind.is_host() && self.host_cpu.is_some() {
+                true => host += *cost,
+                false => chip += *cost,
+            }
+        }
+        let float_ops = 2 * (chip.f16_macs + chip.f32_macs) + chip.float_ops;
+        let bytes = chip.bytes_read + chip.bytes_written + host.bytes_read + host.bytes_written;
+        let host_op_pj = self.host_cpu.as_ref().map_or(0.0, |cpu| cpu.op_pj);
         1e-12
-            * (total.int8_macs as f64 * self.int8_mac_pj
+            * (chip.int8_macs as f64 * self.int8_mac_pj
                 + float_ops as f64 * self.float_op_pj
+                + host.float_ops as f64 * host_op_pj
                 + bytes as f64 * self.dram_byte_pj)
     }
 
@@ -318,6 +416,43 @@ mod tests {
             ChipProfile::builtin(name).unwrap().validate(name).unwrap();
         }
         assert!(ChipProfile::builtin("tpu").is_none());
+    }
+
+    #[test]
+    fn host_work_runs_on_the_host_cpu_when_the_profile_names_one() {
+        let host = Cost::host(2_000_000_000, 0, 0);
+        let work = LedgerSnapshot {
+            by_kind: vec![(OpKind::Constrain, 10, host), (OpKind::QuantMatmul, 1, Cost::default())],
+        };
+        let npu = ChipProfile {
+            dispatch_us: 0.0,
+            ..ChipProfile::npu(16.0)
+        };
+        // On the chip: 2e9 float operations at 1 TFLOP/s.
+        assert!((npu.time(&work).as_secs_f64() - 2e-3).abs() < 1e-9);
+        // On a 4 Gops host core: half a second, plus 50 ns per call, whatever the TOPS.
+        let robot = ChipProfile {
+            host_cpu: Some(HostCpu::arm_core("core", 2.0)),
+            ..npu.clone()
+        };
+        for tops in [16.0, 1000.0] {
+            let seconds = robot.with_tops(tops).time(&work).as_secs_f64();
+            assert!((seconds - (0.5 + 10.0 * 50e-9)).abs() < 1e-9, "{seconds}");
+        }
+        let joules = robot.dynamic_joules(&work);
+        assert!((joules - 2e9 * 100e-12).abs() < 1e-9, "{joules}");
+        // A quarter of the chip and its host core: the operations take four times as long.
+        let quarter = robot.time_share(0.25).time(&work).as_secs_f64();
+        assert!((quarter - (2.0 + 10.0 * 50e-9)).abs() < 1e-9, "{quarter}");
+        let bad = ChipProfile {
+            host_cpu: Some(HostCpu {
+                gops: 0.0,
+                ..HostCpu::arm_core("core", 2.0)
+            }),
+            ..npu
+        };
+        let error = bad.validate("chip").unwrap_err().to_string();
+        assert!(error.contains("chip.host_cpu.gops"), "{error}");
     }
 
     #[test]

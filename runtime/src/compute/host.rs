@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::compute::chip::ChipProfile;
+use crate::compute::chip::{ChipProfile, HostCpu};
+use crate::compute::host_code::measured_host_cpu;
 use crate::error::Result;
 use crate::kernels::quant::quantize::quantize;
 use crate::kernels::{Backend, BinaryOp, DType, DeviceBackend, HostWeight};
@@ -297,6 +298,15 @@ fn last_level_cache_mib() -> f64 {
     sizes.fold(1.0, f64::max)
 }
 
+/// The core a partition's stage runs its host-side work on: a core of the partition's own
+/// pool for the CPU backend, the calling thread's for a device's.
+fn host_cpu(backend: &DeviceBackend) -> Result<HostCpu> {
+    match backend {
+        DeviceBackend::Cpu(cpu) => cpu.scope(|| measured_host_cpu("host core", read_bandwidth())),
+        DeviceBackend::Wgpu(_) => measured_host_cpu("host core", read_bandwidth()),
+    }
+}
+
 /// The `host` profile of a partition's backend: the int8 rate its kernels reach, the f32
 /// rate (for every float operation; the CPU computes half precision in f32), the read
 /// bandwidth and the cost of a small op, all measured now. On the CPU the f32 rate is the FMA
@@ -308,8 +318,9 @@ pub fn host_profile(backend: &DeviceBackend) -> Result<ChipProfile> {
     let int8_macs = int8_mac_rate(backend)?;
     let (name, f32_flops, read) = match backend {
         DeviceBackend::Cpu(cpu) => {
-            let (flops, read) = cpu.scope(|| (fma_peak(), read_bandwidth()));
-            (format!("host-{}threads", cpu.threads()), flops, read)
+            let flops = cpu.scope(fma_peak);
+            let stream = ledger_rates(backend, DType::Q8_0, 1, 8192, 8192)?;
+            (format!("host-{}threads", cpu.threads()), flops, stream.bytes_read)
         }
         DeviceBackend::Wgpu(gpu) => {
             let dense = ledger_rates(gpu, DType::F32, 64, 1024, 1024)?;
@@ -331,6 +342,7 @@ pub fn host_profile(backend: &DeviceBackend) -> Result<ChipProfile> {
         scratchpad_mib: last_level_cache_mib(),
         idle_watts: 0.0,
         dispatch_us: dispatch_us(backend)?,
+        host_cpu: Some(host_cpu(backend)?),
         ..model
     })
 }
