@@ -24,7 +24,7 @@ use brainstem_runtime::telemetry::TelemetryReport;
 use brainstem_runtime::{Runtime, RuntimeConfig, RuntimeOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::bench_report::{print_fidelity, print_points, write_csv, write_svg};
+use crate::bench_report::{print_fidelity, print_points, render_html, write_csv, write_svg};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -145,7 +145,7 @@ fn variants(args: &BenchArgs, models: &[(String, RuntimeConfig)]) -> Vec<(String
         for (label, config) in settings(args, base) {
             let label = match models.len() {
                 1 => label,
-                _ => format!("{name} {label}"),
+                _ => format!("{name}, {label}"),
             };
             out.push((label, config));
         }
@@ -172,7 +172,9 @@ fn settings(args: &BenchArgs, base: &RuntimeConfig) -> Vec<(String, RuntimeConfi
                 config.cameras = cameras;
                 config.policy.chunk_steps = steps;
                 let joints = config.policy.joints.len();
-                let label = format!("{} {cameras}cam {steps}x{joints}", q.as_deref().unwrap_or("as stored"));
+                let weights = q.as_deref().map_or("weights as stored".into(), |q| q.to_uppercase());
+                let plural = if cameras == 1 { "" } else { "s" };
+                let label = format!("{weights}, {cameras} camera{plural}, chunks of {steps} steps x {joints} joints");
                 out.push((label, config));
             }
         }
@@ -220,15 +222,19 @@ fn sweep(args: &BenchArgs, models: &[(String, RuntimeConfig)]) -> anyhow::Result
     }
     progress.finish_and_clear();
     print_points(&points, &family);
-    write_outputs(&args.out, &points)
+    write_outputs(&args.out, &points, &family)
 }
 
-fn write_outputs(out: &std::path::Path, points: &[SweepPoint]) -> anyhow::Result<()> {
+fn write_outputs(out: &std::path::Path, points: &[SweepPoint], family: &ChipProfile) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     std::fs::write(out.join("bench.json"), serde_json::to_string_pretty(points)?)?;
     write_csv(&out.join("bench.csv"), points)?;
     write_svg(&out.join("bench.svg"), points)?;
-    println!("wrote {}/bench.json, bench.csv and bench.svg", out.display());
+    std::fs::write(out.join("bench.html"), render_html(points, family)?)?;
+    println!(
+        "wrote {}/bench.html, bench.json, bench.csv and bench.svg",
+        out.display()
+    );
     Ok(())
 }
 

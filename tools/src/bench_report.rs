@@ -8,7 +8,10 @@ use std::path::Path;
 use brainstem_runtime::compute::chip::ChipProfile;
 use brainstem_runtime::simulate::sweep::SweepPoint;
 use brainstem_runtime::telemetry::TelemetryReport;
+use plotters::element::DynElement;
 use plotters::prelude::*;
+
+use crate::eval_html::escape;
 
 pub fn print_points(points: &[SweepPoint], family: &ChipProfile) {
     println!(
@@ -139,7 +142,7 @@ pub fn write_csv(path: &Path, points: &[SweepPoint]) -> anyhow::Result<()> {
 fn series(points: &[SweepPoint], value: impl Fn(&SweepPoint) -> f64) -> Vec<(String, Vec<(f64, f64)>)> {
     let mut out: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for p in points {
-        let name = format!("{} {}", p.label, p.placement);
+        let name = format!("{}, {} placement", p.label, p.placement);
         let xy = (p.budget_tops, value(p));
         match out.iter_mut().find(|(n, _)| *n == name) {
             Some((_, line)) => line.push(xy),
@@ -153,12 +156,17 @@ fn series(points: &[SweepPoint], value: impl Fn(&SweepPoint) -> f64) -> Vec<(Str
     out
 }
 
-fn draw_panel(
-    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+/// One panel; every line has its own colour and marker shape, the markers hollow, so a line
+/// drawn over another leaves the other's markers in sight.
+fn draw_panel<B: DrawingBackend>(
+    area: &DrawingArea<B, plotters::coord::Shift>,
     title: &str,
     y_label: &str,
     lines: &[(String, Vec<(f64, f64)>)],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    B::ErrorType: 'static,
+{
     let all = lines.iter().flat_map(|(_, l)| l.iter());
     let (x_max, y_max) = all.fold((1.0f64, 1e-9f64), |(x, y), &(px, py)| (x.max(px), y.max(py)));
     let mut chart = ChartBuilder::on(area)
@@ -169,19 +177,23 @@ fn draw_panel(
         .build_cartesian_2d(0.0..x_max * 1.05, 0.0..y_max * 1.1)?;
     chart
         .configure_mesh()
-        .x_desc("robot int8 TOPS budget")
+        .x_desc("the robot's int8 budget (TOPS)")
         .y_desc(y_label)
         .draw()?;
     for (i, (name, line)) in lines.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
+        let marker = move |xy: (i32, i32)| -> DynElement<'static, B, (i32, i32)> { shape(i, xy, color) };
         chart
             .draw_series(LineSeries::new(line.iter().copied(), color.stroke_width(2)))?
             .label(name.clone())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2)));
-        chart.draw_series(line.iter().map(|&xy| Circle::new(xy, 3, color.filled())))?;
+            .legend(move |(x, y)| {
+                EmptyElement::at((x, y)) + PathElement::new([(-8, 0), (8, 0)], color.stroke_width(2)) + marker((0, 0))
+            });
+        chart.draw_series(line.iter().map(|&xy| EmptyElement::at(xy) + shape(i, (0, 0), color)))?;
     }
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;
@@ -189,19 +201,61 @@ fn draw_panel(
 }
 
 pub fn write_svg(path: &Path, points: &[SweepPoint]) -> anyhow::Result<()> {
-    let root = SVGBackend::new(path, (1100, 900)).into_drawing_area();
+    draw_sweep(&SVGBackend::new(path, PLOT_SIZE).into_drawing_area(), points)
+}
+
+const PLOT_SIZE: (u32, u32) = (1100, 900);
+
+/// The page a person opens: the plots inline and a row per point, self-contained.
+pub fn render_html(points: &[SweepPoint], family: &ChipProfile) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    draw_sweep(
+        &SVGBackend::with_string(&mut svg, PLOT_SIZE).into_drawing_area(),
+        points,
+    )?;
+    let mut html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>brainstem bench</title><style>{STYLE}</style></head><body>\
+         <h1>brainstem bench</h1><p>Simulated on the virtual clock: each chip a <b>{}</b> ({} int8 TOPS, {} GB/s at its own size) scaled to its share of the robot's budget; host-side work on {}.</p>{svg}\
+         <table><tr><th>configuration</th><th>placement</th><th>TOPS</th><th>VLA chunk p50 / p99 ms</th><th>first action ms</th><th>chunks/s</th><th>plans/s</th><th>plan p50 ms</th><th>vision p50 ms</th><th>W avg / peak</th><th>J per chunk</th></tr>",
+        escape(&family.name),
+        family.int8_tops,
+        family.memory_gbps,
+        family.host_cpu.as_ref().map_or("the chips".into(), |cpu| escape(&cpu.name)),
+    );
+    for p in points {
+        html.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1} / {:.1}</td><td>{:.1}</td><td>{:.2}</td><td>{:.2}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1} / {:.1}</td><td>{:.1}</td></tr>",
+            escape(&p.label), p.placement, p.budget_tops, p.vla_chunk_p50_ms, p.vla_chunk_p99_ms,
+            p.first_action_p50_ms, p.chunk_rate_hz, p.replan_rate_hz, p.plan_p50_ms, p.vision_p50_ms,
+            p.average_watts, p.peak_watts, p.joules_per_chunk
+        ));
+    }
+    html.push_str("</table></body></html>");
+    Ok(html)
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child,td:nth-child(2){text-align:left}";
+
+/// Chunk latency and power against the budget, one line per configuration and placement.
+fn draw_sweep<B: DrawingBackend>(
+    root: &DrawingArea<B, plotters::coord::Shift>,
+    points: &[SweepPoint],
+) -> anyhow::Result<()>
+where
+    B::ErrorType: 'static,
+{
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(450);
     draw_panel(
         &top,
         "VLA chunk latency, p99",
-        "ms",
+        "VLA chunk p99 (ms)",
         &series(points, |p| p.vla_chunk_p99_ms),
     )?;
     draw_panel(
         &bottom,
         "Average power of every chip",
-        "W",
+        "average power (W)",
         &series(points, |p| p.average_watts),
     )?;
     root.present()?;
@@ -223,5 +277,33 @@ pub fn print_fidelity(predicted: &TelemetryReport, measured: &TelemetryReport) {
             Some(p) => println!("{:<18} {:>15.2} {:>18.2} {:>22.2}", m.name, m.p50_ms, p, p / m.p50_ms),
             None => println!("{:<18} {:>15.2} {:>18} {:>22}", m.name, m.p50_ms, "never ran", "-"),
         }
+    }
+}
+
+/// The `i`th line's marker at `at` (relative to its point): a hollow circle, triangle,
+/// square or diamond, larger for earlier lines so that coinciding points all show.
+fn shape<B: DrawingBackend>(i: usize, at: (i32, i32), color: RGBAColor) -> DynElement<'static, B, (i32, i32)> {
+    let size = 7 - (i / 4).min(3) as i32;
+    let style = color.stroke_width(2);
+    let (x, y) = at;
+    match i % 4 {
+        0 => Circle::new(at, size, style).into_dyn(),
+        1 => PathElement::new(
+            vec![(x, y - size), (x + size, y + size), (x - size, y + size), (x, y - size)],
+            style,
+        )
+        .into_dyn(),
+        2 => Rectangle::new([(x - size, y - size), (x + size, y + size)], style).into_dyn(),
+        _ => PathElement::new(
+            vec![
+                (x, y - size),
+                (x + size, y),
+                (x, y + size),
+                (x - size, y),
+                (x, y - size),
+            ],
+            style,
+        )
+        .into_dyn(),
     }
 }

@@ -289,7 +289,7 @@ fn optional(value: Option<f64>) -> String {
     value.map_or("-".into(), |v| format!("{v:.4}"))
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
