@@ -266,6 +266,10 @@ pub struct PolicyConfig {
     /// How often a new chunk starts, in milliseconds (default: every half chunk).
     #[serde(default)]
     pub chunk_period_ms: Option<f64>,
+    /// For a flow-matching VLA: integration steps per chunk, in place of the checkpoint's
+    /// own (fewer steps trade accuracy for latency; `brainstem bench` sweeps them).
+    #[serde(default)]
+    pub denoising_steps: Option<usize>,
     #[serde(default = "default_temperature")]
     pub temperature: f32,
     #[serde(default)]
@@ -428,6 +432,9 @@ impl RuntimeConfig {
                 format!("must be positive, found {}", policy.rate_hz),
             ));
         }
+        if policy.denoising_steps == Some(0) {
+            return Err(RuntimeError::config("policy.denoising_steps", "must be at least 1"));
+        }
         if policy.chunk_steps == 0 {
             return Err(RuntimeError::config("policy.chunk_steps", "must be at least 1"));
         }
@@ -547,6 +554,10 @@ mod tests {
         let cases = [
             (CONFIG.replace("rate_hz = 50.0", "rate_hz = -1.0"), "policy.rate_hz"),
             (CONFIG.replace("chunk_steps = 10", "chunk_step = 10"), "chunk_step"),
+            (
+                CONFIG.replace("chunk_steps = 10", "chunk_steps = 10\ndenoising_steps = 0"),
+                "policy.denoising_steps",
+            ),
             (CONFIG.replace("\"bins\"", "\"fast\""), "policy.actions"),
             (CONFIG.replace("\"bins\"", "\"binz\""), "binz"),
             (CONFIG.replace("rate_hz = 2.0", "rate_hz = 0.0"), "brain.rate_hz"),

@@ -32,7 +32,13 @@ pub const DEMO_INSTRUCTION: &str = "pick up the red ball and put it in the bin";
 /// directory.
 pub fn demo_checkpoint(cache: &Path) -> Result<PathBuf> {
     // v2: a vocabulary of 576, so that the action bins fit above the tokenizer's added tokens.
-    let dir = cache.join("brainstem-demo-tiny-idefics3-v2");
+    synthetic_checkpoint(cache, "brainstem-demo-tiny-idefics3-v2", &Idefics3Shape::tiny())
+}
+
+/// Writes a seeded checkpoint of `shape` as `cache/name` (once; later calls reuse it) and
+/// returns its directory.
+fn synthetic_checkpoint(cache: &Path, name: &str, shape: &Idefics3Shape) -> Result<PathBuf> {
+    let dir = cache.join(name);
     if dir.join("model.safetensors").is_file() {
         return Ok(dir);
     }
@@ -41,9 +47,9 @@ pub fn demo_checkpoint(cache: &Path) -> Result<PathBuf> {
         reason: e.to_string(),
     };
     // Written beside, then renamed, so a run killed halfway leaves no partial checkpoint.
-    let partial = cache.join(format!("brainstem-demo-partial-{}", std::process::id()));
+    let partial = cache.join(format!("{name}-partial-{}", std::process::id()));
     std::fs::create_dir_all(&partial).map_err(io)?;
-    Idefics3Shape::tiny().write_checkpoint(&partial)?;
+    shape.write_checkpoint(&partial)?;
     match std::fs::rename(&partial, &dir) {
         Ok(()) => Ok(dir),
         // Another process got there first; its checkpoint is the same.
@@ -53,6 +59,24 @@ pub fn demo_checkpoint(cache: &Path) -> Result<PathBuf> {
         }
         Err(e) => Err(io(e)),
     }
+}
+
+/// What `brainstem bench` sweeps by default: the demo's brain, and as its VLA a seeded
+/// model of SmolVLA's size (SmolVLM2-500M's SigLIP tower and a 16-layer, 960-wide text
+/// tower, 350 M parameters, written once under `cache`: 1.1 GB) quantized to Q8_0 while
+/// loading, emitting 20 binned steps of the arm's 7 joints as often as every 200 ms. Large
+/// enough that the TOPS budget shows in its latency, as the demo's tiny model is not.
+pub fn bench_config(cache: &Path) -> Result<RuntimeConfig> {
+    let mut config = demo_config(cache)?;
+    let vla = synthetic_checkpoint(cache, "brainstem-bench-smolvla-sized-v1", &Idefics3Shape::smolvla())?;
+    config.models.vla = Some(vla);
+    config.models.quantize = Some("q8_0".into());
+    config.policy.rate_hz = 10.0;
+    config.policy.chunk_steps = 20;
+    config.policy.chunk_period_ms = Some(200.0);
+    config.brain.rate_hz = 1.0;
+    config.validate()?;
+    Ok(config)
 }
 
 /// The demo configuration, with its checkpoint under `cache`.
@@ -75,6 +99,7 @@ pub fn demo_config(cache: &Path) -> Result<RuntimeConfig> {
             end_token: None,
             cameras: None,
             chunk_period_ms: None,
+            denoising_steps: None,
             temperature: 1.0,
             seed: 7,
         },

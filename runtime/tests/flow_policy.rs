@@ -196,3 +196,36 @@ fn a_policy_with_real_time_chunking_runs_in_the_loop() {
         .count();
     assert!(chunks >= 3, "{chunks} chunks");
 }
+
+/// The median simulated chunk latency of `config`'s policy over two seconds.
+fn chunk_p50_ms(config: &RuntimeConfig) -> f64 {
+    let camera = Box::new(SyntheticCamera::default());
+    let mut sim = Simulation::new(
+        Pipeline::load(config).unwrap(),
+        Box::new(Commands::default()),
+        camera,
+        30.0,
+    )
+    .unwrap();
+    sim.board().set_instruction(DEMO_INSTRUCTION).unwrap();
+    sim.run_until(2 * SECOND);
+    let report = sim.telemetry();
+    let chunk = report.stages.iter().find(|s| s.name == "vla_chunk" && s.count > 0);
+    chunk.expect("no chunk completed").p50_ms
+}
+
+#[test]
+fn fewer_denoising_steps_make_a_shorter_chunk_and_a_token_policy_has_none() {
+    let stored = chunk_p50_ms(&config());
+    let mut fewer = config();
+    fewer.policy.denoising_steps = Some(1);
+    let one_step = chunk_p50_ms(&fewer);
+    assert!(
+        one_step < stored,
+        "one step {one_step} ms, the checkpoint's steps {stored} ms"
+    );
+    let mut tokens = demo_config(&PathBuf::from(env!("CARGO_TARGET_TMPDIR"))).unwrap();
+    tokens.policy.denoising_steps = Some(4);
+    let message = Pipeline::load(&tokens).err().unwrap().to_string();
+    assert!(message.contains("policy.denoising_steps"), "{message}");
+}

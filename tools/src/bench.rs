@@ -16,7 +16,7 @@ use brainstem_runtime::compute::chip::ChipProfile;
 use brainstem_runtime::compute::host::host_profile;
 use brainstem_runtime::compute::partition::{available_cores, Partition};
 use brainstem_runtime::config::MotionSettings;
-use brainstem_runtime::demo::{demo_config, SyntheticCamera, DEMO_INSTRUCTION};
+use brainstem_runtime::demo::{bench_config, SyntheticCamera, DEMO_INSTRUCTION};
 use brainstem_runtime::pipeline::stages::Pipeline;
 use brainstem_runtime::simulate::sweep::{simulate_point, Layout, SweepPoint};
 use brainstem_runtime::simulate::{Camera, Simulation};
@@ -29,10 +29,11 @@ use crate::bench_report::{print_fidelity, print_points, render_html, write_csv, 
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Runtime configurations (TOML), one --config each, to sweep as models; without one,
-    /// the built-in demo. --measure takes the first.
+    /// the demo's brain with a seeded SmolVLA-sized VLA (written once under --cache, 1.1 GB).
+    /// --measure takes the first.
     #[arg(long)]
     config: Vec<PathBuf>,
-    /// Where the demo's generated checkpoint is kept.
+    /// Where the default's generated checkpoints are kept.
     #[arg(long, default_value = "weights")]
     cache: PathBuf,
     /// The chip family: a built-in name (turing-like, orin-like, thor-like) or a TOML file
@@ -56,9 +57,14 @@ pub struct BenchArgs {
     /// them all), or none for the configuration's.
     #[arg(long, value_delimiter = ',')]
     cameras: Vec<usize>,
-    /// Chunk lengths (policy steps) to sweep, or none for the configuration's.
+    /// Chunk lengths (policy steps) to sweep, or none for the configuration's (a
+    /// flow-matching policy's chunk is its checkpoint's).
     #[arg(long, value_delimiter = ',')]
     chunk_steps: Vec<usize>,
+    /// Denoising steps per chunk to sweep for a flow-matching policy, or none for the
+    /// configuration's (else the checkpoint's).
+    #[arg(long, value_delimiter = ',')]
+    denoising_steps: Vec<usize>,
     /// Simulated seconds per point.
     #[arg(long, default_value_t = 20.0)]
     seconds: f64,
@@ -105,7 +111,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 fn models(args: &BenchArgs) -> anyhow::Result<Vec<(String, RuntimeConfig)>> {
     let mut models = if args.config.is_empty() {
         std::fs::create_dir_all(&args.cache).with_context(|| format!("creating {}", args.cache.display()))?;
-        vec![("demo".into(), demo_config(&args.cache)?)]
+        vec![("default".into(), bench_config(&args.cache)?)]
     } else {
         args.config
             .iter()
@@ -153,7 +159,8 @@ fn variants(args: &BenchArgs, models: &[(String, RuntimeConfig)]) -> Vec<(String
     out
 }
 
-/// One model's configurations: every quantization x camera count x chunk length asked for.
+/// One model's configurations: every quantization x camera count x chunk length x number of
+/// denoising steps asked for.
 fn settings(args: &BenchArgs, base: &RuntimeConfig) -> Vec<(String, RuntimeConfig)> {
     let or_base = |asked: &[usize], base: usize| match asked.is_empty() {
         true => vec![base],
@@ -163,23 +170,43 @@ fn settings(args: &BenchArgs, base: &RuntimeConfig) -> Vec<(String, RuntimeConfi
         true => vec![base.models.quantize.clone()],
         false => args.quantize.iter().cloned().map(Some).collect(),
     };
+    let denoising: Vec<Option<usize>> = match args.denoising_steps.is_empty() {
+        true => vec![base.policy.denoising_steps],
+        false => args.denoising_steps.iter().copied().map(Some).collect(),
+    };
     let mut out = Vec::new();
     for q in &quantize {
         for cameras in or_base(&args.cameras, base.cameras) {
             for steps in or_base(&args.chunk_steps, base.policy.chunk_steps) {
-                let mut config = base.clone();
-                config.models.quantize = q.clone();
-                config.cameras = cameras;
-                config.policy.chunk_steps = steps;
-                let joints = config.policy.joints.len();
-                let weights = q.as_deref().map_or("weights as stored".into(), |q| q.to_uppercase());
-                let plural = if cameras == 1 { "" } else { "s" };
-                let label = format!("{weights}, {cameras} camera{plural}, chunks of {steps} steps x {joints} joints");
-                out.push((label, config));
+                for &denoise in &denoising {
+                    let mut config = base.clone();
+                    config.models.quantize = q.clone();
+                    config.cameras = cameras;
+                    config.policy.chunk_steps = steps;
+                    config.policy.denoising_steps = denoise;
+                    out.push((label(&config), config));
+                }
             }
         }
     }
     out
+}
+
+/// A configuration's sweep settings in words.
+fn label(config: &RuntimeConfig) -> String {
+    let weights = config
+        .models
+        .quantize
+        .as_deref()
+        .map_or("weights as stored".into(), str::to_uppercase);
+    let cameras = config.cameras;
+    let plural = if cameras == 1 { "" } else { "s" };
+    let (steps, joints) = (config.policy.chunk_steps, config.policy.joints.len());
+    let mut label = format!("{weights}, {cameras} camera{plural}, chunks of {steps} steps x {joints} joints");
+    if let Some(denoise) = config.policy.denoising_steps {
+        label.push_str(&format!(", {denoise} denoising steps"));
+    }
+    label
 }
 
 fn sweep(args: &BenchArgs, models: &[(String, RuntimeConfig)]) -> anyhow::Result<()> {

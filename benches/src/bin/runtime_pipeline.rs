@@ -91,6 +91,7 @@ fn config(args: &Args, compute: ComputeConfig, brain_hz: f64) -> RuntimeConfig {
             end_token: None,
             cameras: None,
             chunk_period_ms: Some(args.chunk_period_ms),
+            denoising_steps: None,
             temperature: 1.0,
             seed: 1,
         },

@@ -155,6 +155,20 @@ impl<B: Backend> FlowVla<B> {
         }
     }
 
+    /// Integrates each chunk in `steps` Euler steps instead of the checkpoint's own number.
+    pub fn set_denoising_steps(&mut self, steps: usize) -> Result<()> {
+        if steps == 0 {
+            return Err(ModelError::Generation(
+                "a chunk needs at least one denoising step".into(),
+            ));
+        }
+        match self {
+            Self::SmolVla(p) => p.set_num_steps(steps),
+            Self::Pi0(p) => p.set_num_steps(steps),
+        }
+        Ok(())
+    }
+
     pub fn spec(&self) -> PolicySpec {
         match self {
             Self::SmolVla(p) => PolicySpec::of_smolvla(p.config()),

@@ -155,6 +155,11 @@ impl<B: Backend> Pi0<B> {
         })
     }
 
+    /// Integrates each chunk in `steps` Euler steps (at least one; the caller checks).
+    pub fn set_num_steps(&mut self, steps: usize) {
+        self.cfg.num_steps = steps.max(1);
+    }
+
     pub fn config(&self) -> &Pi0Config {
         &self.cfg
     }

@@ -126,6 +126,11 @@ impl<B: Backend> SmolVla<B> {
         })
     }
 
+    /// Integrates each chunk in `steps` Euler steps (at least one; the caller checks).
+    pub fn set_num_steps(&mut self, steps: usize) {
+        self.cfg.num_steps = steps.max(1);
+    }
+
     pub fn config(&self) -> &SmolVlaConfig {
         &self.cfg
     }

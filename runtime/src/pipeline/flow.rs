@@ -49,7 +49,10 @@ impl FlowPolicy {
         options: LoadOptions,
     ) -> Result<Self> {
         let language = config.models.vla_backbone.as_deref();
-        let policy = FlowVla::load(backend, dir, language, &HubCache::from_env(), options)?;
+        let mut policy = FlowVla::load(backend, dir, language, &HubCache::from_env(), options)?;
+        if let Some(steps) = config.policy.denoising_steps {
+            policy.set_denoising_steps(steps)?;
+        }
         let cfg = policy.spec();
         check_fit(
             config,

@@ -292,6 +292,15 @@ fn load_vla(
 ) -> Result<VlaStage> {
     let dir = config.models.vla.clone().unwrap_or(config.models.vlm.clone());
     let backend = loader.partitions.for_stage(Stage::Vla).backend.clone();
+    if config.policy.denoising_steps.is_some() && !is_flow_policy(&dir) {
+        return Err(RuntimeError::config(
+            "policy.denoising_steps",
+            format!(
+                "{} is not a flow-matching policy: it has no denoising steps",
+                dir.display()
+            ),
+        ));
+    }
     if policy_type(&dir).as_deref() == Some(PI0_FAST_TYPE) {
         let policy = FastPolicy::load(config, &dir, backend, loader.options)?;
         return Ok(VlaStage {
