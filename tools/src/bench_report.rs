@@ -15,11 +15,12 @@ use crate::eval_html::escape;
 
 pub fn print_points(points: &[SweepPoint], family: &ChipProfile) {
     println!(
-        "chips: {} family ({} int8 TOPS, {} GB/s, {} W idle at its own size; scaled to each share)",
+        "chips: {} family ({} int8 TOPS, {:.0} GB/s, {:.0} W idle at its own size; scaled to each share)",
         family.name, family.int8_tops, family.memory_gbps, family.idle_watts
     );
+    let width = points.iter().map(|p| p.label.len()).max().unwrap_or(0).max(6);
     println!(
-        "{:<18} {:<15} {:>6} {:>19} {:>17} {:>8} {:>8} {:>17} {:>6} {:>5} {:>8} {:>8} {:>9} {:>18}",
+        "{:<width$} {:<15} {:>6} {:>19} {:>17} {:>8} {:>8} {:>17} {:>6} {:>5} {:>8} {:>8} {:>9} {:>18}",
         "config",
         "placement",
         "TOPS",
@@ -42,7 +43,7 @@ pub fn print_points(points: &[SweepPoint], family: &ChipProfile) {
             .map(|u| format!("{:.1}%", 100.0 * u))
             .collect();
         println!(
-            "{:<18} {:<15} {:>6} {:>9.2}/{:<9.2} {:>8.2}/{:<8.2} {:>8.2} {:>8.2} {:>8.1}/{:<8.1} {:>6} {:>5} {:>8.1} {:>8.1} {:>9.3} {:>18}",
+            "{:<width$} {:<15} {:>6} {:>9.2}/{:<9.2} {:>8.2}/{:<8.2} {:>8.2} {:>8.2} {:>8.1}/{:<8.1} {:>6} {:>5} {:>8.1} {:>8.1} {:>9.3} {:>18}",
             p.label,
             p.placement,
             p.budget_tops,
@@ -156,13 +157,29 @@ fn series(points: &[SweepPoint], value: impl Fn(&SweepPoint) -> f64) -> Vec<(Str
     out
 }
 
-/// One panel; every line has its own colour and marker shape, the markers hollow, so a line
+/// Strong, distinct colours (matplotlib's tab10), readable on white.
+const LINE_COLOURS: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// One panel (latency falls with the budget and power rises, so the caller puts the legend
+/// where the lines are not); every line has its own colour and marker shape, the markers hollow, so a line
 /// drawn over another leaves the other's markers in sight.
 fn draw_panel<B: DrawingBackend>(
     area: &DrawingArea<B, plotters::coord::Shift>,
     title: &str,
     y_label: &str,
     lines: &[(String, Vec<(f64, f64)>)],
+    legend: SeriesLabelPosition,
 ) -> anyhow::Result<()>
 where
     B::ErrorType: 'static,
@@ -181,7 +198,7 @@ where
         .y_desc(y_label)
         .draw()?;
     for (i, (name, line)) in lines.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let color = LINE_COLOURS[i % LINE_COLOURS.len()].to_rgba();
         let marker = move |xy: (i32, i32)| -> DynElement<'static, B, (i32, i32)> { shape(i, xy, color) };
         chart
             .draw_series(LineSeries::new(line.iter().copied(), color.stroke_width(2)))?
@@ -193,7 +210,7 @@ where
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(legend)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;
@@ -215,7 +232,7 @@ pub fn render_html(points: &[SweepPoint], family: &ChipProfile) -> anyhow::Resul
     )?;
     let mut html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>brainstem bench</title><style>{STYLE}</style></head><body>\
-         <h1>brainstem bench</h1><p>Simulated on the virtual clock: each chip a <b>{}</b> ({} int8 TOPS, {} GB/s at its own size) scaled to its share of the robot's budget; host-side work on {}.</p>{svg}\
+         <h1>brainstem bench</h1><p>Simulated on the virtual clock: each chip a <b>{}</b> ({} int8 TOPS, {:.0} GB/s at its own size) scaled to its share of the robot's budget; host-side work on {}.</p>{svg}\
          <table><tr><th>configuration</th><th>placement</th><th>TOPS</th><th>VLA chunk p50 / p99 ms</th><th>first action ms</th><th>chunks/s</th><th>plans/s</th><th>plan p50 ms</th><th>vision p50 ms</th><th>W avg / peak</th><th>J per chunk</th></tr>",
         escape(&family.name),
         family.int8_tops,
@@ -251,12 +268,14 @@ where
         "VLA chunk latency, p99",
         "VLA chunk p99 (ms)",
         &series(points, |p| p.vla_chunk_p99_ms),
+        SeriesLabelPosition::UpperRight,
     )?;
     draw_panel(
         &bottom,
         "Average power of every chip",
         "average power (W)",
         &series(points, |p| p.average_watts),
+        SeriesLabelPosition::UpperLeft,
     )?;
     root.present()?;
     Ok(())
