@@ -267,13 +267,23 @@ fn write_outputs(out: &std::path::Path, points: &[SweepPoint], family: &ChipProf
 
 /// The same workload measured on the host's partitions and predicted with their host
 /// profiles.
+/// The machine is shared and its speed drifts, so each partition's profile is measured
+/// just before the run and just after it, and the two averaged.
 fn measure(args: &BenchArgs, config: &RuntimeConfig, seconds: f64) -> anyhow::Result<()> {
-    let measured = run_wall_clock(args, config, seconds)?;
     let pipeline = Pipeline::load(config)?;
     let partitions = pipeline.partitions.all();
+    let profiles = || -> anyhow::Result<Vec<ChipProfile>> {
+        Ok(partitions
+            .iter()
+            .map(|p| host_profile(&p.backend))
+            .collect::<Result<Vec<_>, _>>()?)
+    };
+    let before = profiles()?;
+    let measured = run_wall_clock(args, config, seconds)?;
+    let after = profiles()?;
     let mut chips = Vec::new();
-    for (partition, share) in partitions.iter().zip(core_shares(partitions)) {
-        let chip = host_profile(&partition.backend)?.time_share(share);
+    for ((before, after), share) in before.iter().zip(&after).zip(core_shares(partitions)) {
+        let chip = before.mean(after).time_share(share);
         let host = chip.host_cpu.as_ref().map_or(0.0, |cpu| cpu.gops);
         println!(
             "host profile: {}: int8 {:.3} TOPS, f32 {:.3} TFLOP/s, {:.1} GB/s, {:.1} us per op, host code {:.2} Gops/s",

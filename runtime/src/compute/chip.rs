@@ -190,6 +190,27 @@ impl ChipProfile {
         }
     }
 
+    /// The mean of two measurements of the same chip: every rate and cost averaged.
+    pub fn mean(&self, other: &ChipProfile) -> Self {
+        let mid = |a: f64, b: f64| (a + b) / 2.0;
+        Self {
+            int8_tops: mid(self.int8_tops, other.int8_tops),
+            fp16_tflops: mid(self.fp16_tflops, other.fp16_tflops),
+            f32_tflops: mid(self.f32_tflops, other.f32_tflops),
+            memory_gbps: mid(self.memory_gbps, other.memory_gbps),
+            dispatch_us: mid(self.dispatch_us, other.dispatch_us),
+            host_cpu: match (&self.host_cpu, &other.host_cpu) {
+                (Some(a), Some(b)) => Some(HostCpu {
+                    gops: mid(a.gops, b.gops),
+                    memory_gbps: mid(a.memory_gbps, b.memory_gbps),
+                    ..a.clone()
+                }),
+                (a, _) => a.clone(),
+            },
+            ..self.clone()
+        }
+    }
+
     /// This chip when a stage gets only `share` (0 to 1] of it, as partitions pinned to the
     /// same cores of a measured host do while they are all busy: every rate, its host core's
     /// included, times `share`, every op's dispatch divided by it.

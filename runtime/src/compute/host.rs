@@ -12,9 +12,12 @@ use rayon::prelude::*;
 
 use crate::compute::chip::{ChipProfile, HostCpu};
 use crate::compute::host_code::measured_host_cpu;
+use crate::compute::op_cost::decode_costs;
 use crate::error::Result;
 use crate::kernels::quant::quantize::quantize;
-use crate::kernels::{Backend, BinaryOp, DType, DeviceBackend, HostWeight};
+use crate::kernels::{
+    AttentionMask, AttentionParams, Backend, BinaryOp, DType, DeviceBackend, HostWeight, KvCacheSpec,
+};
 
 /// Measured ceilings of the machine.
 #[derive(Clone, Copy, Debug)]
@@ -266,6 +269,42 @@ fn ledger_rates<B: Backend>(backend: &B, dtype: DType, rows: usize, cols: usize,
     Ok(best)
 }
 
+/// Float operations per second (two per f32 multiply-accumulate, and the softmax's) the
+/// backend's attention reaches over a SigLIP-sized tile: 1024 positions, 12 heads of 64,
+/// every position seeing every other. This is the float work of a quantized model, whose
+/// products are int8.
+fn attention_flops<B: Backend>(backend: &B) -> Result<f64> {
+    let (rows, heads, head_dim) = (1024, 12, 64);
+    let values: Vec<f32> = (0..rows * heads * head_dim)
+        .map(|i| ((i * 7919) % 255) as f32 / 255.0 - 0.5)
+        .collect();
+    let x = backend.upload(&values, rows, heads * head_dim)?;
+    let spec = KvCacheSpec {
+        kv_heads: heads,
+        head_dim,
+        max_positions: rows,
+    };
+    let params = AttentionParams {
+        heads,
+        kv_heads: heads,
+        head_dim,
+        scale: 0.125,
+        mask: AttentionMask::Full,
+    };
+    let mut cache = backend.kv_cache(spec)?;
+    let mut best = 0f64;
+    for _ in 0..3 {
+        backend.kv_clear(&mut cache);
+        let before = backend.ledger().snapshot();
+        let start = Instant::now();
+        backend.read(&backend.attention(&x, &x, &x, &mut cache, params)?)?;
+        let secs = start.elapsed().as_secs_f64();
+        let cost = backend.ledger().snapshot().since(&before).total();
+        best = best.max((2 * cost.f32_macs + cost.float_ops) as f64 / secs);
+    }
+    Ok(best)
+}
+
 /// Microseconds one small op costs the backend beyond its arithmetic (a device backend's
 /// recorded ops are run by one read at the end).
 fn dispatch_us<B: Backend>(backend: &B) -> Result<f64> {
@@ -308,19 +347,22 @@ fn host_cpu(backend: &DeviceBackend) -> Result<HostCpu> {
 }
 
 /// The `host` profile of a partition's backend: the int8 rate its kernels reach, the f32
-/// rate (for every float operation; the CPU computes half precision in f32), the read
-/// bandwidth and the cost of a small op, all measured now. On the CPU the f32 rate is the FMA
-/// peak and the bandwidth a parallel sum; on a wgpu device they are what its dense matmul and
-/// its 4096 x 4096 Q8_0 matvec (17 MB of weights) reach. Power is not measured (no energy counters are
+/// rate (for every float operation; the CPU computes half precision in f32), the bandwidth,
+/// the cost of an op beyond its arithmetic and the rate of its host core, all measured now.
+/// On the CPU the f32 rate is what its attention reaches over a SigLIP-sized tile (the float
+/// work of a quantized model), and the bandwidth and op cost come from decoding through
+/// stacks of Q8_0 layers ([`decode_costs`]); on a wgpu device the f32 rate and bandwidth are
+/// what its dense matmul and its 4096 x 4096 Q8_0 matvec (17 MB of weights) reach, and the
+/// op cost that of a chain of small ops. Power is not measured (no energy counters are
 /// readable in a VM): the profile carries the model's energies per operation and no idle
 /// power.
 pub fn host_profile(backend: &DeviceBackend) -> Result<ChipProfile> {
     let int8_macs = int8_mac_rate(backend)?;
     let (name, f32_flops, read) = match backend {
         DeviceBackend::Cpu(cpu) => {
-            let flops = cpu.scope(fma_peak);
-            let stream = ledger_rates(backend, DType::Q8_0, 1, 8192, 8192)?;
-            (format!("host-{}threads", cpu.threads()), flops, stream.bytes_read)
+            let flops = cpu.scope(|| attention_flops(backend))?;
+            // The bandwidth comes from a decode below (`decode_costs`), with the op cost.
+            (format!("host-{}threads", cpu.threads()), flops, 0.0)
         }
         DeviceBackend::Wgpu(gpu) => {
             let dense = ledger_rates(gpu, DType::F32, 64, 1024, 1024)?;
@@ -333,16 +375,30 @@ pub fn host_profile(backend: &DeviceBackend) -> Result<ChipProfile> {
         }
     };
     let model = ChipProfile::npu(1.0);
-    Ok(ChipProfile {
+    let rates = ChipProfile {
         name,
         int8_tops: 2.0 * int8_macs / 1e12,
         fp16_tflops: f32_flops / 1e12,
         f32_tflops: f32_flops / 1e12,
-        memory_gbps: read / 1e9,
+        memory_gbps: (read / 1e9).max(f64::MIN_POSITIVE),
         scratchpad_mib: last_level_cache_mib(),
         idle_watts: 0.0,
-        dispatch_us: dispatch_us(backend)?,
+        dispatch_us: 0.0,
         host_cpu: Some(host_cpu(backend)?),
         ..model
-    })
+    };
+    match backend {
+        DeviceBackend::Cpu(_) => {
+            let (dispatch_us, memory_gbps) = decode_costs(backend, &rates)?;
+            Ok(ChipProfile {
+                dispatch_us,
+                memory_gbps,
+                ..rates
+            })
+        }
+        DeviceBackend::Wgpu(_) => Ok(ChipProfile {
+            dispatch_us: dispatch_us(backend)?,
+            ..rates
+        }),
+    }
 }
