@@ -18,6 +18,9 @@ required=(
   # The wgpu backend's tests: the Vulkan loader and Mesa's software device lavapipe, where the
   # machine has no GPU driver.
   libvulkan1 mesa-vulkan-drivers
+  # `brainstem eval sim`'s MuJoCo renders the camera offscreen through EGL, on Mesa's
+  # software rasterizer where the machine has no GPU driver.
+  libegl1 libegl-mesa0 libgl1-mesa-dri
   # The NEON kernels' tests: built with the aarch64 cross linker, run under qemu-user
   # (.cargo/config.toml names both).
   qemu-user-static gcc-aarch64-linux-gnu libc6-dev-arm64-cross
@@ -48,6 +51,8 @@ verify_artifacts() {
   check command -v clang
   check compgen -G "/usr/lib/*/libvulkan.so.1"
   check compgen -G "/usr/share/vulkan/icd.d/lvp_icd.*.json"
+  check compgen -G "/usr/lib/*/libEGL.so.1"
+  check compgen -G "/usr/lib/*/libEGL_mesa.so.0"
   check command -v qemu-aarch64-static
   check command -v aarch64-linux-gnu-gcc
   check compgen -G "/usr/lib/gcc/*/*/libasan.so"

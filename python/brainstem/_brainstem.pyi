@@ -143,6 +143,7 @@ def evaluate(
     config: str | PathLike[str] | None = None,
     vlm: str | PathLike[str] | None = None,
     vla: str | PathLike[str] | None = None,
+    vla_backbone: str | PathLike[str] | None = None,
     quantize: str | None = None,
     placement: Literal["split", "vla-with-brain", "two-chips", "one-chip"] | None = None,
     device: str | None = None,

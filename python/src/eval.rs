@@ -20,10 +20,11 @@ fn report_dict<'py>(py: Python<'py>, report: &EvalReport) -> PyResult<Bound<'py,
 }
 
 /// Evaluates the dataset's episodes (all, or `episodes`, then the shard `"i/n"`) with the
-/// configuration file `config` or the built-in setup (with `vlm` and `vla` checkpoints),
+/// configuration file `config` or the built-in setup (with `vlm` and `vla` checkpoints, and
+/// `vla_backbone` for a VLA whose backbone is not in the Hugging Face cache),
 /// quantized, placed and on the device asked for; returns the report.
 #[pyfunction]
-#[pyo3(signature = (dataset, *, config=None, vlm=None, vla=None, quantize=None, placement=None, device=None, episodes=None, shard=None, cache=PathBuf::from("weights")))]
+#[pyo3(signature = (dataset, *, config=None, vlm=None, vla=None, vla_backbone=None, quantize=None, placement=None, device=None, episodes=None, shard=None, cache=PathBuf::from("weights")))]
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate<'py>(
     py: Python<'py>,
@@ -31,6 +32,7 @@ pub fn evaluate<'py>(
     config: Option<PathBuf>,
     vlm: Option<PathBuf>,
     vla: Option<PathBuf>,
+    vla_backbone: Option<PathBuf>,
     quantize: Option<String>,
     placement: Option<String>,
     device: Option<&str>,
@@ -46,6 +48,7 @@ pub fn evaluate<'py>(
         config,
         vlm,
         vla,
+        vla_backbone,
         quantize,
         placement,
         device,

@@ -270,10 +270,25 @@ pub struct PolicyConfig {
     /// own (fewer steps trade accuracy for latency; `brainstem bench` sweeps them).
     #[serde(default)]
     pub denoising_steps: Option<usize>,
+    /// What the VLA is told to do: the brain's current subtask (the default), or the
+    /// instruction itself, as a policy trained on a dataset's task strings expects.
+    #[serde(default)]
+    pub task: VlaTask,
     #[serde(default = "default_temperature")]
     pub temperature: f32,
     #[serde(default)]
     pub seed: u64,
+}
+
+/// The text a VLA chunk is conditioned on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VlaTask {
+    /// The brain's current subtask (the instruction until the first plan).
+    #[default]
+    Subtask,
+    /// The instruction, whatever the brain plans.
+    Instruction,
 }
 
 fn default_temperature() -> f32 {

@@ -100,6 +100,7 @@ pub fn demo_config(cache: &Path) -> Result<RuntimeConfig> {
             cameras: None,
             chunk_period_ms: None,
             denoising_steps: None,
+            task: Default::default(),
             temperature: 1.0,
             seed: 7,
         },

@@ -23,6 +23,8 @@ pub enum RuntimeError {
     Dataset(#[from] crate::offline::dataset::DatasetError),
     #[error("could not start a runtime thread: {0}")]
     Thread(String),
+    #[error(transparent)]
+    Sim(#[from] crate::offline::sim::SimError),
 }
 
 impl RuntimeError {

@@ -13,5 +13,6 @@ mod fuzz_regressions;
 mod motion_decoder;
 mod pipeline;
 mod robot_feedback;
+mod sim_bridge;
 mod sweep;
 mod untrusted_sizes;

@@ -158,7 +158,7 @@ fn series(points: &[SweepPoint], value: impl Fn(&SweepPoint) -> f64) -> Vec<(Str
 }
 
 /// Strong, distinct colours (matplotlib's tab10), readable on white.
-const LINE_COLOURS: [RGBColor; 10] = [
+pub(crate) const LINE_COLOURS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),

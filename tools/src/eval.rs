@@ -39,6 +39,10 @@ pub struct EvalArgs {
     /// With the built-in setup: this checkpoint as the VLA.
     #[arg(long, conflicts_with = "config")]
     vla: Option<PathBuf>,
+    /// With --vla: its language backbone folder (config and tokenizer), when its
+    /// `vlm_model_name` is neither a local folder nor in the Hugging Face cache.
+    #[arg(long, requires = "vla")]
+    vla_backbone: Option<PathBuf>,
     /// Quantize the configuration's float matrices while loading (q8_0, q4_0, ...).
     #[arg(long)]
     quantize: Option<String>,
@@ -86,11 +90,15 @@ enum EvalCommand {
         #[arg(long, default_value = "eval-out")]
         out: PathBuf,
     },
+    /// Closed loop in simulation: the runtime drives a simulated robot through the task.
+    Sim(Box<crate::eval_sim::SimArgs>),
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    if let Some(EvalCommand::Merge { reports, out }) = &args.merge {
-        return merge(reports, out);
+    match &args.merge {
+        Some(EvalCommand::Merge { reports, out }) => return merge(reports, out),
+        Some(EvalCommand::Sim(sim)) => return crate::eval_sim::run(sim),
+        None => {}
     }
     let Some(root) = &args.dataset else {
         bail!("--dataset is required");
@@ -156,6 +164,7 @@ fn configuration(args: &EvalArgs, dataset: &Dataset) -> anyhow::Result<(String, 
         config: args.config.clone(),
         vlm: args.vlm.clone(),
         vla: args.vla.clone(),
+        vla_backbone: args.vla_backbone.clone(),
         quantize: args.quantize.clone(),
         placement: args.placement.clone(),
         device: args.device.clone(),

@@ -163,7 +163,7 @@ fn episodes_section(html: &mut String, report: &EvalReport) {
     }
 }
 
-type Plot = Result<String, Box<dyn std::error::Error>>;
+pub(crate) type Plot = Result<String, Box<dyn std::error::Error>>;
 
 fn joint_plot(episode: &EpisodeResult, joint: usize, name: &str) -> Plot {
     let line = |rows: &[Vec<f64>]| -> Vec<(f64, f64)> {
@@ -202,7 +202,7 @@ fn error_plot(episode: &EpisodeResult) -> Plot {
 }
 
 /// A line per (points, colour).
-fn lines(title: &str, size: (u32, u32), series: &[(Vec<(f64, f64)>, RGBAColor)]) -> Plot {
+pub(crate) fn lines(title: &str, size: (u32, u32), series: &[(Vec<(f64, f64)>, RGBAColor)]) -> Plot {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();

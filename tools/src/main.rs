@@ -5,6 +5,8 @@ mod bench;
 mod bench_report;
 mod eval;
 mod eval_html;
+mod eval_sim;
+mod eval_sim_html;
 mod generate;
 mod inspect;
 mod quantize;

@@ -179,6 +179,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         std::fs::write(path, report.to_json()).with_context(|| format!("writing {}", path.display()))?;
         println!("telemetry written to {}", path.display());
     }
+    if args.config.is_none() && args.vla.is_none() {
+        println!(
+            "\nThe demo's models have random weights. To watch a trained policy do a task: brainstem eval sim \
+             (a SmolVLA trained with lerobot reaching for a dot in MuJoCo; eval-sim/report.html)"
+        );
+    }
     Ok(())
 }
 

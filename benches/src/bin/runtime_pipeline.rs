@@ -92,6 +92,7 @@ fn config(args: &Args, compute: ComputeConfig, brain_hz: f64) -> RuntimeConfig {
             cameras: None,
             chunk_period_ms: Some(args.chunk_period_ms),
             denoising_steps: None,
+            task: Default::default(),
             temperature: 1.0,
             seed: 1,
         },

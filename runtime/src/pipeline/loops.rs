@@ -16,6 +16,7 @@ use crate::cerebellum::feedback::{Feedback, FeedbackLimits};
 use crate::cerebellum::stream::ActionSender;
 use crate::clock::{Clock, Nanos};
 use crate::compute::partition::Stage;
+use crate::config::VlaTask;
 use crate::error::{Result, RuntimeError};
 use crate::pipeline::observe::{guarded, Board, CerebellumInputs, CommandedState, RuntimeEvent};
 use crate::pipeline::stages::{ActRequest, ActionOutput, ActionPolicy, Brain, ModelStages, VisionStage};
@@ -101,6 +102,7 @@ pub(crate) fn start(shared: &Arc<Shared>, models: ModelStages, sender: ActionSen
         brain,
         policy,
         action_joints,
+        vla_task,
         chunk_period_ns,
         input_ages,
         ..
@@ -113,6 +115,7 @@ pub(crate) fn start(shared: &Arc<Shared>, models: ModelStages, sender: ActionSen
         policy,
         sender,
         joints: action_joints,
+        task: vla_task,
         period_ns: chunk_period_ns,
         next_chunk: 0,
         last_outputs: Vec::new(),
@@ -209,6 +212,8 @@ pub(crate) struct Cerebellum {
     pub sender: ActionSender,
     /// The robot joints the policy drives (and reads the state of).
     pub joints: Vec<usize>,
+    /// Whether a chunk is conditioned on the subtask or the instruction.
+    pub task: VlaTask,
     pub period_ns: Nanos,
     pub next_chunk: u64,
     /// The tokens or values of the last chunk.
@@ -238,10 +243,11 @@ impl Cerebellum {
         commanded: &CommandedState,
         now: Nanos,
     ) -> Option<(CerebellumInputs, u64)> {
-        let inputs = board
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .cerebellum_inputs(&self.joints, commanded)?;
+        let inputs =
+            board
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .cerebellum_inputs(&self.joints, commanded, self.task)?;
         let stale = self.stale_input(&inputs, now);
         if stale.map(|(input, _)| input) != self.stale {
             self.stale = stale.map(|(input, _)| input);

@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::cerebellum::motion::{JointCommand, JointSink};
 use crate::clock::Nanos;
 use crate::compute::partition::Stage;
+use crate::config::VlaTask;
 use crate::error::{Result, RuntimeError};
 
 /// A frame encoded for the brain and for the VLA: the same encoding when the VLA takes the
@@ -259,7 +260,12 @@ impl Board {
     }
 
     /// What the cerebellum needs for a chunk, once there is a frame and something to do.
-    pub fn cerebellum_inputs(&self, joints: &[usize], commanded: &CommandedState) -> Option<CerebellumInputs> {
+    pub fn cerebellum_inputs(
+        &self,
+        joints: &[usize],
+        commanded: &CommandedState,
+        task: VlaTask,
+    ) -> Option<CerebellumInputs> {
         let (_, encoded_captured, frame) = self.encoded.as_ref()?;
         let (_, captured, views) = self.frame.as_ref()?;
         Some(CerebellumInputs {
@@ -268,7 +274,10 @@ impl Board {
             state_captured: self.state_captured(),
             views: views.clone(),
             captured: *captured,
-            subtask: self.current_subtask()?,
+            subtask: match task {
+                VlaTask::Subtask => self.current_subtask()?,
+                VlaTask::Instruction => self.instruction.clone()?,
+            },
             state: self.policy_state(joints, commanded),
         })
     }

@@ -26,7 +26,7 @@ use crate::cerebellum::motion::{ActionDecoding, LoopOptions, MotionConfig, Motio
 use crate::cerebellum::stream::ActionReceiver;
 use crate::clock::Nanos;
 use crate::compute::partition::{Partitions, Stage};
-use crate::config::{ActionScheme, BrainConfig, RuntimeConfig};
+use crate::config::{ActionScheme, BrainConfig, RuntimeConfig, VlaTask};
 use crate::error::{Result, RuntimeError};
 use crate::kernels::{DType, DeviceBackend};
 use crate::pipeline::fast::FastPolicy;
@@ -181,6 +181,8 @@ pub struct ModelStages {
     pub cameras: usize,
     /// The robot joints the policy drives and reads the state of.
     pub action_joints: Vec<usize>,
+    /// Whether a chunk is conditioned on the subtask or the instruction.
+    pub vla_task: VlaTask,
     /// How often the cerebellum starts a chunk.
     pub chunk_period_ns: Nanos,
     /// How old a chunk's frame and joint state may be, when the robot reports its state.
@@ -258,6 +260,7 @@ impl Pipeline {
                 policy,
                 cameras: config.cameras,
                 action_joints: motion.action_joints.clone(),
+                vla_task: config.policy.task,
                 chunk_period_ns: config.chunk_period_ns(),
                 input_ages: config.motion.feedback_limits(),
             },

@@ -156,6 +156,7 @@ impl Simulation {
                 policy: models.policy,
                 sender,
                 joints: models.action_joints,
+                task: models.vla_task,
                 period_ns: models.chunk_period_ns,
                 next_chunk: 0,
                 last_outputs: Vec::new(),

@@ -24,7 +24,7 @@ use brainstem_models::smolvla::config::IMAGE_PREFIX;
 
 use crate::cerebellum::motion::NoHardware;
 use crate::clock::Nanos;
-use crate::config::{RobotSource, RuntimeConfig};
+use crate::config::{RobotSource, RuntimeConfig, VlaTask};
 use crate::demo::demo_config;
 use crate::error::{Result, RuntimeError};
 use crate::offline::dataset::{Dataset, Episode, STATE};
@@ -64,50 +64,65 @@ pub fn dataset_config(dataset: &Dataset, cache: &Path) -> Result<RuntimeConfig> 
 /// entries), each of its cameras one the policy takes; the chunk is the policy's. Every
 /// difference is named in one error.
 pub fn fit_lerobot_policy(config: &mut RuntimeConfig, dataset: &Dataset) -> Result<()> {
-    let Some(dir) = config.models.vla.clone().filter(|d| is_lerobot_policy(d)) else {
-        return Ok(());
-    };
-    let policy = PolicySpec::load(&dir)?;
-    let mut differences = Vec::new();
-    let state_len = dataset.info.vector_len(STATE).unwrap_or(0);
-    if state_len != policy.state_dim {
-        differences.push(format!(
-            "{STATE} has {state_len} values in the dataset, {} in the policy",
-            policy.state_dim
-        ));
-    }
-    if dataset.action_len() != policy.action_dim {
-        differences.push(format!(
-            "action has {} values in the dataset, {} in the policy",
-            dataset.action_len(),
-            policy.action_dim
-        ));
-    }
-    let takes: Vec<&str> = policy.cameras.iter().map(String::as_str).collect();
     let cameras: Vec<String> = dataset
         .cameras
         .iter()
         .map(|key| key.strip_prefix(IMAGE_PREFIX).unwrap_or(key).to_string())
         .collect();
+    let state_len = dataset.info.vector_len(STATE).unwrap_or(0);
+    let origin = dataset.root.display().to_string();
+    fit_policy_to(
+        config,
+        (state_len, dataset.action_len()),
+        cameras,
+        ("the dataset", &origin),
+    )
+}
+
+/// Fits `config` to the lerobot policy it names as its VLA, for a robot whose state and
+/// action have `lengths` values and whose cameras are `cameras` (the policy's names, in the
+/// robot's order), from `source`: what it is (the dataset, the simulated task) and which. Every difference is named in
+/// one error; the chunk becomes the policy's, and the policy is told the instruction.
+pub(crate) fn fit_policy_to(
+    config: &mut RuntimeConfig,
+    (state_len, action_len): (usize, usize),
+    cameras: Vec<String>,
+    (what, origin): (&str, &str),
+) -> Result<()> {
+    let Some(dir) = config.models.vla.clone().filter(|d| is_lerobot_policy(d)) else {
+        return Ok(());
+    };
+    let policy = PolicySpec::load(&dir)?;
+    let mut differences = Vec::new();
+    if state_len != policy.state_dim {
+        differences.push(format!(
+            "{STATE} has {state_len} values in {what}, {} in the policy",
+            policy.state_dim
+        ));
+    }
+    if action_len != policy.action_dim {
+        differences.push(format!(
+            "action has {action_len} values in {what}, {} in the policy",
+            policy.action_dim
+        ));
+    }
+    let takes: Vec<&str> = policy.cameras.iter().map(String::as_str).collect();
     for camera in cameras.iter().filter(|c| !takes.contains(&c.as_str())) {
         differences.push(format!(
-            "camera {camera} is in the dataset, not among the policy's ({})",
+            "camera {camera} is in {what}, not among the policy's ({})",
             takes.join(", ")
         ));
     }
     if !differences.is_empty() {
         return Err(RuntimeError::config(
             "models.vla",
-            format!(
-                "{} does not fit {}: {}",
-                dir.display(),
-                dataset.root.display(),
-                differences.join("; ")
-            ),
+            format!("{} does not fit {origin}: {}", dir.display(), differences.join("; ")),
         ));
     }
     config.policy.chunk_steps = policy.chunk_steps;
     config.policy.cameras = Some(cameras);
+    // A lerobot policy learned the dataset's task strings, not the brain's subtasks.
+    config.policy.task = VlaTask::Instruction;
     Ok(())
 }
 
@@ -312,7 +327,7 @@ impl Evaluator {
             predicted,
             recorded,
             self.fps,
-            self.latencies(),
+            stage_latencies(&self.sim),
             self.sim.interventions(),
         );
         result.stage_failures = self
@@ -354,22 +369,23 @@ impl Evaluator {
         }
         Some(positions)
     }
+}
 
-    fn latencies(&self) -> std::collections::BTreeMap<String, Latencies> {
-        [CHUNK, FIRST_ACTION, VISION, PLAN]
-            .into_iter()
-            .filter_map(|stage| {
-                let (buckets, deadline_misses) = self.sim.stage_latencies().recorded_ms(stage)?;
-                Some((
-                    stage.to_string(),
-                    Latencies {
-                        buckets,
-                        deadline_misses,
-                    },
-                ))
-            })
-            .collect()
-    }
+/// The model stages' latencies on the virtual clock so far, by stage name.
+pub(crate) fn stage_latencies(sim: &Simulation) -> std::collections::BTreeMap<String, Latencies> {
+    [CHUNK, FIRST_ACTION, VISION, PLAN]
+        .into_iter()
+        .filter_map(|stage| {
+            let (buckets, deadline_misses) = sim.stage_latencies().recorded_ms(stage)?;
+            Some((
+                stage.to_string(),
+                Latencies {
+                    buckets,
+                    deadline_misses,
+                },
+            ))
+        })
+        .collect()
 }
 
 fn seconds_to_ns(seconds: f64) -> Nanos {

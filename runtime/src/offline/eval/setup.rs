@@ -24,6 +24,9 @@ pub struct EvalSetup {
     pub vlm: Option<PathBuf>,
     /// With the built-in setup: this checkpoint as the VLA.
     pub vla: Option<PathBuf>,
+    /// A lerobot VLA's language backbone folder, when its `vlm_model_name` is neither a local
+    /// folder nor in the Hugging Face cache.
+    pub vla_backbone: Option<PathBuf>,
     /// Quantize the float matrices while loading (q8_0, q4_0, ...).
     pub quantize: Option<String>,
     /// Place the stages this way (split, vla-with-brain, two-chips, one-chip).
@@ -71,6 +74,9 @@ impl EvalSetup {
         if let Some(vla) = &self.vla {
             config.models.vla = Some(vla.clone());
             name = format!("{name}+{}", stem(vla));
+        }
+        if self.vla_backbone.is_some() {
+            config.models.vla_backbone.clone_from(&self.vla_backbone);
         }
         Ok((name, config))
     }
