@@ -58,8 +58,9 @@ def test_closed_loop_evaluation_reports_each_run(binary, tmp_path):
             assert episode["success"] == (episode["closest_distance"] <= report["success_radius"])
             assert len(episode["distances"]) >= 2
         # The trained policy reaches the dot in closed loop, through brainstem and through
-        # lerobot: 6 to 9 of these 10 when measured; its random-weight twin reaches 9 of 100.
-        assert run["summary"]["successes"] >= 4, (run["name"], result.stdout)
+        # lerobot: 9 of these 10 when measured; its random-weight twin, flailing, 2 of them
+        # (and at most 5 in any ten of 100 seeds).
+        assert run["summary"]["successes"] >= 6, (run["name"], result.stdout)
     html = (tmp_path / "report.html").read_text()
     assert html.count("<svg") == 3 and "data:image/png;base64," in html
 

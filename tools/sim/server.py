@@ -24,7 +24,9 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import reach  # noqa: E402
 
-CONTROL_HZ = 50.0
+# The motion decoder's rate: its tracker's gains follow the control period, and at 50 Hz it lags a
+# policy's held targets enough to cost a tenth of the successes (docs/simulation.md).
+CONTROL_HZ = 200.0
 
 
 def describe():

@@ -1,8 +1,8 @@
 //! `brainstem eval sim`: closed-loop evaluation in simulation. The reaching task
 //! (tools/sim/server.py, MuJoCo under the project's Python) plays the robot; each
-//! configuration asked for (`--quantize f32,q8_0,q4_k`, with `--placement` and `--device`)
-//! drives it through the whole runtime on the virtual clock, episode after episode on the
-//! same seeds; `--lerobot` adds the same policy run by lerobot's PyTorch in the same
+//! configuration asked for (`--quantize f32,q8_0,q4_k` times `--placement split,one-chip`, on
+//! `--device`) drives it through the whole runtime on the virtual clock, episode after episode
+//! on the same seeds; `--lerobot` adds the same policy run by lerobot's PyTorch in the same
 //! simulation (tools/sim/lerobot_rollout.py). Prints a row per run, writes report.json and a
 //! self-contained report.html under `--out`.
 
@@ -44,8 +44,10 @@ pub struct SimArgs {
     /// Weight formats to run, one run each (f32: as stored).
     #[arg(long, value_delimiter = ',', default_value = "f32")]
     quantize: Vec<String>,
-    #[arg(long)]
-    placement: Option<String>,
+    /// Placements to run, one run each with every format (split, vla-with-brain, two-chips,
+    /// one-chip); the built-in placement when none is given.
+    #[arg(long, value_delimiter = ',')]
+    placement: Vec<String>,
     #[arg(long)]
     device: Option<Device>,
     /// How often a chunk starts, in milliseconds (default: every half chunk).
@@ -100,12 +102,19 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
         args.seconds
     );
     let mut runs = Vec::new();
-    for format in &args.quantize {
+    let placements: Vec<Option<String>> = match args.placement.as_slice() {
+        [] => vec![None],
+        named => named.iter().cloned().map(Some).collect(),
+    };
+    let variants = placements
+        .iter()
+        .flat_map(|p| args.quantize.iter().map(move |f| (f, p)));
+    for (format, placement) in variants {
         let setup = SimSetup {
             vla: args.vla.clone(),
             vla_backbone: backbone.clone(),
             quantize: (format != "f32").then(|| format.clone()),
-            placement: args.placement.clone(),
+            placement: placement.clone(),
             device: args.device.clone(),
             chunk_period_ms: args.chunk_period_ms,
             cache: args.cache.clone(),
@@ -265,19 +274,10 @@ fn progress(episodes: u64, name: &str) -> ProgressBar {
 }
 
 fn print_run(run: &SimRun) {
-    let s = &run.summary;
-    let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} ms"));
+    let [success, median, interventions, p50, p99, host] = eval_sim_html::summary_cells(&run.summary);
     println!(
-        "{}: {}/{} succeeded ({:.0}%), median time to success {}, interventions {}, chunk p50 {} p99 {}, host {:.1} s",
-        run.name,
-        s.successes,
-        s.episodes,
-        100.0 * s.success_rate,
-        s.median_seconds_to_success.map_or("-".into(), |t| format!("{t:.2} s")),
-        s.interventions,
-        ms(s.chunk_p50_ms),
-        ms(s.chunk_p99_ms),
-        s.wall_seconds
+        "{}: {success} succeeded, median time to success {median}, interventions {interventions}, chunk p50 {p50} p99 {p99}, host {host}",
+        run.name
     );
 }
 

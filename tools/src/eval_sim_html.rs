@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use base64::Engine;
 use brainstem_runtime::models::image::RgbImage;
-use brainstem_runtime::offline::sim::report::{SimReport, SimRun};
+use brainstem_runtime::offline::sim::report::{RunSummary, SimReport, SimRun};
 use plotters::style::{Color, RGBAColor, BLACK};
 
 use crate::bench_report::LINE_COLOURS;
@@ -54,24 +54,28 @@ pub fn render(report: &SimReport) -> String {
 
 fn summary_table(html: &mut String, runs: &[SimRun]) {
     html.push_str("<table><tr><th>run</th><th>success</th><th>median time to success</th><th>interventions</th><th>chunk p50</th><th>chunk p99</th><th>host time</th></tr>");
-    let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} ms"));
     for run in runs {
-        let s = &run.summary;
-        let _ = write!(
-            html,
-            "<tr><td>{}</td><td>{}/{} ({:.0}%)</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1} s</td></tr>",
-            escape(&run.name),
-            s.successes,
-            s.episodes,
-            100.0 * s.success_rate,
-            s.median_seconds_to_success.map_or("-".into(), |t| format!("{t:.2} s")),
-            s.interventions,
-            ms(s.chunk_p50_ms),
-            ms(s.chunk_p99_ms),
-            s.wall_seconds
-        );
+        let cells: String = summary_cells(&run.summary)
+            .iter()
+            .map(|c| format!("<td>{c}</td>"))
+            .collect();
+        let _ = write!(html, "<tr><td>{}</td>{cells}</tr>", escape(&run.name));
     }
     html.push_str("</table><p>Chunk latency: on the virtual clock (the placement's chip profile) for brainstem, the host's wall clock for lerobot. Host time: the whole evaluation on this machine, simulator included.</p>");
+}
+
+/// A run's summary as the table's cells: successes, median time to success, interventions,
+/// chunk p50 and p99, host time.
+pub(crate) fn summary_cells(s: &RunSummary) -> [String; 6] {
+    let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} ms"));
+    [
+        format!("{}/{} ({:.0}%)", s.successes, s.episodes, 100.0 * s.success_rate),
+        s.median_seconds_to_success.map_or("-".into(), |t| format!("{t:.2} s")),
+        s.interventions.to_string(),
+        ms(s.chunk_p50_ms),
+        ms(s.chunk_p99_ms),
+        format!("{:.1} s", s.wall_seconds),
+    ]
 }
 
 /// Each episode's distance to the goal (one line each) with the success radius in black.
