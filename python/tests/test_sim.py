@@ -74,3 +74,11 @@ def test_a_policy_that_does_not_fit_the_task_is_refused(binary, tmp_path):
     assert result.returncode != 0
     assert "does not fit the simulated task reach" in result.stderr
     assert "observation.state has 2 values in the simulated task, 6 in the policy" in result.stderr
+
+
+def test_an_episode_length_or_timeout_out_of_range_is_refused(binary, tmp_path):
+    for option, value in (("--seconds", "nan"), ("--seconds", "inf"), ("--timeout-s", "0")):
+        result = subprocess.run([str(binary), "eval", "sim", option, value, "--out", str(tmp_path)],
+                                cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode != 0
+        assert f"{option} must be positive and at most 3600 s" in result.stderr

@@ -15,9 +15,11 @@ Run: python3.12 tools/sim/lerobot_rollout.py POLICY [--backbone DIR] [--episodes
 """
 
 import argparse
+import atexit
 import json
 import os
 import pathlib
+import shutil
 import sys
 import tempfile
 import time
@@ -60,9 +62,11 @@ def episode(policy, pre, post, task, seed, seconds, reach, control_hz):
 
 
 def hub_cache_for(policy, backbone):
-    """A Hugging Face cache, in a temporary folder, whose `vlm_model_name` entry is `backbone`."""
+    """A Hugging Face cache, in a temporary folder removed at exit, whose `vlm_model_name`
+    entry is `backbone`."""
     name = json.loads((policy / "config.json").read_text())["vlm_model_name"]
     home = pathlib.Path(tempfile.mkdtemp(prefix="brainstem-hf-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
     entry = home / "hub" / f"models--{name.replace('/', '--')}"
     (entry / "refs").mkdir(parents=True)
     (entry / "refs" / "main").write_text("local")

@@ -74,7 +74,15 @@ pub struct SimArgs {
     out: PathBuf,
 }
 
+/// The longest episode and reply wait accepted: an hour, far past any reaching task.
+const MAX_SECONDS: f64 = 3600.0;
+
 pub fn run(args: &SimArgs) -> anyhow::Result<()> {
+    for (option, value) in [("--seconds", args.seconds), ("--timeout-s", args.timeout_s)] {
+        if !(value > 0.0 && value <= MAX_SECONDS) {
+            bail!("{option} must be positive and at most {MAX_SECONDS} s, found {value}");
+        }
+    }
     let python = python(args.python.as_deref());
     let backbone = args
         .vla_backbone
@@ -165,7 +173,7 @@ fn start_server(python: &Path, args: &SimArgs) -> anyhow::Result<SimProcess> {
     SimProcess::start(
         &python.display().to_string(),
         &[script],
-        Duration::from_secs_f64(args.timeout_s.max(0.1)),
+        Duration::from_secs_f64(args.timeout_s),
     )
     .with_context(|| format!("starting the simulator with {}", python.display()))
 }
